@@ -1,0 +1,600 @@
+//! The subcommands: each turns checked arguments into calls of the stages
+//! (config, source, evaluate, snapshot) and prints its result on stdout.
+
+use chrono::{NaiveDate, Utc};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::cli::{Command, CyclesArgs, ExplainArgs, Locations, RunArgs, ValidateArgs};
+use crate::config::Pipeline;
+use crate::cycle::Cycle;
+use crate::error::{Context, Error, Result};
+use crate::evaluate::{self, Evaluation};
+use crate::expr::lower;
+use crate::snapshot::{self, Commit, InputInfo, Inputs, Manifest};
+use crate::source::{self, Dataset};
+use crate::storage::Store;
+use crate::{generate, table};
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Run(args) => run_cycles(args),
+        Command::Validate(args) => validate(args),
+        Command::Explain(args) => explain(args),
+        Command::Cycles(args) => cycles(args),
+        Command::Generate(args) => generate::generate(&args),
+    }
+}
+
+/// The pipeline and the locations a command works on, flags over file.
+struct Setup {
+    pipeline: Pipeline,
+    accounts_uri: String,
+    usage_uri: String,
+    output_uri: String,
+}
+
+fn setup(locations: &Locations) -> Result<Setup> {
+    let pipeline = Pipeline::load(locations.pipeline.as_deref())?;
+    let pick = |flag: &Option<String>, file: &str| flag.clone().unwrap_or_else(|| file.to_string());
+    Ok(Setup {
+        accounts_uri: pick(&locations.accounts, &pipeline.accounts.uri),
+        usage_uri: pick(&locations.usage, &pipeline.usage.uri),
+        output_uri: pick(&locations.output, &pipeline.output_uri),
+        pipeline,
+    })
+}
+
+fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| Error::config(format!("{flag} `{value}` is not a date: use YYYY-MM-DD")))
+}
+
+fn parse_cycle(value: &str) -> Result<Cycle> {
+    value.parse().map_err(Error::config)
+}
+
+/// The latest cycle the usage data covers completely.
+fn latest_cycle(pipeline: &Pipeline, usage: &Dataset) -> Result<Cycle> {
+    let max = usage
+        .frame
+        .clone()
+        .select([col("date").max()])
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+        .ctx(|| format!("cannot read usage dates of `{}`", usage.uri))?;
+    let value = max
+        .column("date")
+        .ctx(|| "date".into())?
+        .get(0)
+        .ctx(|| "date".into())?;
+    let AnyValue::Date(days) = value else {
+        return Err(Error::Schema(format!(
+            "usage `{}` has no dated rows: pass --cycle",
+            usage.uri
+        )));
+    };
+    let date =
+        NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64);
+    let cycle = Cycle::latest_complete(pipeline.cadence, date);
+    tracing::info!(%cycle, last_usage_date = %date, "no --cycle given: using the latest cycle the usage covers");
+    Ok(cycle)
+}
+
+#[derive(Serialize)]
+struct RunSummary {
+    cycle: String,
+    as_of: String,
+    run_id: String,
+    snapshot: String,
+    rows: u64,
+    segmentations: Vec<snapshot::SegmentationSummary>,
+    quality: Vec<crate::quality::Finding>,
+    replaced: Option<snapshot::Replaced>,
+    timings: std::collections::BTreeMap<String, f64>,
+    skipped: bool,
+}
+
+fn run_cycles(args: RunArgs) -> Result<()> {
+    let setup = setup(&args.locations)?;
+    let pipeline = &setup.pipeline;
+    let as_of_flag = args
+        .as_of
+        .as_deref()
+        .map(|v| parse_date("--as-of", v))
+        .transpose()?;
+    let range = match &args.cycles {
+        Some(range) => Some(Cycle::parse_range(range).map_err(Error::config)?),
+        None => None,
+    };
+    if as_of_flag.is_some() && range.is_some() {
+        return Err(Error::config(
+            "--as-of applies to one cycle: use it with --cycle, not --cycles",
+        ));
+    }
+    let single = args.cycle.as_deref().map(parse_cycle).transpose()?;
+    let store = Store::open(&setup.output_uri)?;
+    if let Some(cycle) = single
+        && as_of_flag.is_none()
+    {
+        // Fail before any work when the answer is known already.
+        snapshot::ensure_replaceable(&store, &cycle, args.replace)?;
+    }
+
+    let accounts = source::scan_accounts(pipeline, &setup.accounts_uri)?;
+    let usage = source::scan_usage(pipeline, &setup.usage_uri)?;
+    let cycles = match (range, single) {
+        (Some(range), _) => range,
+        (None, Some(cycle)) => vec![cycle],
+        (None, None) => vec![latest_cycle(pipeline, &usage)?],
+    };
+
+    let mut summaries = Vec::new();
+    for cycle in cycles {
+        if args.cycles.is_some()
+            && !args.replace
+            && snapshot::read_manifest(&store, &cycle)?.is_some()
+        {
+            tracing::info!(%cycle, "already committed: skipped (pass --replace to recompute)");
+            summaries.push(RunSummary {
+                cycle: cycle.to_string(),
+                as_of: cycle.as_of().to_string(),
+                run_id: String::new(),
+                snapshot: store.uri_of(&store.path(&snapshot::partition(&cycle))),
+                rows: 0,
+                segmentations: Vec::new(),
+                quality: Vec::new(),
+                replaced: None,
+                timings: Default::default(),
+                skipped: true,
+            });
+            continue;
+        }
+        let as_of = as_of_flag.unwrap_or_else(|| cycle.as_of());
+        if as_of < cycle.start() || as_of > cycle.as_of() {
+            tracing::warn!(%cycle, %as_of, "--as-of lies outside the cycle's period");
+        }
+        summaries.push(run_one(
+            &setup,
+            &store,
+            &accounts,
+            &usage,
+            cycle,
+            as_of,
+            args.replace,
+        )?);
+    }
+
+    if args.json {
+        let json = if summaries.len() == 1 {
+            serde_json::to_string_pretty(&summaries[0])
+        } else {
+            serde_json::to_string_pretty(&serde_json::json!({ "runs": summaries }))
+        }
+        .expect("serializable");
+        println!("{json}");
+    } else {
+        for s in &summaries {
+            print_summary(s);
+        }
+    }
+    Ok(())
+}
+
+fn run_one(
+    setup: &Setup,
+    store: &Store,
+    accounts: &Dataset,
+    usage: &Dataset,
+    cycle: Cycle,
+    as_of: NaiveDate,
+    replace: bool,
+) -> Result<RunSummary> {
+    let started_at = Utc::now();
+    let run_id = snapshot::new_run_id(started_at);
+    let span = tracing::info_span!("run", %cycle, %run_id);
+    let _enter = span.enter();
+    tracing::info!(%as_of, pipeline = %setup.pipeline.name, output = %store.uri(), "evaluating cycle");
+    let Evaluation {
+        snapshot: frame,
+        quality,
+        accounts_rows,
+        usage_rows_in_windows,
+        mut timings,
+    } = evaluate::evaluate(&setup.pipeline, accounts, usage, as_of)?;
+    let mut rejects = Vec::new();
+    if !quality.rejected_accounts.is_empty() {
+        rejects.push((
+            "accounts",
+            concat_frames(quality.rejected_accounts.clone())?,
+        ));
+    }
+    if !quality.rejected_usage.is_empty() {
+        rejects.push(("usage", concat_frames(quality.rejected_usage.clone())?));
+    }
+    let commit_start = std::time::Instant::now();
+    let manifest = snapshot::commit(
+        store,
+        Commit {
+            pipeline: &setup.pipeline,
+            cycle,
+            as_of,
+            run_id,
+            started_at,
+            snapshot: frame,
+            rejects,
+            inputs: Inputs {
+                accounts: InputInfo {
+                    uri: accounts.uri.clone(),
+                    rows: accounts_rows,
+                    files: accounts.files.clone(),
+                },
+                usage: InputInfo {
+                    uri: usage.uri.clone(),
+                    rows: usage_rows_in_windows,
+                    files: usage.files.clone(),
+                },
+            },
+            quality: quality.findings.clone(),
+            replace,
+        },
+    )?;
+    timings.push(("write_and_commit", commit_start.elapsed().as_secs_f64()));
+    tracing::info!(rows = manifest.rows, "committed");
+    Ok(RunSummary {
+        cycle: manifest.cycle.clone(),
+        as_of: manifest.as_of.clone(),
+        run_id: manifest.run_id.clone(),
+        snapshot: store.uri_of(&store.path(&snapshot::partition(&cycle))),
+        rows: manifest.rows,
+        segmentations: manifest.segmentations.clone(),
+        quality: manifest.quality.clone(),
+        replaced: manifest.replaced.clone(),
+        timings: timings
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), (v * 1000.0).round() / 1000.0))
+            .collect(),
+        skipped: false,
+    })
+}
+
+/// Rejected rows of several checks, in one frame (columns unioned).
+fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
+    let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
+    concat(lazy, UnionArgs::default())
+        .and_then(|lf| lf.collect())
+        .ctx(|| "rejects".into())
+}
+
+fn print_summary(s: &RunSummary) {
+    if s.skipped {
+        println!("cycle {}: already committed, skipped", s.cycle);
+        return;
+    }
+    println!(
+        "cycle {} (as of {}): {} accounts committed as run {}\n  {}",
+        s.cycle, s.as_of, s.rows, s.run_id, s.snapshot
+    );
+    if let Some(r) = &s.replaced {
+        println!("  replaced run {} of {}", r.run_id, r.finished_at);
+    }
+    for f in s.quality.iter().filter(|f| f.rows > 0) {
+        println!(
+            "  data check {}: {} {} rows ({:?})",
+            f.check, f.rows, f.dataset, f.policy
+        );
+    }
+    for seg in &s.segmentations {
+        let total_accounts: u64 = seg.labels.iter().map(|l| l.accounts).sum();
+        let total_arr: f64 = seg.labels.iter().map(|l| l.arr).sum();
+        let rows: Vec<Vec<String>> = seg
+            .labels
+            .iter()
+            .map(|l| {
+                vec![
+                    l.label.clone(),
+                    l.accounts.to_string(),
+                    table::percent(l.accounts as f64, total_accounts as f64),
+                    table::money(l.arr),
+                    table::percent(l.arr, total_arr),
+                ]
+            })
+            .collect();
+        println!("\n{}", seg.name);
+        print!(
+            "{}",
+            table::render(
+                &["label", "accounts", "share", "arr", "arr share"],
+                &rows,
+                &[false, true, true, true, true]
+            )
+        );
+    }
+    println!();
+}
+
+fn validate(args: ValidateArgs) -> Result<()> {
+    let setup = setup(&args.locations)?;
+    let p = &setup.pipeline;
+    println!(
+        "pipeline `{}` ({}) is valid: {} params, {} aggregates, {} features, {} segmentations",
+        p.name,
+        p.path,
+        p.params.len(),
+        p.aggregates.len(),
+        p.features.len(),
+        p.segmentations.len()
+    );
+    if args.config_only {
+        return Ok(());
+    }
+    let accounts = source::scan_accounts(p, &setup.accounts_uri)?;
+    println!(
+        "accounts `{}`: {} file(s), columns used: {}",
+        setup.accounts_uri,
+        accounts.files.len(),
+        accounts.columns.join(", ")
+    );
+    let usage = source::scan_usage(p, &setup.usage_uri)?;
+    println!(
+        "usage `{}`: {} file(s), columns used: {}",
+        setup.usage_uri,
+        usage.files.len(),
+        usage.columns.join(", ")
+    );
+    Ok(())
+}
+
+fn cycles(args: CyclesArgs) -> Result<()> {
+    let setup = setup(&args.locations)?;
+    let store = Store::open(&setup.output_uri)?;
+    let manifests = snapshot::list_committed(&store)?;
+    if args.json {
+        let list: Vec<serde_json::Value> = manifests
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "cycle": m.cycle, "as_of": m.as_of, "run_id": m.run_id,
+                    "finished_at": m.finished_at, "rows": m.rows,
+                    "pipeline": m.pipeline.name, "pipeline_hash": m.pipeline.hash,
+                    "replaced_run": m.replaced.as_ref().map(|r| r.run_id.clone()),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).expect("serializable")
+        );
+        return Ok(());
+    }
+    if manifests.is_empty() {
+        println!("no committed snapshots under {}", store.uri());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = manifests
+        .iter()
+        .map(|m| {
+            vec![
+                m.cycle.clone(),
+                m.as_of.clone(),
+                m.run_id.clone(),
+                m.finished_at.clone(),
+                m.rows.to_string(),
+                m.pipeline.name.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "cycle",
+                "as_of",
+                "run_id",
+                "committed_at",
+                "rows",
+                "pipeline"
+            ],
+            &rows,
+            &[false, false, false, false, true, false]
+        )
+    );
+    Ok(())
+}
+
+/// One rule's verdict for the account, with the value of each condition
+/// it is built from.
+#[derive(Serialize)]
+struct RuleVerdict {
+    rule: String,
+    label: String,
+    when: String,
+    matched: Option<bool>,
+    conditions: Vec<(String, Option<bool>)>,
+}
+
+#[derive(Serialize)]
+struct SegmentationVerdict {
+    segmentation: String,
+    label: String,
+    rule: String,
+    rules: Vec<RuleVerdict>,
+}
+
+fn explain(args: ExplainArgs) -> Result<()> {
+    let setup = setup(&args.locations)?;
+    let store = Store::open(&setup.output_uri)?;
+    let manifest: Option<Manifest> = match &args.cycle {
+        Some(c) => snapshot::read_manifest(&store, &parse_cycle(c)?)?,
+        None => snapshot::list_committed(&store)?.pop(),
+    };
+    // A committed snapshot is explained with the pipeline that made it;
+    // an uncommitted cycle is computed from the inputs.
+    let (pipeline, frame, as_of, cycle, source) = match manifest {
+        Some(m) => {
+            let pipeline = Pipeline::from_text(&m.pipeline.source, &m.pipeline.path)?;
+            let frame = snapshot::scan_committed(&store, &m)?
+                .collect()
+                .ctx(|| format!("cannot read the snapshot of {}", m.cycle))?;
+            let as_of = parse_date("as_of", &m.as_of)?;
+            (
+                pipeline,
+                frame,
+                as_of,
+                m.cycle.clone(),
+                format!("committed run {}", m.run_id),
+            )
+        }
+        None => {
+            let Some(c) = &args.cycle else {
+                return Err(Error::config(format!(
+                    "no committed snapshots under {}: pass --cycle to explain from the inputs",
+                    store.uri()
+                )));
+            };
+            let cycle = parse_cycle(c)?;
+            let accounts = source::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
+            let usage = source::scan_usage(&setup.pipeline, &setup.usage_uri)?;
+            let eval = evaluate::evaluate(&setup.pipeline, &accounts, &usage, cycle.as_of())?;
+            (
+                setup.pipeline.clone(),
+                eval.snapshot,
+                cycle.as_of(),
+                cycle.to_string(),
+                "not committed: computed from the inputs".to_string(),
+            )
+        }
+    };
+
+    // Every rule's condition and sub-conditions, evaluated over the whole
+    // cycle (base-wide functions need it), then the one account picked.
+    let mut exprs = Vec::new();
+    for (si, s) in pipeline.segmentations.iter().enumerate() {
+        for (ri, r) in s.rules.iter().enumerate() {
+            exprs.push(lower(&r.when, as_of).alias(format!("__r{si}_{ri}")));
+            for (ci, c) in r.when.conditions().iter().enumerate() {
+                exprs.push(lower(c, as_of).alias(format!("__r{si}_{ri}_{ci}")));
+            }
+        }
+    }
+    let total = frame.height();
+    let row = frame
+        .lazy()
+        .with_columns(exprs)
+        .filter(col("account_id").eq(lit(args.account.as_str())))
+        .collect()
+        .ctx(|| "explain".into())?;
+    if row.height() == 0 {
+        return Err(Error::config(format!(
+            "account `{}` is not in cycle {cycle} ({total} accounts): it may be churned, not yet onboarded, or dropped by a data check",
+            args.account
+        )));
+    }
+    let get_bool = |name: &str| -> Option<bool> {
+        match row.column(name).ok()?.get(0).ok()? {
+            AnyValue::Boolean(b) => Some(b),
+            _ => None,
+        }
+    };
+    let get_str = |name: &str| -> String {
+        row.column(name)
+            .ok()
+            .and_then(|c| c.get(0).ok())
+            .map(|v| table::value(&v))
+            .unwrap_or_default()
+    };
+    let mut verdicts = Vec::new();
+    for (si, s) in pipeline.segmentations.iter().enumerate() {
+        let rule = get_str(&s.rule_column());
+        let mut rules = Vec::new();
+        for (ri, r) in s.rules.iter().enumerate() {
+            let conditions = r
+                .when
+                .conditions()
+                .iter()
+                .enumerate()
+                .map(|(ci, c)| {
+                    (
+                        table::strip_parens(&c.to_string()),
+                        get_bool(&format!("__r{si}_{ri}_{ci}")),
+                    )
+                })
+                .collect();
+            rules.push(RuleVerdict {
+                rule: r.name.clone(),
+                label: r.label.clone(),
+                when: r.text.clone(),
+                matched: get_bool(&format!("__r{si}_{ri}")),
+                conditions,
+            });
+            if r.name == rule {
+                break;
+            }
+        }
+        verdicts.push(SegmentationVerdict {
+            segmentation: s.name.clone(),
+            label: get_str(&s.name),
+            rule,
+            rules,
+        });
+    }
+    let hidden = |n: &str| {
+        n.starts_with("__r")
+            || pipeline
+                .segmentations
+                .iter()
+                .any(|s| s.name == n || s.rule_column() == n)
+    };
+    let values: Vec<(String, String)> = row
+        .get_column_names()
+        .iter()
+        .filter(|n| !hidden(n.as_str()))
+        .map(|n| (n.to_string(), get_str(n.as_str())))
+        .collect();
+
+    if args.json {
+        let json = serde_json::json!({
+            "account_id": args.account, "cycle": cycle, "as_of": as_of.to_string(), "source": source,
+            "values": values.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "segmentations": verdicts,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("serializable")
+        );
+        return Ok(());
+    }
+    println!(
+        "account {} in cycle {cycle} (as of {as_of}; {source})\n",
+        args.account
+    );
+    let rows: Vec<Vec<String>> = values.into_iter().map(|(k, v)| vec![k, v]).collect();
+    print!(
+        "{}",
+        table::render(&["column", "value"], &rows, &[false, true])
+    );
+    for v in verdicts {
+        println!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
+        for r in &v.rules {
+            let mark = match r.matched {
+                Some(true) => "matched",
+                Some(false) => "no match",
+                None => "no match (null)",
+            };
+            println!(
+                "  {} -> {}: {mark}\n    when {}",
+                r.rule,
+                r.label,
+                r.when.trim()
+            );
+            for (text, value) in &r.conditions {
+                let shown = value.map_or("null".to_string(), |b| b.to_string());
+                println!("      {text} = {shown}");
+            }
+        }
+        if v.rule == crate::rules::DEFAULT_RULE {
+            println!("  no rule matched -> default {}", v.label);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! The command line: clap derive types only.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quadrant",
+    version,
+    about = "Segments a B2B customer base once per review cycle: Parquet in, immutable partitioned snapshots out."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More log detail: -v for debug, -vv for trace. RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Log format on stderr: `text` for people, `json` (one object per line) for orchestrators.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "QUADRANT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Where the pipeline, its inputs and its snapshots are. Every subcommand
+/// that reads them takes these, with the same meaning.
+#[derive(Debug, Clone, Args)]
+pub struct Locations {
+    /// The pipeline file. Default: the built-in copy of pipelines/default.toml.
+    #[arg(long, short = 'p')]
+    pub pipeline: Option<String>,
+
+    /// Accounts input (file, folder, glob or Hive tree); overrides the pipeline's.
+    #[arg(long)]
+    pub accounts: Option<String>,
+
+    /// Usage input (file, folder, glob or Hive tree); overrides the pipeline's.
+    #[arg(long)]
+    pub usage: Option<String>,
+
+    /// Output root of the snapshots; overrides the pipeline's.
+    #[arg(long, short = 'o')]
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute and commit the snapshot of one cycle (or a range of cycles).
+    Run(RunArgs),
+    /// Check the pipeline file and the input schemas; writes nothing.
+    Validate(ValidateArgs),
+    /// Show one account's features and which rule gave each label, and why
+    /// the earlier rules did not.
+    Explain(ExplainArgs),
+    /// List the committed snapshots under the output root.
+    Cycles(CyclesArgs),
+    /// Write realistic synthetic accounts and daily usage, deterministic by seed.
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// The cycle: `2026-Q4`, `2026-H2`, `2026-11` or `2026`. Default: the
+    /// latest cycle of the pipeline's cadence that the usage data covers.
+    #[arg(long, short = 'c', conflicts_with = "cycles")]
+    pub cycle: Option<String>,
+
+    /// A range of cycles to backfill, each committed on its own: `2025-Q1..2026-Q4`.
+    #[arg(long)]
+    pub cycles: Option<String>,
+
+    /// Evaluate as of this date instead of the cycle's last day (a mid-period preview).
+    #[arg(long)]
+    pub as_of: Option<String>,
+
+    /// Replace a committed snapshot of the cycle (the manifest records the replaced run).
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Print the run summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// Check only the pipeline file, not the input schemas.
+    #[arg(long)]
+    pub config_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// The cycle; default: the latest committed one.
+    #[arg(long, short = 'c')]
+    pub cycle: Option<String>,
+
+    /// The account to explain.
+    #[arg(long)]
+    pub account: String,
+
+    /// Print the explanation as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CyclesArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The folder to write `accounts.parquet` and `usage/` into.
+    #[arg(long)]
+    pub out: String,
+
+    /// How many accounts.
+    #[arg(long, default_value_t = 1000)]
+    pub accounts: u32,
+
+    /// Days of usage, ending on --end.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+
+    /// The random seed: the same seed writes the same data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+
+    /// The last day of usage (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-09-30")]
+    pub end: String,
+
+    /// Write quarterly `snapshot_date` rows per account (history for backfills).
+    #[arg(long)]
+    pub history: bool,
+}

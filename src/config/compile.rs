@@ -1,0 +1,770 @@
+//! Raw pipeline -> checked [`Pipeline`]: names, windows, expressions, feature
+//! dependencies and rules are checked here, and every problem is collected
+//! before anything is returned.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+use toml::de::DeTable;
+
+use super::raw::{self, RawPipeline};
+use super::*;
+use crate::error::{Problem, did_you_mean};
+use crate::expr::{self, Names};
+
+pub fn compile(text: &str, path: &str) -> Result<Pipeline> {
+    let mut c = Compiler {
+        path,
+        text,
+        problems: Vec::new(),
+    };
+    let doc = DeTable::parse(text).map_err(|e| c.toml_error(&e))?;
+    let unknown = raw::unknown_keys(doc.get_ref());
+    if !unknown.is_empty() {
+        for u in unknown {
+            let place = if u.path.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in [{}]", u.path)
+            };
+            let help = did_you_mean(&u.key, u.allowed.iter().copied())
+                .unwrap_or_else(|| format!("the keys allowed here are: {}", u.allowed.join(", ")));
+            c.problem(
+                u.span.start,
+                format!("unknown key `{}` {place}", u.key),
+                Some(help),
+            );
+        }
+        return Err(Error::Config(c.problems));
+    }
+    let raw: RawPipeline = toml::from_str(text).map_err(|e| c.toml_error(&e))?;
+    let pipeline = c.pipeline(raw);
+    if c.problems.is_empty() {
+        Ok(pipeline)
+    } else {
+        Err(Error::Config(c.problems))
+    }
+}
+
+struct Compiler<'a> {
+    path: &'a str,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+/// Where a name used in expressions comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Origin {
+    AccountColumn,
+    Param,
+    Aggregate,
+    Feature,
+    Segmentation,
+}
+
+impl Origin {
+    fn describe(self) -> &'static str {
+        match self {
+            Origin::AccountColumn => "an account column",
+            Origin::Param => "a param",
+            Origin::Aggregate => "an aggregate",
+            Origin::Feature => "a feature",
+            Origin::Segmentation => "a segmentation column",
+        }
+    }
+}
+
+impl<'a> Compiler<'a> {
+    fn place(&self, offset: usize) -> String {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{}:{line}:{column}", self.path)
+    }
+
+    fn problem(&mut self, offset: usize, message: String, help: Option<String>) {
+        let mut p = Problem::new(message).at(self.place(offset));
+        p.help = help;
+        self.problems.push(p);
+    }
+
+    fn toml_error(&self, e: &toml::de::Error) -> Error {
+        let message = e.message().trim().to_string();
+        let place = e
+            .span()
+            .map(|s| self.place(s.start))
+            .unwrap_or_else(|| self.path.to_string());
+        Error::Config(vec![Problem::new(message).at(place)])
+    }
+
+    /// The offset in the file of byte `offset` inside a string value.
+    fn inside(&self, value: &Spanned<String>, offset: usize) -> usize {
+        let start = value.span().start;
+        let rest = &self.text[start.min(self.text.len())..];
+        let quote = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+            // A newline right after the opening quotes is not part of the value.
+            3 + usize::from(rest[3..].starts_with('\n'))
+        } else {
+            1
+        };
+        start + quote + offset
+    }
+
+    fn identifier(&mut self, name: &Spanned<String>, what: &str) -> bool {
+        let n = name.get_ref();
+        let ok = !n.is_empty()
+            && n.len() <= 64
+            && n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            self.problem(
+                name.span().start,
+                format!("{what} `{n}` is not a valid name"),
+                Some(
+                    "use letters, digits and `_`, starting with a letter (at most 64 characters)"
+                        .into(),
+                ),
+            );
+        }
+        ok
+    }
+
+    fn pipeline(&mut self, raw: RawPipeline) -> Pipeline {
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty() || name.len() > 100 || name.contains(['/', '\\', '\n']) {
+            self.problem(
+                raw.name.span().start,
+                "the pipeline `name` must be a short name without slashes".into(),
+                None,
+            );
+        }
+        let cadence = match &raw.cadence {
+            None => Cadence::Quarter,
+            Some(c) => match c.get_ref().as_str() {
+                "quarter" => Cadence::Quarter,
+                "half" => Cadence::Half,
+                "month" => Cadence::Month,
+                "year" => Cadence::Year,
+                other => {
+                    self.problem(
+                        c.span().start,
+                        format!("unknown cadence `{other}`"),
+                        Some("use one of: quarter, half, month, year".into()),
+                    );
+                    Cadence::Quarter
+                }
+            },
+        };
+        let accounts = self.input(&raw.inputs.accounts, "inputs.accounts");
+        let usage = self.input(&raw.inputs.usage, "inputs.usage");
+        if raw.output.uri.get_ref().trim().is_empty() {
+            self.problem(
+                raw.output.uri.span().start,
+                "[output] `uri` is empty".into(),
+                None,
+            );
+        }
+
+        // Every name an expression can use, and where it comes from.
+        let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+        let mut types: BTreeMap<String, Type> = BTreeMap::new();
+        for (column, ty, _) in ACCOUNT_COLUMNS {
+            origins.insert(column.to_string(), Origin::AccountColumn);
+            types.insert(column.to_string(), *ty);
+        }
+        for column in accounts.columns.keys() {
+            origins.insert(column.clone(), Origin::AccountColumn);
+            types.entry(column.clone()).or_insert(Type::Any);
+        }
+        let mut passthrough = Vec::new();
+        for p in &raw.output.passthrough {
+            if !self.identifier(p, "passthrough column") {
+                continue;
+            }
+            let n = p.get_ref();
+            if passthrough.contains(n) {
+                self.problem(
+                    p.span().start,
+                    format!("passthrough column `{n}` is listed twice"),
+                    None,
+                );
+            } else if RESERVED.contains(&n.as_str()) {
+                self.problem(
+                    p.span().start,
+                    format!("`{n}` is always in the snapshot: leave it out of `passthrough`"),
+                    None,
+                );
+            } else {
+                passthrough.push(n.clone());
+                origins.insert(n.clone(), Origin::AccountColumn);
+                types.entry(n.clone()).or_insert(Type::Any);
+            }
+        }
+
+        let params = self.params(&raw, &mut origins);
+        let quality = self.quality(&raw);
+        let aggregates = self.aggregates(&raw, &mut origins, &mut types);
+        let features = self.features(&raw, &params, &mut origins, &mut types);
+        let segmentations = self.segmentations(&raw, &params, &mut origins, &types);
+
+        // The account columns that expressions and axis hints read.
+        let mut account_columns: Vec<(String, Type)> = Vec::new();
+        let mut note = |name: &str| {
+            if origins.get(name) == Some(&Origin::AccountColumn)
+                && !account_columns.iter().any(|(n, _)| n == name)
+            {
+                account_columns.push((name.to_string(), types[name]));
+            }
+        };
+        for f in &features {
+            f.expr.columns().iter().for_each(|c| note(c));
+        }
+        for s in &segmentations {
+            for r in &s.rules {
+                r.when.columns().iter().for_each(|c| note(c));
+            }
+            s.x.iter().chain(s.y.iter()).for_each(|c| note(c));
+        }
+
+        Pipeline {
+            name,
+            description: raw.description.clone(),
+            cadence,
+            path: self.path.to_string(),
+            source: self.text.to_string(),
+            hash: content_hash(self.text),
+            accounts,
+            usage,
+            output_uri: raw.output.uri.get_ref().trim().to_string(),
+            passthrough,
+            params,
+            aggregates,
+            features,
+            segmentations,
+            quality,
+            account_columns,
+        }
+    }
+
+    fn input(&mut self, raw: &raw::RawInput, section: &str) -> Input {
+        if raw.uri.get_ref().trim().is_empty() {
+            self.problem(
+                raw.uri.span().start,
+                format!("[{section}] `uri` is empty"),
+                None,
+            );
+        }
+        let mut columns = BTreeMap::new();
+        let mut sources = BTreeSet::new();
+        for (ours, theirs) in &raw.columns {
+            self.identifier(ours, "mapped column");
+            if theirs.get_ref().is_empty() {
+                self.problem(
+                    theirs.span().start,
+                    format!("the column mapped to `{}` is empty", ours.get_ref()),
+                    None,
+                );
+            }
+            if !sources.insert(theirs.get_ref().clone()) {
+                self.problem(
+                    theirs.span().start,
+                    format!("column `{}` of the data is mapped twice", theirs.get_ref()),
+                    None,
+                );
+            }
+            columns.insert(ours.get_ref().clone(), theirs.get_ref().clone());
+        }
+        Input {
+            uri: raw.uri.get_ref().trim().to_string(),
+            columns,
+        }
+    }
+
+    /// Records a name in the shared namespace, or reports the clash.
+    fn define(
+        &mut self,
+        origins: &mut BTreeMap<String, Origin>,
+        name: &Spanned<String>,
+        origin: Origin,
+    ) -> bool {
+        let n = name.get_ref();
+        if RESERVED.contains(&n.as_str()) || n.eq_ignore_ascii_case("as_of") {
+            self.problem(
+                name.span().start,
+                format!("`{n}` is a reserved column name"),
+                Some(format!("reserved names: {}", RESERVED.join(", "))),
+            );
+            return false;
+        }
+        if let Some(existing) = origins.get(n) {
+            self.problem(
+                name.span().start,
+                format!(
+                    "{} `{n}` has the name of {}",
+                    origin
+                        .describe()
+                        .trim_start_matches("an ")
+                        .trim_start_matches("a "),
+                    existing.describe()
+                ),
+                Some(
+                    "every param, aggregate, feature and segmentation needs a name of its own"
+                        .into(),
+                ),
+            );
+            return false;
+        }
+        origins.insert(n.clone(), origin);
+        true
+    }
+
+    fn params(
+        &mut self,
+        raw: &RawPipeline,
+        origins: &mut BTreeMap<String, Origin>,
+    ) -> BTreeMap<String, Kind> {
+        let mut params = BTreeMap::new();
+        for (name, value) in &raw.params {
+            if !self.identifier(name, "param") || !self.define(origins, name, Origin::Param) {
+                continue;
+            }
+            let kind = match value.get_ref() {
+                toml::Value::Integer(v) => Kind::Int(*v),
+                toml::Value::Float(v) if v.is_finite() => Kind::Num(*v),
+                toml::Value::String(s) => Kind::Str(s.clone()),
+                toml::Value::Boolean(b) => Kind::Bool(*b),
+                _ => {
+                    self.problem(
+                        value.span().start,
+                        format!(
+                            "param `{}` must be a number, a string or a boolean",
+                            name.get_ref()
+                        ),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            params.insert(name.get_ref().clone(), kind);
+        }
+        params
+    }
+
+    fn quality(&mut self, raw: &RawPipeline) -> Quality {
+        let mut quality = Quality {
+            policies: BTreeMap::new(),
+            max_reject_ratio: None,
+        };
+        for (key, value) in &raw.quality {
+            let k = key.get_ref().as_str();
+            if k == "max_reject_ratio" {
+                match value.get_ref() {
+                    toml::Value::Float(v) if (0.0..=1.0).contains(v) => {
+                        quality.max_reject_ratio = Some(*v)
+                    }
+                    toml::Value::Integer(v) if (0..=1).contains(v) => {
+                        quality.max_reject_ratio = Some(*v as f64)
+                    }
+                    _ => self.problem(
+                        value.span().start,
+                        "`max_reject_ratio` must be a number from 0 to 1".into(),
+                        None,
+                    ),
+                }
+                continue;
+            }
+            let Some(check) = Check::ALL.into_iter().find(|c| c.name() == k) else {
+                let names = Check::ALL
+                    .iter()
+                    .map(|c| c.name())
+                    .chain(["max_reject_ratio"]);
+                let help = did_you_mean(k, names.clone()).unwrap_or_else(|| {
+                    format!("the checks are: {}", names.collect::<Vec<_>>().join(", "))
+                });
+                self.problem(
+                    key.span().start,
+                    format!("unknown data check `{k}` in [quality]"),
+                    Some(help),
+                );
+                continue;
+            };
+            let policy = match value.get_ref().as_str() {
+                Some("error") => Policy::Error,
+                Some("warn") if check.allows_warn() => Policy::Warn,
+                Some("warn") => {
+                    self.problem(
+                        value.span().start,
+                        format!(
+                            "`{k}` cannot be `warn`: a row without a usable key cannot be kept"
+                        ),
+                        Some("use `error` or `drop`".into()),
+                    );
+                    continue;
+                }
+                Some("drop") => Policy::Drop,
+                _ => {
+                    self.problem(
+                        value.span().start,
+                        format!("the policy of `{k}` must be \"error\", \"warn\" or \"drop\""),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            quality.policies.insert(check, policy);
+        }
+        quality
+    }
+
+    fn aggregates(
+        &mut self,
+        raw: &RawPipeline,
+        origins: &mut BTreeMap<String, Origin>,
+        types: &mut BTreeMap<String, Type>,
+    ) -> Vec<Aggregate> {
+        let mut out = Vec::new();
+        for a in &raw.aggregates {
+            let named = self.identifier(&a.name, "aggregate")
+                && self.define(origins, &a.name, Origin::Aggregate);
+            let column_ok = self.identifier(&a.column, "usage column");
+            if matches!(a.column.get_ref().as_str(), "account_id" | "date") {
+                self.problem(
+                    a.column.span().start,
+                    format!(
+                        "aggregate `{}` cannot aggregate the key column `{}`",
+                        a.name.get_ref(),
+                        a.column.get_ref()
+                    ),
+                    None,
+                );
+            }
+            let agg = Agg::ALL
+                .iter()
+                .find(|(n, _)| n == a.agg.get_ref())
+                .map(|(_, g)| *g);
+            if agg.is_none() {
+                let names = Agg::ALL.iter().map(|(n, _)| *n);
+                let help = did_you_mean(a.agg.get_ref(), names.clone()).unwrap_or_else(|| {
+                    format!("use one of: {}", names.collect::<Vec<_>>().join(", "))
+                });
+                self.problem(
+                    a.agg.span().start,
+                    format!("unknown agg `{}`", a.agg.get_ref()),
+                    Some(help),
+                );
+            }
+            let window = *a.window_days.get_ref();
+            if !(1..=3660).contains(&window) {
+                self.problem(
+                    a.window_days.span().start,
+                    format!(
+                        "window_days of `{}` must be from 1 to 3660, found {window}",
+                        a.name.get_ref()
+                    ),
+                    None,
+                );
+            }
+            let offset = a.offset_days.as_ref().map_or(0, |o| *o.get_ref());
+            if !(0..=3660).contains(&offset) {
+                let at = a
+                    .offset_days
+                    .as_ref()
+                    .map_or(a.name.span().start, |o| o.span().start);
+                self.problem(
+                    at,
+                    format!(
+                        "offset_days of `{}` must be from 0 to 3660, found {offset}",
+                        a.name.get_ref()
+                    ),
+                    None,
+                );
+            }
+            if let (true, true, Some(agg)) = (named, column_ok, agg) {
+                types.insert(a.name.get_ref().clone(), Type::Num);
+                out.push(Aggregate {
+                    name: a.name.get_ref().clone(),
+                    column: a.column.get_ref().clone(),
+                    agg,
+                    window_days: window.clamp(1, 3660) as u32,
+                    offset_days: offset.clamp(0, 3660) as u32,
+                    description: a.description.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Parses an expression and checks it, reporting problems at their place
+    /// in the file.
+    fn expression(
+        &mut self,
+        text: &Spanned<String>,
+        params: &BTreeMap<String, Kind>,
+        types: &BTreeMap<String, Type>,
+        context: &str,
+    ) -> Option<expr::Resolved> {
+        let ast = match expr::parse(text.get_ref()) {
+            Ok(ast) => ast,
+            Err(e) => {
+                let at = self.inside(text, e.span.start);
+                self.problem(at, format!("{context}: {}", e.message), None);
+                return None;
+            }
+        };
+        let names = Names {
+            params,
+            columns: types,
+        };
+        match expr::check(&ast, &names) {
+            Ok(resolved) => Some(resolved),
+            Err(errors) => {
+                for e in errors {
+                    let at = self.inside(text, e.span.start);
+                    self.problem(at, format!("{context}: {}", e.message), e.help);
+                }
+                None
+            }
+        }
+    }
+
+    fn features(
+        &mut self,
+        raw: &RawPipeline,
+        params: &BTreeMap<String, Kind>,
+        origins: &mut BTreeMap<String, Origin>,
+        types: &mut BTreeMap<String, Type>,
+    ) -> Vec<Feature> {
+        // Parse every feature first: the names each one uses give the order
+        // in which they can be checked and computed.
+        let mut parsed: Vec<(usize, &raw::RawFeature, Vec<String>)> = Vec::new();
+        for (position, f) in raw.features.iter().enumerate() {
+            if !self.identifier(&f.name, "feature")
+                || !self.define(origins, &f.name, Origin::Feature)
+            {
+                continue;
+            }
+            let uses = match expr::parse(f.expr.get_ref()) {
+                Ok(ast) => {
+                    let mut names = Vec::new();
+                    ast.walk(&mut |a| {
+                        if let Kind::Name(n) = &a.kind {
+                            names.push(n.clone());
+                        }
+                    });
+                    names
+                }
+                Err(_) => Vec::new(), // reported when the feature is checked
+            };
+            parsed.push((position, f, uses));
+        }
+        let feature_names: BTreeSet<&str> = parsed
+            .iter()
+            .map(|(_, f, _)| f.name.get_ref().as_str())
+            .collect();
+
+        // Kahn's algorithm over the dependencies between features.
+        let mut order: Vec<usize> = Vec::new();
+        let mut placed: BTreeSet<&str> = BTreeSet::new();
+        loop {
+            let before = order.len();
+            for (i, (_, f, uses)) in parsed.iter().enumerate() {
+                let name = f.name.get_ref().as_str();
+                if placed.contains(name) {
+                    continue;
+                }
+                let ready = uses
+                    .iter()
+                    .filter(|u| feature_names.contains(u.as_str()) && u.as_str() != name)
+                    .all(|u| placed.contains(u.as_str()));
+                let self_reference = uses.iter().any(|u| u == name);
+                if ready && !self_reference {
+                    order.push(i);
+                    placed.insert(name);
+                }
+            }
+            if order.len() == before {
+                break;
+            }
+        }
+        if order.len() < parsed.len() {
+            let stuck: Vec<&str> = parsed
+                .iter()
+                .map(|(_, f, _)| f.name.get_ref().as_str())
+                .filter(|n| !placed.contains(n))
+                .collect();
+            let first = parsed
+                .iter()
+                .find(|(_, f, _)| !placed.contains(f.name.get_ref().as_str()))
+                .expect("one is stuck");
+            self.problem(
+                first.1.name.span().start,
+                format!(
+                    "features depend on each other in a cycle: {}",
+                    stuck.join(", ")
+                ),
+                Some("a feature can only use features that do not use it in turn".into()),
+            );
+        }
+
+        let mut features = Vec::new();
+        for i in order {
+            let (position, f, _) = &parsed[i];
+            let context = format!("feature `{}`", f.name.get_ref());
+            match self.expression(&f.expr, params, types, &context) {
+                Some(resolved) => {
+                    if resolved.ty == Type::Bool || resolved.ty == Type::Null {
+                        // Booleans are allowed: flags such as `is_detractor`.
+                    }
+                    types.insert(f.name.get_ref().clone(), resolved.ty);
+                    features.push(Feature {
+                        name: f.name.get_ref().clone(),
+                        position: *position,
+                        expr: resolved.ast,
+                        text: f.expr.get_ref().clone(),
+                        description: f.description.clone(),
+                    });
+                }
+                None => {
+                    // Keep checking features that use this one.
+                    types.insert(f.name.get_ref().clone(), Type::Any);
+                }
+            }
+        }
+        features
+    }
+
+    fn segmentations(
+        &mut self,
+        raw: &RawPipeline,
+        params: &BTreeMap<String, Kind>,
+        origins: &mut BTreeMap<String, Origin>,
+        types: &BTreeMap<String, Type>,
+    ) -> Vec<Segmentation> {
+        let mut out = Vec::new();
+        // Segmentation and `<name>_rule` columns share the namespace too.
+        for s in &raw.segmentations {
+            let named = self.identifier(&s.name, "segmentation")
+                && self.define(origins, &s.name, Origin::Segmentation);
+            if named {
+                let rule_col = Spanned::new(s.name.span(), format!("{}_rule", s.name.get_ref()));
+                self.define(origins, &rule_col, Origin::Segmentation);
+            }
+            let default = match &s.default {
+                Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().clone(),
+                Some(d) => {
+                    self.problem(d.span().start, "the `default` label is empty".into(), None);
+                    String::new()
+                }
+                None => {
+                    self.problem(
+                        s.name.span().start,
+                        format!("segmentation `{}` has no `default` label", s.name.get_ref()),
+                        Some("every account gets a label: add `default = \"...\"` for accounts no rule matches".into()),
+                    );
+                    String::new()
+                }
+            };
+            let mut rules = Vec::new();
+            let mut rule_names = BTreeSet::new();
+            for r in &s.rules {
+                let context = format!(
+                    "rule `{}` of segmentation `{}`",
+                    r.name.get_ref(),
+                    s.name.get_ref()
+                );
+                if self.identifier(&r.name, "rule") {
+                    if r.name.get_ref() == "default" {
+                        self.problem(
+                            r.name.span().start,
+                            "`default` names the default label, not a rule: rename the rule".into(),
+                            None,
+                        );
+                    } else if !rule_names.insert(r.name.get_ref().clone()) {
+                        self.problem(
+                            r.name.span().start,
+                            format!(
+                                "rule `{}` appears twice in segmentation `{}`",
+                                r.name.get_ref(),
+                                s.name.get_ref()
+                            ),
+                            None,
+                        );
+                    }
+                }
+                if r.label.get_ref().trim().is_empty() {
+                    self.problem(
+                        r.label.span().start,
+                        format!("{context}: the label is empty"),
+                        None,
+                    );
+                }
+                if let Some(resolved) = self.expression(&r.when, params, types, &context) {
+                    if !matches!(resolved.ty, Type::Bool | Type::Null | Type::Any) {
+                        self.problem(
+                            self.inside(&r.when, 0),
+                            format!(
+                                "{context}: `when` must be a condition, but it is a {}",
+                                resolved.ty
+                            ),
+                            Some("compare it, for example `wallet_share >= 0.8`".into()),
+                        );
+                    } else {
+                        rules.push(Rule {
+                            name: r.name.get_ref().clone(),
+                            label: r.label.get_ref().clone(),
+                            when: resolved.ast,
+                            text: r.when.get_ref().clone(),
+                            description: r.description.clone(),
+                        });
+                    }
+                }
+            }
+            let mut axis = |hint: &Option<Spanned<String>>, which: &str| -> Option<String> {
+                let h = hint.as_ref()?;
+                match types.get(h.get_ref()) {
+                    Some(Type::Num | Type::Any) => Some(h.get_ref().clone()),
+                    Some(t) => {
+                        self.problem(
+                            h.span().start,
+                            format!("axis `{which}` must be numeric, `{}` is a {t}", h.get_ref()),
+                            None,
+                        );
+                        None
+                    }
+                    None => {
+                        let help = did_you_mean(h.get_ref(), types.keys().map(String::as_str));
+                        self.problem(
+                            h.span().start,
+                            format!("axis `{which}` names unknown column `{}`", h.get_ref()),
+                            help,
+                        );
+                        None
+                    }
+                }
+            };
+            let x = axis(&s.x, "x");
+            let y = axis(&s.y, "y");
+            out.push(Segmentation {
+                name: s.name.get_ref().clone(),
+                description: s.description.clone(),
+                default,
+                rules,
+                x,
+                y,
+            });
+        }
+        out
+    }
+}
+
+/// A hash of what the file says, not how: comments and layout do not count.
+fn content_hash(text: &str) -> String {
+    let canonical = text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| toml::to_string(&t).ok())
+        .unwrap_or_else(|| text.to_string());
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}

@@ -1,0 +1,302 @@
+//! One cycle, from the two datasets to the snapshot frame: point-in-time
+//! accounts, data checks, usage aggregates, features and segment labels.
+//! `run` writes what this returns; `explain` reads one account of it.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::config::{Check, Pipeline, Policy};
+use crate::error::{Context, Result};
+use crate::features;
+use crate::quality::{self, Outcome, REASON};
+use crate::rules;
+use crate::source::Dataset;
+
+/// What a cycle's evaluation produced.
+pub struct Evaluation {
+    /// The snapshot's rows and columns, sorted by account id.
+    pub snapshot: DataFrame,
+    pub quality: Outcome,
+    pub accounts_rows: u64,
+    pub usage_rows_in_windows: u64,
+    pub timings: Vec<(&'static str, f64)>,
+}
+
+/// The columns of the snapshot, in order, without `run_id` and
+/// `pipeline_hash` (added when it is written).
+pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
+    let mut cols: Vec<String> = vec!["as_of".into(), "account_id".into(), "arr".into()];
+    let mut push = |c: &str| {
+        if !cols.iter().any(|x| x == c) {
+            cols.push(c.to_string());
+        }
+    };
+    pipeline.passthrough.iter().for_each(|c| push(c));
+    pipeline.account_columns.iter().for_each(|(c, _)| push(c));
+    pipeline.aggregates.iter().for_each(|a| push(&a.name));
+    let mut by_position: Vec<_> = pipeline.features.iter().collect();
+    by_position.sort_by_key(|f| f.position);
+    by_position.iter().for_each(|f| push(&f.name));
+    for s in &pipeline.segmentations {
+        push(&s.name);
+        push(&s.rule_column());
+    }
+    cols
+}
+
+fn timed<T>(
+    timings: &mut Vec<(&'static str, f64)>,
+    stage: &'static str,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    let start = std::time::Instant::now();
+    let out = f()?;
+    let secs = start.elapsed().as_secs_f64();
+    tracing::info!(stage, seconds = format!("{secs:.3}"), "stage {stage} done");
+    timings.push((stage, secs));
+    Ok(out)
+}
+
+pub fn evaluate(
+    pipeline: &Pipeline,
+    accounts: &Dataset,
+    usage: &Dataset,
+    as_of: NaiveDate,
+) -> Result<Evaluation> {
+    let mut timings = Vec::new();
+    let mut outcome = Outcome::default();
+    let quality = &pipeline.quality;
+    let has_snapshot_date = accounts.columns.iter().any(|c| c == "snapshot_date");
+
+    // Point in time: rows dated after as_of do not exist yet for this cycle.
+    let (all_accounts, accounts_rows) = timed(&mut timings, "scan_accounts", || {
+        let all = accounts
+            .frame
+            .clone()
+            .collect()
+            .ctx(|| format!("cannot read accounts `{}`", accounts.uri))?;
+        let rows = all.height() as u64;
+        Ok((all, rows))
+    })?;
+    let known_ids = all_accounts
+        .column("account_id")
+        .ctx(|| "accounts".into())?
+        .as_materialized_series()
+        .clone();
+    let candidates = if has_snapshot_date {
+        all_accounts
+            .lazy()
+            .filter(
+                col("snapshot_date")
+                    .is_null()
+                    .or(col("snapshot_date").lt_eq(crate::expr::date_lit(as_of))),
+            )
+            .collect()
+            .ctx(|| "point-in-time selection".into())?
+    } else {
+        all_accounts
+    };
+
+    let mut frame = quality::check_frame(
+        candidates,
+        Check::NullAccountId,
+        "accounts",
+        col("account_id").is_null(),
+        quality,
+        &mut outcome,
+    )?;
+    if has_snapshot_date {
+        // The row valid at as_of is the latest dated one; undated rows count
+        // only for accounts with no dated row.
+        let latest = col("snapshot_date")
+            .max()
+            .over([col("account_id")])
+            .ctx(|| "point-in-time selection".into())?;
+        frame = frame
+            .lazy()
+            .filter(col("snapshot_date").eq_missing(latest))
+            .collect()
+            .ctx(|| "point-in-time selection".into())?;
+    }
+    frame = quality::check_frame(
+        frame,
+        Check::DuplicateAccountId,
+        "accounts",
+        len()
+            .over([col("account_id")])
+            .ctx(|| "duplicate check".into())?
+            .gt(lit(1)),
+        quality,
+        &mut outcome,
+    )?;
+    // In the cycle: onboarded by as_of and not churned by then.
+    let as_of_lit = crate::expr::date_lit(as_of);
+    frame = frame
+        .lazy()
+        .filter(
+            col("customer_since")
+                .lt_eq(as_of_lit.clone())
+                .and(
+                    col("churned_on")
+                        .is_null()
+                        .or(col("churned_on").gt(as_of_lit)),
+                )
+                .fill_null(lit(false)),
+        )
+        .collect()
+        .ctx(|| "active accounts".into())?;
+    let row_checks = [
+        (Check::NegativeArr, col("arr").lt(lit(0))),
+        (Check::NegativeWallet, col("wallet").lt(lit(0))),
+        (Check::NegativeSeats, col("seats").lt(lit(0))),
+        (
+            Check::NpsOutOfRange,
+            col("nps").lt(lit(0)).or(col("nps").gt(lit(10))),
+        ),
+    ];
+    for (check, flagged) in row_checks {
+        frame = quality::check_frame(frame, check, "accounts", flagged, quality, &mut outcome)?;
+    }
+
+    // Usage: one streaming pass, grouped by account.
+    let drop_negative = quality.policy(Check::NegativeUsage) == Policy::Drop;
+    let grouped = timed(&mut timings, "aggregate_usage", || {
+        features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
+            .ctx(|| format!("cannot aggregate usage `{}`", usage.uri))
+    })?;
+    let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
+    usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
+    outcome.enforce(
+        quality,
+        &[
+            (
+                "accounts",
+                frame.height() as u64 + outcome.dropped("accounts"),
+            ),
+            ("usage", usage_rows_in_windows),
+        ],
+    )?;
+
+    let snapshot = timed(&mut timings, "features_and_rules", || {
+        let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), pipeline);
+        let with_features = features::add_features(joined, pipeline, as_of);
+        let segments: Vec<Expr> = pipeline
+            .segmentations
+            .iter()
+            .flat_map(|s| rules::segment(s, as_of))
+            .collect();
+        let mut columns: Vec<Expr> = snapshot_columns(pipeline)
+            .iter()
+            .map(|c| col(c.as_str()))
+            .collect();
+        columns[0] = crate::expr::date_lit(as_of).alias("as_of");
+        with_features
+            .with_columns(segments)
+            .select(columns)
+            .sort(["account_id"], SortMultipleOptions::default())
+            .collect()
+            .ctx(|| "cannot compute features and segments".into())
+    })?;
+
+    Ok(Evaluation {
+        snapshot,
+        quality: outcome,
+        accounts_rows,
+        usage_rows_in_windows,
+        timings,
+    })
+}
+
+fn sum_u64(frame: &DataFrame, column: &str) -> Result<u64> {
+    let total = frame
+        .column(column)
+        .ctx(|| column.to_string())?
+        .as_materialized_series()
+        .sum::<i64>()
+        .ctx(|| column.to_string())?;
+    Ok(total.max(0) as u64)
+}
+
+/// The usage checks: rows of unknown accounts and rows with negative
+/// metrics, both counted from the grouped pass; rejected rows are read in a
+/// second pass only when a `drop` policy needs them written.
+fn usage_findings(
+    pipeline: &Pipeline,
+    usage: &Dataset,
+    grouped: &DataFrame,
+    known_ids: &Series,
+    as_of: NaiveDate,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let quality = &pipeline.quality;
+    let unknown = grouped
+        .clone()
+        .lazy()
+        .filter(
+            col("account_id")
+                .is_in(lit(known_ids.clone()).implode(false), false)
+                .not()
+                .fill_null(lit(true)),
+        )
+        .collect()
+        .ctx(|| "unknown accounts in usage".into())?;
+    let checks = [
+        (
+            Check::UnknownAccountUsage,
+            sum_u64(&unknown, features::ROWS)?,
+            quality::examples(&unknown),
+        ),
+        (
+            Check::NegativeUsage,
+            sum_u64(grouped, features::NEGATIVE_ROWS)?,
+            {
+                let neg = grouped
+                    .clone()
+                    .lazy()
+                    .filter(col(features::NEGATIVE_ROWS).gt(lit(0)))
+                    .collect()
+                    .ctx(|| "negative usage".into())?;
+                quality::examples(&neg)
+            },
+        ),
+    ];
+    for (check, rows, examples) in checks {
+        if rows == 0 {
+            continue;
+        }
+        let policy = quality.policy(check);
+        if policy != Policy::Error {
+            tracing::warn!(
+                check = check.name(),
+                rows,
+                "data check found {rows} usage rows ({policy:?})"
+            );
+        }
+        outcome.findings.push(quality::Finding {
+            check: check.name().to_string(),
+            dataset: "usage".to_string(),
+            policy,
+            rows,
+            examples,
+        });
+        if policy == Policy::Drop {
+            let flagged = match check {
+                Check::UnknownAccountUsage => col("account_id")
+                    .is_in(lit(known_ids.clone()).implode(false), false)
+                    .not()
+                    .fill_null(lit(true)),
+                _ => features::negative_metric(pipeline),
+            };
+            let rejected = features::in_range(usage.frame.clone(), pipeline, as_of)
+                .filter(flagged)
+                .with_column(lit(check.name()).alias(REASON))
+                .collect_with_engine(Engine::Streaming)
+                .map(|r| r.unwrap_single())
+                .ctx(|| format!("cannot read rejected usage rows of `{}`", usage.uri))?;
+            outcome.rejected_usage.push(rejected);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Usage windows and aggregates, then features: LazyFrame -> LazyFrame.
+//!
+//! An aggregate's window is the dates `d` with
+//! `as_of - offset - window < d <= as_of - offset`. All aggregates are
+//! computed in one streaming pass over the usage rows, grouped by account.
+
+use chrono::{Duration, NaiveDate};
+use polars::prelude::*;
+
+use crate::config::{Agg, Aggregate, Pipeline};
+use crate::expr::{date_lit, lower};
+
+/// Hidden columns of the grouped usage: rows in range per account, and the
+/// rows with a negative metric among them.
+pub const ROWS: &str = "__usage_rows";
+pub const NEGATIVE_ROWS: &str = "__negative_usage_rows";
+
+/// The first excluded and the last included date of an aggregate's window.
+pub fn window(a: &Aggregate, as_of: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let end = as_of - Duration::days(a.offset_days as i64);
+    (end - Duration::days(a.window_days as i64), end)
+}
+
+/// The range of dates any window covers: `(after, through]`.
+pub fn usage_range(pipeline: &Pipeline, as_of: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    let windows = pipeline.aggregates.iter().map(|a| window(a, as_of));
+    let after = windows.clone().map(|w| w.0).min()?;
+    let through = windows.map(|w| w.1).max()?;
+    Some((after, through))
+}
+
+/// True for usage rows with a negative value in a metric the aggregates read.
+pub fn negative_metric(pipeline: &Pipeline) -> Expr {
+    pipeline
+        .usage_columns()
+        .into_iter()
+        .map(|c| col(c).lt(lit(0)))
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
+        .fill_null(lit(false))
+}
+
+/// Rows of usage that fall in some window.
+pub fn in_range(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> LazyFrame {
+    match usage_range(pipeline, as_of) {
+        Some((after, through)) => usage.filter(
+            col("date")
+                .gt(date_lit(after))
+                .and(col("date").lt_eq(date_lit(through))),
+        ),
+        None => usage.filter(lit(false)),
+    }
+}
+
+/// One row per account id found in the usage windows, with every
+/// aggregate. With `drop_negative`, rows with a negative metric are left out
+/// of the aggregates (they are still counted in [`NEGATIVE_ROWS`]).
+pub fn aggregate_usage(
+    usage: LazyFrame,
+    pipeline: &Pipeline,
+    as_of: NaiveDate,
+    drop_negative: bool,
+) -> LazyFrame {
+    let negative = negative_metric(pipeline);
+    let mut aggs: Vec<Expr> = pipeline
+        .aggregates
+        .iter()
+        .map(|a| {
+            let (after, through) = window(a, as_of);
+            let mut keep = col("date")
+                .gt(date_lit(after))
+                .and(col("date").lt_eq(date_lit(through)));
+            if drop_negative {
+                keep = keep.and(negative.clone().not());
+            }
+            let x = col(a.column.as_str()).filter(keep.clone());
+            let agg = match a.agg {
+                Agg::Sum => x.sum(),
+                Agg::Count => x.count().cast(DataType::Int64),
+                Agg::Mean => x.cast(DataType::Float64).mean(),
+                Agg::Min => x.min(),
+                Agg::Max => x.max(),
+                Agg::NUnique => x.drop_nulls().n_unique().cast(DataType::Int64),
+                // The latest non-null value; on a tie of dates the largest.
+                Agg::Last => col(a.column.as_str())
+                    .filter(keep.and(col(a.column.as_str()).is_not_null()))
+                    .sort_by(
+                        [col("date"), col(a.column.as_str())],
+                        SortMultipleOptions::default(),
+                    )
+                    .last(),
+                Agg::PerDay => x.cast(DataType::Float64).sum() / lit(a.window_days as f64),
+            };
+            agg.alias(a.name.as_str())
+        })
+        .collect();
+    aggs.push(len().cast(DataType::Int64).alias(ROWS));
+    aggs.push(negative.cast(DataType::Int64).sum().alias(NEGATIVE_ROWS));
+    in_range(usage, pipeline, as_of)
+        .group_by([col("account_id")])
+        .agg(aggs)
+}
+
+/// Joins the aggregates onto the accounts, filling the zero that an
+/// account without usage in a window gets for sum, count, per_day and
+/// n_unique.
+pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, pipeline: &Pipeline) -> LazyFrame {
+    let names: Vec<Expr> = std::iter::once(col("account_id"))
+        .chain(pipeline.aggregates.iter().map(|a| col(a.name.as_str())))
+        .collect();
+    let fills: Vec<Expr> = pipeline
+        .aggregates
+        .iter()
+        .filter(|a| a.agg.zero_when_empty())
+        .map(|a| {
+            let zero = if matches!(a.agg, Agg::PerDay) {
+                lit(0.0)
+            } else {
+                lit(0)
+            };
+            col(a.name.as_str()).fill_null(zero)
+        })
+        .collect();
+    let joined = accounts.join(
+        grouped.select(names),
+        [col("account_id")],
+        [col("account_id")],
+        JoinArgs::new(JoinType::Left),
+    );
+    if fills.is_empty() {
+        joined
+    } else {
+        joined.with_columns(fills)
+    }
+}
+
+/// Adds every feature, in dependency order.
+pub fn add_features(frame: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> LazyFrame {
+    pipeline.features.iter().fold(frame, |lf, f| {
+        lf.with_column(lower(&f.expr, as_of).alias(f.name.as_str()))
+    })
+}

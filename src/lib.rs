@@ -1,0 +1,24 @@
+//! quadrant: segments a B2B customer base once per review cycle.
+//!
+//! A run reads accounts and usage from Parquet ([`source`]), checks the
+//! data ([`quality`]), computes usage windows and features ([`features`]),
+//! applies segment rules ([`rules`]) and commits an immutable snapshot
+//! ([`snapshot`]). The pipeline file ([`config`]) and its expression
+//! language ([`expr`]) say what is computed; [`app`] holds the subcommands.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod cycle;
+pub mod error;
+pub mod evaluate;
+pub mod expr;
+pub mod features;
+pub mod generate;
+pub mod logging;
+pub mod quality;
+pub mod rules;
+pub mod snapshot;
+pub mod source;
+pub mod storage;
+pub mod table;

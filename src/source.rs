@@ -1,0 +1,311 @@
+//! Scans of the two input datasets, and the schema checks at the boundary:
+//! after [`scan_accounts`] and [`scan_usage`] every column has the name and
+//! type the rest of the pipeline expects.
+
+use polars::prelude::*;
+
+use crate::config::{ACCOUNT_COLUMNS, Input, Pipeline};
+use crate::error::{Context, Error, Result};
+use crate::expr::Type;
+use crate::storage::{InputFile, resolve_input};
+
+/// A dataset: its files and a lazy scan with checked columns.
+pub struct Dataset {
+    pub name: &'static str,
+    pub uri: String,
+    pub files: Vec<InputFile>,
+    pub frame: LazyFrame,
+    /// The columns of the data, after mapping to our names.
+    pub columns: Vec<String>,
+}
+
+fn scan_files(files: &[InputFile]) -> Result<LazyFrame> {
+    let paths: Vec<PlRefPath> = files
+        .iter()
+        .map(|f| PlRefPath::new(f.uri.as_str()))
+        .collect();
+    let args = ScanArgsParquet {
+        hive_options: HiveOptions {
+            enabled: Some(true),
+            hive_start_idx: 0,
+            schema: None,
+            try_parse_dates: true,
+        },
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+        .ctx(|| format!("cannot scan {}", files[0].uri))
+}
+
+/// Reads each file's schema, so that a bad file is named, and returns the
+/// schema they share.
+fn file_schemas(dataset: &str, files: &[InputFile]) -> Result<Schema> {
+    let mut first: Option<(String, Schema)> = None;
+    for file in files {
+        let mut lf = scan_files(std::slice::from_ref(file))?;
+        let schema = lf.collect_schema().map_err(|e| {
+            Error::Schema(format!(
+                "{dataset} file `{}` cannot be read as Parquet: {}",
+                file.uri,
+                first_line(&e.to_string())
+            ))
+        })?;
+        match &first {
+            None => first = Some((file.uri.clone(), (*schema).clone())),
+            Some((first_uri, first_schema)) => {
+                for (name, dtype) in first_schema.iter() {
+                    match schema.get(name) {
+                        Some(other)
+                            if other != dtype && !(other.is_numeric() && dtype.is_numeric()) =>
+                        {
+                            return Err(Error::Schema(format!(
+                                "{dataset} file `{}`: column `{name}` is {other}, but {dtype} in `{first_uri}`",
+                                file.uri
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(first.expect("resolve_input returns at least one file").1)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// What the pipeline needs of one column, and how to make the data fit.
+fn conform(
+    dataset: &str,
+    file: &str,
+    column: &str,
+    want: Type,
+    found: &DataType,
+    names: &[String],
+) -> Result<Expr> {
+    let c = col(column);
+    let bad = |expected: &str, hint: &str| {
+        Error::Schema(format!(
+            "{dataset} column `{column}` in `{file}`: expected {expected}, found {found}{hint}\n  columns in the data: {}",
+            names.join(", ")
+        ))
+    };
+    Ok(match want {
+        Type::Num => {
+            if found.is_integer() {
+                c.cast(DataType::Int64)
+            } else if found.is_float() || found.is_decimal() {
+                c.cast(DataType::Float64)
+            } else if found.is_null() {
+                c.cast(DataType::Float64)
+            } else {
+                return Err(bad("a number", ""));
+            }
+        }
+        Type::Date => match found {
+            DataType::Date => c,
+            DataType::Datetime(..) => c.cast(DataType::Date),
+            DataType::Null => c.cast(DataType::Date),
+            DataType::String => {
+                return Err(bad("a date", " (store dates as Parquet DATE, not text)"));
+            }
+            _ => return Err(bad("a date", "")),
+        },
+        Type::Str => match found {
+            DataType::String => c,
+            t if t.is_integer() => c.cast(DataType::String),
+            _ => return Err(bad("a string", "")),
+        },
+        Type::Bool | Type::Null | Type::Any => c,
+    })
+}
+
+fn renamed(
+    input: &Input,
+    schema: &Schema,
+    dataset: &str,
+    file: &str,
+) -> Result<(Vec<Expr>, Vec<String>)> {
+    // Our name for each column of the data.
+    let ours = |theirs: &str| -> String {
+        input
+            .columns
+            .iter()
+            .find(|(_, t)| t.as_str() == theirs)
+            .map(|(o, _)| o.clone())
+            .unwrap_or_else(|| theirs.to_string())
+    };
+    let mut exprs = Vec::new();
+    let mut names = Vec::new();
+    for (ours_name, theirs) in &input.columns {
+        if schema.get(theirs).is_none() {
+            let existing: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
+            let help = crate::error::did_you_mean(theirs, existing.iter().copied())
+                .map(|h| format!("\n  help: {h}"))
+                .unwrap_or_default();
+            return Err(Error::Schema(format!(
+                "{dataset} column `{theirs}` (mapped to `{ours_name}`) is not in `{file}`{help}\n  columns in the data: {}",
+                existing.join(", ")
+            )));
+        }
+    }
+    for name in schema.iter_names() {
+        let o = ours(name);
+        if names.contains(&o) {
+            return Err(Error::Schema(format!(
+                "{dataset}: `{file}` has a column `{o}` and another column mapped to `{o}`"
+            )));
+        }
+        exprs.push(col(name.as_str()).alias(o.as_str()));
+        names.push(o);
+    }
+    Ok((exprs, names))
+}
+
+/// The accounts dataset, with the columns the pipeline uses conformed to
+/// their types. Optional standard columns that the data lacks are added as
+/// nulls (a warning says so).
+pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
+    let dataset = "accounts";
+    let files = resolve_input(dataset, uri)?;
+    let schema = file_schemas(dataset, &files)?;
+    let file = files[0].uri.as_str();
+    let (renames, names) = renamed(&pipeline.accounts, &schema, dataset, file)?;
+    let mapped: Schema = names
+        .iter()
+        .zip(schema.iter_values())
+        .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
+        .collect();
+
+    let mut needed: Vec<(String, Type, bool)> = ACCOUNT_COLUMNS
+        .iter()
+        .filter(|(n, _, required)| *required || *n == "snapshot_date" || *n == "churned_on")
+        .map(|(n, t, r)| (n.to_string(), *t, *r))
+        .collect();
+    for (name, ty) in &pipeline.account_columns {
+        if !needed.iter().any(|(n, _, _)| n == name) {
+            let standard = ACCOUNT_COLUMNS.iter().any(|(n, _, _)| n == name);
+            needed.push((name.clone(), *ty, !standard));
+        }
+    }
+    for p in &pipeline.passthrough {
+        if !needed.iter().any(|(n, _, _)| n == p) {
+            needed.push((p.clone(), Type::Any, true));
+        }
+    }
+
+    let mut exprs = Vec::new();
+    let mut columns = Vec::new();
+    for (name, ty, required) in &needed {
+        match mapped.get(name) {
+            Some(found) => {
+                exprs.push(conform(dataset, file, name, *ty, found, &names)?);
+                columns.push(name.clone());
+            }
+            None if *required => {
+                let source = pipeline.accounts.source_name(name);
+                let help = crate::error::did_you_mean(source, names.iter().map(String::as_str))
+                    .map(|h| format!("\n  help: {h} (map it in [inputs.accounts] columns)"))
+                    .unwrap_or_default();
+                return Err(Error::Schema(format!(
+                    "accounts column `{source}` is missing in `{file}` (expected {}){help}\n  columns in the data: {}",
+                    type_name(*ty),
+                    names.join(", ")
+                )));
+            }
+            None => {
+                let optional_but_used = pipeline.account_columns.iter().any(|(n, _)| n == name);
+                if optional_but_used {
+                    tracing::warn!(column = %name, file, "accounts have no `{name}` column: it is null for every account");
+                }
+                let dtype = match ty {
+                    Type::Date => DataType::Date,
+                    Type::Str => DataType::String,
+                    _ => DataType::Float64,
+                };
+                exprs.push(lit(NULL).cast(dtype).alias(name.as_str()));
+                if optional_but_used {
+                    columns.push(name.clone());
+                }
+            }
+        }
+    }
+    let frame = scan_files(&files)?.select(renames).select(exprs);
+    Ok(Dataset {
+        name: dataset,
+        uri: uri.to_string(),
+        files,
+        frame,
+        columns,
+    })
+}
+
+fn type_name(ty: Type) -> &'static str {
+    match ty {
+        Type::Num => "a number",
+        Type::Str => "a string",
+        Type::Date => "a date",
+        Type::Bool => "a boolean",
+        _ => "any type",
+    }
+}
+
+/// The usage dataset: `account_id`, `date` and the metrics the aggregates
+/// read, with timestamps truncated to dates.
+pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
+    let dataset = "usage";
+    let files = resolve_input(dataset, uri)?;
+    let schema = file_schemas(dataset, &files)?;
+    let file = files[0].uri.as_str();
+    let (renames, names) = renamed(&pipeline.usage, &schema, dataset, file)?;
+    let mapped: Schema = names
+        .iter()
+        .zip(schema.iter_values())
+        .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
+        .collect();
+    let mut needed = vec![
+        ("account_id".to_string(), Type::Str),
+        ("date".to_string(), Type::Date),
+    ];
+    for c in pipeline.usage_columns() {
+        needed.push((c.to_string(), Type::Num));
+    }
+    let mut exprs = Vec::new();
+    let mut columns = Vec::new();
+    for (name, ty) in &needed {
+        let Some(found) = mapped.get(name) else {
+            let source = pipeline.usage.source_name(name);
+            let used_by: Vec<&str> = pipeline
+                .aggregates
+                .iter()
+                .filter(|a| &a.column == name)
+                .map(|a| a.name.as_str())
+                .collect();
+            let why = if used_by.is_empty() {
+                String::new()
+            } else {
+                format!(", used by aggregate {}", used_by.join(", "))
+            };
+            let help = crate::error::did_you_mean(source, names.iter().map(String::as_str))
+                .map(|h| format!("\n  help: {h} (map it in [inputs.usage] columns)"))
+                .unwrap_or_default();
+            return Err(Error::Schema(format!(
+                "usage column `{source}` is missing in `{file}` (expected {}{why}){help}\n  columns in the data: {}",
+                type_name(*ty),
+                names.join(", ")
+            )));
+        };
+        exprs.push(conform(dataset, file, name, *ty, found, &names)?);
+        columns.push(name.clone());
+    }
+    let frame = scan_files(&files)?.select(renames).select(exprs);
+    Ok(Dataset {
+        name: dataset,
+        uri: uri.to_string(),
+        files,
+        frame,
+        columns,
+    })
+}

@@ -1,0 +1,299 @@
+//! URIs -> object_store: listing, reading, conditional puts and deletes on
+//! `s3://`, `gs://`, `az://` / `abfss://`, `file://` and plain paths, so
+//! that the same code serves the local disk and object storage.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use url::Url;
+
+use crate::error::{Context, Error, Result};
+
+/// The runtime that drives object_store's futures. polars runs its own, so
+/// storage calls are always made from plain (non-async) code.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("cannot start the I/O runtime")
+    })
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// A folder in some store: where inputs are listed or snapshots written.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// The root as a URI, for messages and for polars (`s3://b/x`, or a
+    /// plain absolute path on the local disk).
+    root_uri: String,
+    /// The root inside the store.
+    root: Path,
+    local: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.root_uri)
+    }
+}
+
+/// Does this URI name a place in object storage rather than the local disk?
+pub fn is_cloud(uri: &str) -> bool {
+    uri.split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.eq_ignore_ascii_case("file"))
+}
+
+impl Store {
+    /// Opens the folder (or file) a URI names. Credentials and endpoints come
+    /// from each cloud's standard environment variables.
+    pub fn open(uri: &str) -> Result<Store> {
+        let trimmed = uri.trim_end_matches('/');
+        if !is_cloud(trimmed) {
+            let fs_path = match trimmed.strip_prefix("file://") {
+                Some(_) => Url::parse(trimmed)
+                    .ok()
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| Error::config(format!("`{uri}` is not a valid file:// URI")))?,
+                None if trimmed.is_empty() => std::path::PathBuf::from("/"),
+                None => std::path::absolute(trimmed)
+                    .map_err(|e| Error::config(format!("`{uri}` is not a usable path: {e}")))?,
+            };
+            let root = Path::from_absolute_path(&fs_path)
+                .map_err(|e| Error::config(format!("`{uri}` is not a usable path: {e}")))?;
+            return Ok(Store {
+                inner: Arc::new(object_store::local::LocalFileSystem::new()),
+                root_uri: fs_path.to_string_lossy().trim_end_matches('/').to_string(),
+                root,
+                local: true,
+            });
+        }
+        let url = Url::parse(trimmed)
+            .map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
+        let scheme = url.scheme().to_ascii_lowercase();
+        let build_error =
+            |e: object_store::Error| Error::Runtime(format!("cannot open `{uri}`: {e}"));
+        let inner: Arc<dyn ObjectStore> = match scheme.as_str() {
+            "s3" | "s3a" => Arc::new(
+                object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(trimmed)
+                    .build()
+                    .map_err(build_error)?,
+            ),
+            "gs" | "gcs" => Arc::new(
+                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(trimmed)
+                    .build()
+                    .map_err(build_error)?,
+            ),
+            "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
+                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(trimmed)
+                    .build()
+                    .map_err(build_error)?,
+            ),
+            other => {
+                return Err(Error::config(format!(
+                    "`{uri}`: unsupported scheme `{other}://`; use s3://, gs://, az://, abfss://, file:// or a plain path"
+                )));
+            }
+        };
+        let (_, root) = object_store::parse_url(&url)
+            .map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
+        Ok(Store {
+            inner,
+            root_uri: trimmed.to_string(),
+            root,
+            local: false,
+        })
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.root_uri
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// A path below the root; `rel` uses `/` between parts.
+    pub fn path(&self, rel: &str) -> Path {
+        let mut path = self.root.clone();
+        for part in rel.split('/').filter(|p| !p.is_empty()) {
+            path = path.clone().join(part);
+        }
+        path
+    }
+
+    /// The URI of a path in this store, as polars and messages want it.
+    pub fn uri_of(&self, path: &Path) -> String {
+        let rel = path
+            .as_ref()
+            .strip_prefix(self.root.as_ref())
+            .unwrap_or(path.as_ref())
+            .trim_start_matches('/');
+        if rel.is_empty() {
+            self.root_uri.clone()
+        } else {
+            format!("{}/{rel}", self.root_uri)
+        }
+    }
+
+    /// The part of `path` below the root.
+    pub fn relative<'a>(&self, path: &'a Path) -> &'a str {
+        path.as_ref()
+            .strip_prefix(self.root.as_ref())
+            .unwrap_or(path.as_ref())
+            .trim_start_matches('/')
+    }
+
+    /// Reads an object, or `None` when it does not exist.
+    pub fn get(&self, path: &Path) -> Result<Option<Bytes>> {
+        block_on(async {
+            match self.inner.get(path).await {
+                Ok(got) => got.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .ctx(|| format!("cannot read `{}`", self.uri_of(path)))
+    }
+
+    pub fn head(&self, path: &Path) -> Result<Option<ObjectMeta>> {
+        block_on(async {
+            match self.inner.head(path).await {
+                Ok(meta) => Ok(Some(meta)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .ctx(|| format!("cannot read `{}`", self.uri_of(path)))
+    }
+
+    /// Writes an object in one atomic step: readers see all of it or none.
+    /// With `create_only`, fails with `Ok(false)` when the object exists.
+    pub fn put(&self, path: &Path, bytes: Bytes, create_only: bool) -> Result<bool> {
+        let mode = if create_only {
+            PutMode::Create
+        } else {
+            PutMode::Overwrite
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        let result = block_on(self.inner.put_opts(path, PutPayload::from(bytes), opts));
+        match result {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) if create_only => Ok(false),
+            Err(object_store::Error::Precondition { .. }) if create_only => Ok(false),
+            Err(e) => Err(e).ctx(|| format!("cannot write `{}`", self.uri_of(path))),
+        }
+    }
+
+    /// Deletes an object; one that is already gone is not an error.
+    pub fn delete(&self, path: &Path) -> Result<()> {
+        match block_on(self.inner.delete(path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).ctx(|| format!("cannot delete `{}`", self.uri_of(path))),
+        }
+    }
+
+    /// Every object below `prefix`, at any depth, sorted by path.
+    pub fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+        let mut found: Vec<ObjectMeta> = block_on(self.inner.list(Some(prefix)).try_collect())
+            .ctx(|| format!("cannot list `{}`", self.uri_of(prefix)))?;
+        found.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(found)
+    }
+}
+
+/// One input file, as recorded in the manifest.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InputFile {
+    pub uri: String,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub modified: String,
+}
+
+/// The files an input URI names: the file itself, every Parquet file below
+/// a folder (Hive trees included), or the files a glob matches. Files and
+/// folders whose names start with `_` or `.` (`_SUCCESS`, `.crc`) are
+/// skipped, as Spark and Hive do.
+pub fn resolve_input(dataset: &str, uri: &str) -> Result<Vec<InputFile>> {
+    let glob_at = uri.find(['*', '?', '[']);
+    let (base, pattern) = match glob_at {
+        Some(i) => {
+            let cut = uri[..i].rfind('/').map_or(0, |p| p + 1);
+            (&uri[..cut], Some(&uri[cut..]))
+        }
+        None => (uri, None),
+    };
+    let store = Store::open(if base.is_empty() { "." } else { base })?;
+    let to_file = |m: &ObjectMeta| InputFile {
+        uri: store.uri_of(&m.location),
+        size: m.size,
+        etag: m.e_tag.clone(),
+        modified: m.last_modified.to_rfc3339(),
+    };
+    let hidden = |rel: &str| rel.split('/').any(|part| part.starts_with(['_', '.']));
+    let files: Vec<InputFile> = match pattern {
+        Some(pattern) => {
+            let matcher = glob::Pattern::new(pattern).map_err(|e| {
+                Error::config(format!("{dataset} input: `{uri}` is not a valid glob: {e}"))
+            })?;
+            let options = glob::MatchOptions {
+                case_sensitive: true,
+                require_literal_separator: true,
+                require_literal_leading_dot: true,
+            };
+            store
+                .list(&store.path(""))?
+                .iter()
+                .filter(|m| {
+                    let rel = store.relative(&m.location);
+                    !hidden(rel) && matcher.matches_with(rel, options)
+                })
+                .map(to_file)
+                .collect()
+        }
+        None => {
+            let whole = store.path("");
+            let single = if uri.ends_with('/') {
+                None
+            } else {
+                store.head(&whole).ok().flatten()
+            };
+            match single {
+                Some(meta) => vec![to_file(&meta)],
+                None => store
+                    .list(&whole)?
+                    .iter()
+                    .filter(|m| {
+                        let rel = store.relative(&m.location);
+                        !hidden(rel) && (rel.ends_with(".parquet") || rel.ends_with(".pq"))
+                    })
+                    .map(to_file)
+                    .collect(),
+            }
+        }
+    };
+    if files.is_empty() {
+        return Err(Error::Schema(format!(
+            "{dataset} input `{uri}`: no Parquet files found (a file, a folder of .parquet files, or a glob such as `{}/**/*.parquet`)",
+            uri.trim_end_matches('/')
+        )));
+    }
+    Ok(files)
+}
