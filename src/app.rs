@@ -571,7 +571,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
     let rows: Vec<Vec<String>> = values.into_iter().map(|(k, v)| vec![k, v]).collect();
     print!(
         "{}",
-        table::render(&["column", "value"], &rows, &[false, true])
+        table::render(&["column", "value"], &rows, &[false, false])
     );
     for v in verdicts {
         println!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);

@@ -101,8 +101,10 @@ impl<'a> Compiler<'a> {
 
     /// The offset in the file of byte `offset` inside a string value.
     fn inside(&self, value: &Spanned<String>, offset: usize) -> usize {
-        let start = value.span().start;
-        let rest = &self.text[start.min(self.text.len())..];
+        // Inside inline tables the span can start at the space before the quote.
+        let mut start = value.span().start.min(self.text.len());
+        start += self.text[start..].len() - self.text[start..].trim_start().len();
+        let rest = &self.text[start..];
         let quote = if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
             // A newline right after the opening quotes is not part of the value.
             3 + usize::from(rest[3..].starts_with('\n'))
@@ -767,4 +769,202 @@ fn content_hash(text: &str) -> String {
         .and_then(|t| toml::to_string(&t).ok())
         .unwrap_or_else(|| text.to_string());
     hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "t"
+[inputs.accounts]
+uri = "a.parquet"
+[inputs.usage]
+uri = "u/"
+[output]
+uri = "out/"
+"#;
+
+    fn problems(extra: &str) -> Vec<String> {
+        match compile(&format!("{BASE}{extra}"), "p.toml") {
+            Ok(_) => Vec::new(),
+            Err(Error::Config(problems)) => problems.iter().map(|p| p.to_string()).collect(),
+            Err(other) => vec![format!("unexpected error: {other}")],
+        }
+    }
+
+    #[test]
+    fn a_minimal_pipeline_compiles() {
+        let p = compile(BASE, "p.toml").unwrap();
+        assert_eq!(p.name, "t");
+        assert_eq!(p.cadence, Cadence::Quarter);
+        assert!(p.segmentations.is_empty());
+    }
+
+    #[test]
+    fn the_default_pipeline_compiles() {
+        let p = Pipeline::load(None).unwrap();
+        let names: Vec<&str> = p.segmentations.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "wallet_share_matrix",
+                "growth_risk",
+                "size_contract",
+                "touch_tier",
+                "strategic_accounts"
+            ]
+        );
+        for f in [
+            "tenure_months",
+            "wallet_estimate",
+            "wallet_share",
+            "whitespace",
+            "growth_potential",
+            "usage_recent",
+            "usage_prior",
+            "usage_growth",
+            "seat_utilization",
+            "employee_growth",
+            "risk_score",
+        ] {
+            assert!(
+                p.features.iter().any(|x| x.name == f),
+                "missing feature {f}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_all_reported_with_their_lines() {
+        let got = problems("colour = 1\n[[features]]\nname = \"a\"\nexpresion = \"1\"\n");
+        assert_eq!(
+            got,
+            [
+                "p.toml:9:1: unknown key `colour` in [output]\n  help: the keys allowed here are: uri, passthrough",
+                "p.toml:12:1: unknown key `expresion` in [features]\n  help: did you mean `expr`, `description`?",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_at_once() {
+        let got = problems(
+            r#"
+[params]
+cut = 0.8
+[[aggregates]]
+name = "ev"
+column = "events"
+agg = "summ"
+window_days = 0
+[[features]]
+name = "share"
+expr = "arr / walet"
+[[features]]
+name = "cut"
+expr = "1"
+[[segmentations]]
+name = "m"
+rules = [{ name = "big", label = "Big", when = "share >= cut AND" }]
+"#,
+        );
+        assert_eq!(
+            got,
+            [
+                "p.toml:15:7: unknown agg `summ`\n  help: did you mean `sum`?",
+                "p.toml:16:15: window_days of `ev` must be from 1 to 3660, found 0",
+                "p.toml:21:8: feature `cut` has the name of a param\n  help: every param, aggregate, feature and segmentation needs a name of its own",
+                "p.toml:19:15: feature `share`: unknown name `walet`\n  help: did you mean `wallet`?",
+                "p.toml:24:8: segmentation `m` has no `default` label\n  help: every account gets a label: add `default = \"...\"` for accounts no rule matches",
+                "p.toml:25:65: rule `big` of segmentation `m`: expected a value, a name or `(`, found the end of the expression",
+            ]
+        );
+    }
+
+    #[test]
+    fn feature_cycles_are_named() {
+        let got = problems(
+            "[[features]]\nname = \"a\"\nexpr = \"b + 1\"\n[[features]]\nname = \"b\"\nexpr = \"a * 2\"\n[[features]]\nname = \"c\"\nexpr = \"c\"\n",
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].contains("features depend on each other in a cycle: a, b, c"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn names_cannot_carry_paths_or_clash() {
+        let got = problems(
+            "[[features]]\nname = \"../x\"\nexpr = \"1\"\n[[features]]\nname = \"arr\"\nexpr = \"1\"\n[[segmentations]]\nname = \"s\"\ndefault = \"D\"\nrules = [{ name = \"default\", label = \"X\", when = \"TRUE\" }, { name = \"r\", label = \"\", when = \"1\" }]\n",
+        );
+        assert!(
+            got[0].contains("feature `../x` is not a valid name"),
+            "{got:?}"
+        );
+        assert!(
+            got[1].contains("`arr` is a reserved column name"),
+            "{got:?}"
+        );
+        assert!(
+            got[2].contains("`default` names the default label"),
+            "{got:?}"
+        );
+        assert!(got[3].contains("the label is empty"), "{got:?}");
+        assert!(
+            got[4].contains("`when` must be a condition, but it is a number"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn quality_policies() {
+        let got = problems(
+            "[quality]\nnegative_arr = \"drop\"\nnull_account_id = \"warn\"\nnps_range = \"error\"\nmax_reject_ratio = 2\n",
+        );
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got.iter()
+                .any(|g| g.contains("`max_reject_ratio` must be a number from 0 to 1"))
+        );
+        assert!(
+            got.iter()
+                .any(|g| g.contains("`null_account_id` cannot be `warn`"))
+        );
+        assert!(got.iter().any(
+            |g| g.contains("unknown data check `nps_range`") && g.contains("nps_out_of_range")
+        ));
+        let ok = compile(
+            &format!("{BASE}[quality]\nnegative_arr = \"drop\"\n"),
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.quality.policy(Check::NegativeArr), Policy::Drop);
+        assert_eq!(ok.quality.policy(Check::UnknownAccountUsage), Policy::Warn);
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let got = problems("[params\n");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0], "p.toml:9:8: unclosed table, expected `]`");
+    }
+
+    #[test]
+    fn the_hash_ignores_comments_and_layout() {
+        let a = compile(BASE, "p.toml").unwrap().hash;
+        let b = compile(
+            &format!(
+                "# a comment\n{}",
+                BASE.replace("uri = \"u/\"", "uri   =   \"u/\"")
+            ),
+            "p.toml",
+        )
+        .unwrap()
+        .hash;
+        let c = compile(&BASE.replace("u/", "v/"), "p.toml").unwrap().hash;
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
 }

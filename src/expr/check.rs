@@ -129,7 +129,12 @@ impl Checker<'_> {
             Kind::Neg(e) => {
                 let (e, ty) = self.resolve(e);
                 self.expect(&e, ty, Type::Num, "the operand of `-`");
-                (Kind::Neg(Box::new(e)), Type::Num)
+                // `-param` is a literal once the param is inlined.
+                match e.kind {
+                    Kind::Int(v) => (Kind::Int(-v), Type::Num),
+                    Kind::Num(v) => (Kind::Num(-v), Type::Num),
+                    _ => (Kind::Neg(Box::new(e)), Type::Num),
+                }
             }
             Kind::Not(e) => {
                 let (e, ty) = self.resolve(e);
@@ -140,14 +145,18 @@ impl Checker<'_> {
                 let (l, lt) = self.resolve(l);
                 let (r, rt) = self.resolve(r);
                 let ty = match op {
+                    BinOp::Sub if lt == Type::Date || rt == Type::Date => {
+                        self.error(
+                            span,
+                            format!("cannot subtract dates in `{l} - {r}`"),
+                            Some("use days_between(a, b) for the days from a to b".into()),
+                        );
+                        Type::Num
+                    }
                     BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div => {
                         let role = format!("each side of `{}`", op.symbol());
                         self.expect(&l, lt, Type::Num, &role);
                         self.expect(&r, rt, Type::Num, &role);
-                        if (lt == Type::Date || rt == Type::Date) && matches!(op, BinOp::Sub) {
-                            self.errors.last_mut().expect("just pushed").help =
-                                Some("use days_between(a, b) for the days from a to b".into());
-                        }
                         Type::Num
                     }
                     BinOp::And | BinOp::Or => {

@@ -215,3 +215,167 @@ fn positive_only(x: Expr, f: impl FnOnce(Expr) -> Expr) -> Expr {
         .then(f(float(x)))
         .otherwise(null())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::expr::{Names, Type, check, parse};
+
+    /// Evaluates `src` over a small frame and returns the values as text.
+    fn eval(src: &str) -> Vec<String> {
+        let frame = df! {
+            "account_id" => ["a", "b", "c", "d", "e"],
+            "x" => [Some(1.0), Some(4.0), None, Some(4.0), Some(1.0)],
+            "n" => [Some(0i64), Some(2), Some(3), None, Some(0)],
+            "s" => [Some("Pro"), Some("pro"), None, Some("Starter"), Some("Pro")],
+            "d" => [Some(0i32), Some(31), None, Some(365), Some(-1)],
+        }
+        .unwrap()
+        .lazy()
+        .with_column(col("d").cast(DataType::Date))
+        .collect()
+        .unwrap();
+        let params = BTreeMap::from([("cut".to_string(), Kind::Num(0.5))]);
+        let columns = BTreeMap::from([
+            ("account_id".to_string(), Type::Str),
+            ("x".to_string(), Type::Num),
+            ("n".to_string(), Type::Num),
+            ("s".to_string(), Type::Str),
+            ("d".to_string(), Type::Date),
+        ]);
+        let names = Names {
+            params: &params,
+            columns: &columns,
+        };
+        let ast = check(&parse(src).unwrap(), &names).unwrap().ast;
+        let as_of = NaiveDate::from_ymd_opt(1971, 1, 1).unwrap();
+        let out = frame
+            .lazy()
+            .with_column(lower(&ast, as_of).alias("v"))
+            .collect()
+            .unwrap();
+        let v = out.column("v").unwrap();
+        (0..v.len())
+            .map(|i| match v.get(i).unwrap() {
+                AnyValue::Null => "null".to_string(),
+                AnyValue::String(s) => s.to_string(),
+                AnyValue::Float64(f) => format!("{}", (f * 1e6).round() / 1e6),
+                other => other.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn division_by_zero_is_null() {
+        assert_eq!(eval("x / n"), ["null", "2", "null", "null", "null"]);
+        assert_eq!(eval("n / 2"), ["0", "1", "1.5", "null", "0"]);
+    }
+
+    #[test]
+    fn comparisons_and_logic_are_three_valued() {
+        assert_eq!(eval("x > 2"), ["false", "true", "null", "true", "false"]);
+        assert_eq!(
+            eval("x > 2 OR n = 3"),
+            ["false", "true", "true", "true", "false"]
+        );
+        assert_eq!(
+            eval("x > 2 AND n = 3"),
+            ["false", "false", "null", "null", "false"]
+        );
+        assert_eq!(
+            eval("NOT x > 2"),
+            ["true", "false", "null", "false", "true"]
+        );
+        assert_eq!(
+            eval("x IS NULL"),
+            ["false", "false", "true", "false", "false"]
+        );
+        assert_eq!(
+            eval("x BETWEEN 1 AND 3"),
+            ["true", "false", "null", "false", "true"]
+        );
+        assert_eq!(
+            eval("n IN (2, 3)"),
+            ["false", "true", "true", "null", "false"]
+        );
+        // SQL: 0 IN (2, NULL) is null, not false.
+        assert_eq!(
+            eval("n IN (2, NULL)"),
+            ["null", "true", "null", "null", "null"]
+        );
+        assert_eq!(
+            eval("n NOT IN (2, 3)"),
+            ["true", "false", "false", "null", "true"]
+        );
+    }
+
+    #[test]
+    fn case_skips_null_conditions() {
+        assert_eq!(
+            eval("CASE WHEN x > 2 THEN 'big' WHEN n = 3 THEN 'three' ELSE 'other' END"),
+            ["other", "big", "three", "big", "other"]
+        );
+        assert_eq!(
+            eval("CASE s WHEN 'Pro' THEN 1 ELSE 0 END"),
+            ["1", "0", "0", "0", "1"]
+        );
+        assert_eq!(
+            eval("CASE WHEN x > 2 THEN 1 END"),
+            ["null", "1", "null", "1", "null"]
+        );
+    }
+
+    #[test]
+    fn scalar_functions() {
+        assert_eq!(eval("COALESCE(x, n, -1)"), ["1", "4", "3", "4", "1"]);
+        assert_eq!(eval("NULLIF(n, 0)"), ["null", "2", "3", "null", "null"]);
+        assert_eq!(eval("GREATEST(x, n)"), ["1", "4", "3", "4", "1"]);
+        assert_eq!(eval("LEAST(x, n)"), ["0", "2", "3", "4", "0"]);
+        assert_eq!(
+            eval("LN(n)"),
+            ["null", "0.693147", "1.098612", "null", "null"]
+        );
+        assert_eq!(
+            eval("SQRT(x - 2)"),
+            ["null", "1.414214", "null", "1.414214", "null"]
+        );
+        assert_eq!(
+            eval("ROUND(x / 3, 2)"),
+            ["0.33", "1.33", "null", "1.33", "0.33"]
+        );
+        assert_eq!(eval("ROUND(2.5)"), ["3", "3", "3", "3", "3"]);
+        assert_eq!(eval("POWER(n, 2)"), ["0", "4", "9", "null", "0"]);
+        assert_eq!(eval("FLOOR(-x / 3)"), ["-1", "-2", "null", "-2", "-1"]);
+        assert_eq!(eval("LOWER(s)"), ["pro", "pro", "null", "starter", "pro"]);
+        assert_eq!(
+            eval("days_between(d, as_of)"),
+            ["365", "334", "null", "0", "366"]
+        );
+        assert_eq!(eval("-cut"), ["-0.5", "-0.5", "-0.5", "-0.5", "-0.5"]);
+    }
+
+    #[test]
+    fn base_wide_functions_ignore_nulls() {
+        // x = 1, 4, null, 4, 1
+        assert_eq!(eval("mean(x)"), ["2.5"; 5]);
+        assert_eq!(eval("median(x)"), ["2.5"; 5]);
+        assert_eq!(eval("sum(x)"), ["10"; 5]);
+        assert_eq!(eval("quantile(x, 0.25)"), ["1"; 5]);
+        assert_eq!(eval("quantile(x, 0.5)"), ["2.5"; 5]);
+        assert_eq!(eval("quantile(x, 0.9)"), ["4"; 5]);
+        assert_eq!(eval("sum(CASE WHEN x > 10 THEN x END)"), ["null"; 5]);
+        // (min rank of ties - 1) / (n - 1), n = 4 non-null values.
+        assert_eq!(
+            eval("percent_rank(x)"),
+            ["0", "0.666667", "null", "0.666667", "0"]
+        );
+    }
+
+    #[test]
+    fn pareto_share_breaks_ties_by_account_id() {
+        // Order: b (4), d (4), a (1), e (1); total 10.
+        assert_eq!(eval("pareto_share(x)"), ["0.9", "0.4", "null", "0.8", "1"]);
+    }
+}

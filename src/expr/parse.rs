@@ -553,6 +553,9 @@ impl Parser {
     fn case(&mut self) -> Result<Ast, ParseError> {
         let start = self.span().start;
         self.bump();
+        if self.is_kw("end") {
+            return Err(self.unexpected("`WHEN`"));
+        }
         let operand = if self.is_kw("when") {
             None
         } else {
@@ -660,7 +663,7 @@ mod tests {
     fn deep_nesting_is_refused_not_a_crash() {
         let deep = "(".repeat(10_000) + "1" + &")".repeat(10_000);
         assert!(shape(&deep).contains("nests deeper"));
-        let negs = "-".repeat(10_000) + "a";
+        let negs = "- ".repeat(10_000) + "a";
         assert!(shape(&negs).contains("nests deeper"));
         let nots = "NOT ".repeat(10_000) + "a";
         assert!(shape(&nots).contains("nests deeper"));
