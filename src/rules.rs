@@ -50,3 +50,138 @@ pub fn segment(segmentation: &Segmentation, as_of: NaiveDate) -> [Expr; 2] {
     .alias(segmentation.rule_column());
     [label, rule]
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::Rule;
+    use crate::expr::{Names, Type, check, parse};
+
+    /// A condition as the test generates it, with its own evaluator.
+    #[derive(Debug, Clone)]
+    enum Cond {
+        Cmp(usize, &'static str, i64),
+        IsNull(usize, bool),
+        Not(Box<Cond>),
+        And(Box<Cond>, Box<Cond>),
+        Or(Box<Cond>, Box<Cond>),
+    }
+
+    const COLS: [&str; 3] = ["a", "b", "c"];
+
+    impl Cond {
+        fn text(&self) -> String {
+            match self {
+                Cond::Cmp(c, op, v) => format!("{} {op} {v}", COLS[*c]),
+                Cond::IsNull(c, negated) => {
+                    format!("{} IS {}NULL", COLS[*c], if *negated { "NOT " } else { "" })
+                }
+                Cond::Not(e) => format!("NOT ({})", e.text()),
+                Cond::And(l, r) => format!("({}) AND ({})", l.text(), r.text()),
+                Cond::Or(l, r) => format!("({}) OR ({})", l.text(), r.text()),
+            }
+        }
+
+        /// SQL's three-valued logic, row by row.
+        fn eval(&self, row: &[Option<f64>; 3]) -> Option<bool> {
+            match self {
+                Cond::Cmp(c, op, v) => row[*c].map(|x| {
+                    let v = *v as f64;
+                    match *op {
+                        "=" => x == v,
+                        "<>" => x != v,
+                        "<" => x < v,
+                        "<=" => x <= v,
+                        ">" => x > v,
+                        _ => x >= v,
+                    }
+                }),
+                Cond::IsNull(c, negated) => Some(row[*c].is_none() != *negated),
+                Cond::Not(e) => e.eval(row).map(|b| !b),
+                Cond::And(l, r) => match (l.eval(row), r.eval(row)) {
+                    (Some(false), _) | (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                },
+                Cond::Or(l, r) => match (l.eval(row), r.eval(row)) {
+                    (Some(true), _) | (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                },
+            }
+        }
+    }
+
+    fn cond() -> impl Strategy<Value = Cond> {
+        let leaf = prop_oneof![
+            (
+                0..3usize,
+                prop::sample::select(vec!["=", "<>", "<", "<=", ">", ">="]),
+                -3..4i64
+            )
+                .prop_map(|(c, op, v)| Cond::Cmp(c, op, v)),
+            (0..3usize, any::<bool>()).prop_map(|(c, n)| Cond::IsNull(c, n)),
+        ];
+        leaf.prop_recursive(3, 12, 2, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|e| Cond::Not(Box::new(e))),
+                (inner.clone(), inner.clone())
+                    .prop_map(|(l, r)| Cond::And(Box::new(l), Box::new(r))),
+                (inner.clone(), inner).prop_map(|(l, r)| Cond::Or(Box::new(l), Box::new(r))),
+            ]
+        })
+    }
+
+    fn value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![1 => Just(None), 4 => (-3..4i64).prop_map(|v| Some(v as f64))]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn vectorized_rules_equal_a_row_by_row_evaluation(
+            conds in prop::collection::vec(cond(), 0..5),
+            rows in prop::collection::vec([value(), value(), value()], 1..30),
+        ) {
+            let params = BTreeMap::new();
+            let columns: BTreeMap<String, Type> = COLS.iter().map(|c| (c.to_string(), Type::Num)).collect();
+            let names = Names { params: &params, columns: &columns };
+            let rules: Vec<Rule> = conds.iter().enumerate().map(|(i, c)| Rule {
+                name: format!("r{i}"),
+                // Two rules share a label, as in the touch tier.
+                label: format!("L{}", i % 3),
+                when: check(&parse(&c.text()).unwrap(), &names).unwrap().ast,
+                text: c.text(),
+                description: String::new(),
+            }).collect();
+            let segmentation = Segmentation {
+                name: "s".into(),
+                description: String::new(),
+                default: "D".into(),
+                rules,
+                x: None,
+                y: None,
+            };
+            let column = |i: usize| Column::new(COLS[i].into(), rows.iter().map(|r| r[i]).collect::<Vec<_>>());
+            let frame = DataFrame::new_infer_height(vec![column(0), column(1), column(2)]).unwrap();
+            let as_of = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+            let out = frame.lazy().with_columns(segment(&segmentation, as_of)).collect().unwrap();
+            let labels = out.column("s").unwrap().str().unwrap().clone();
+            let fired = out.column("s_rule").unwrap().str().unwrap().clone();
+            for (i, row) in rows.iter().enumerate() {
+                let first = conds.iter().position(|c| c.eval(row) == Some(true));
+                let (label, rule) = match first {
+                    Some(k) => (format!("L{}", k % 3), format!("r{k}")),
+                    None => ("D".to_string(), DEFAULT_RULE.to_string()),
+                };
+                prop_assert_eq!(labels.get(i), Some(label.as_str()), "row {} {:?}", i, row);
+                prop_assert_eq!(fired.get(i), Some(rule.as_str()), "row {} {:?}", i, row);
+            }
+        }
+    }
+}
