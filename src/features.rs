@@ -82,13 +82,17 @@ pub fn aggregate_usage(
                 Agg::Max => x.max(),
                 Agg::NUnique => x.drop_nulls().n_unique().cast(DataType::Int64),
                 // The latest non-null value; on a tie of dates the largest.
-                Agg::Last => col(a.column.as_str())
-                    .filter(keep.and(col(a.column.as_str()).is_not_null()))
-                    .sort_by(
-                        [col("date"), col(a.column.as_str())],
-                        SortMultipleOptions::default(),
-                    )
-                    .last(),
+                Agg::Last => {
+                    let kept = keep.and(col(a.column.as_str()).is_not_null());
+                    let value = col(a.column.as_str()).filter(kept.clone());
+                    value
+                        .clone()
+                        .sort_by(
+                            [col("date").filter(kept), value],
+                            SortMultipleOptions::default(),
+                        )
+                        .last()
+                }
                 Agg::PerDay => x.cast(DataType::Float64).sum() / lit(a.window_days as f64),
             };
             agg.alias(a.name.as_str())

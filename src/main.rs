@@ -5,11 +5,15 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = quadrant::cli::Cli::parse();
     quadrant::logging::init(&cli);
+    let json_logs = cli.log_format == quadrant::cli::LogFormat::Json;
     match quadrant::app::run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(exit_code = error.exit_code(), "{error}");
-            eprintln!("error: {error}");
+            if json_logs {
+                tracing::error!(exit_code = error.exit_code(), "{error}");
+            } else {
+                eprintln!("error: {error}");
+            }
             ExitCode::from(error.exit_code())
         }
     }

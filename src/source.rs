@@ -179,9 +179,10 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
         .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
         .collect();
 
+    // Every standard column, so that the data checks and point-in-time
+    // selection can rely on them; absent optional ones are null.
     let mut needed: Vec<(String, Type, bool)> = ACCOUNT_COLUMNS
         .iter()
-        .filter(|(n, _, required)| *required || *n == "snapshot_date" || *n == "churned_on")
         .map(|(n, t, r)| (n.to_string(), *t, *r))
         .collect();
     for (name, ty) in &pipeline.account_columns {
@@ -226,9 +227,7 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
                     _ => DataType::Float64,
                 };
                 exprs.push(lit(NULL).cast(dtype).alias(name.as_str()));
-                if optional_but_used {
-                    columns.push(name.clone());
-                }
+                columns.push(name.clone());
             }
         }
     }

@@ -483,8 +483,11 @@ impl<'a> Compiler<'a> {
                     None,
                 );
             }
-            if let (true, true, Some(agg)) = (named, column_ok, agg) {
+            if named {
+                // Defined even when broken, so its uses are not reported too.
                 types.insert(a.name.get_ref().clone(), Type::Num);
+            }
+            if let (true, true, Some(agg)) = (named, column_ok, agg) {
                 out.push(Aggregate {
                     name: a.name.get_ref().clone(),
                     column: a.column.get_ref().clone(),

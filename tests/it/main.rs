@@ -1,0 +1,154 @@
+//! Integration tests: the real `quadrant` binary on real files.
+
+mod commit;
+mod quality;
+mod run;
+mod windows;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `quadrant` command run from the project root, with plain logs.
+pub fn quadrant() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quadrant"));
+    cmd.current_dir(root())
+        .env_remove("RUST_LOG")
+        .env_remove("QUADRANT_PAUSE_AT");
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    quadrant().args(args).output().expect("quadrant runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing the output when it is not the one expected.
+#[track_caller]
+pub fn expect_code(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit code\n--- stdout\n{}\n--- stderr\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+pub fn read_parquet(path: &Path) -> DataFrame {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetReader::new(file).finish().unwrap()
+}
+
+pub fn write_parquet(frame: &mut DataFrame, path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(file).finish(frame).unwrap();
+}
+
+/// What a reader that globs `segments/cycle=C/*.parquet` sees.
+pub fn glob_partition(out: &Path, cycle: &str) -> Vec<PathBuf> {
+    let dir = out.join(format!("segments/cycle={cycle}"));
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    files
+}
+
+pub fn glob_rows(out: &Path, cycle: &str) -> Option<DataFrame> {
+    let frames: Vec<LazyFrame> = glob_partition(out, cycle)
+        .iter()
+        .map(|p| read_parquet(p).lazy())
+        .collect();
+    if frames.is_empty() {
+        return None;
+    }
+    Some(
+        concat(frames, UnionArgs::default())
+            .unwrap()
+            .collect()
+            .unwrap(),
+    )
+}
+
+pub fn manifest(out: &Path, cycle: &str) -> Option<serde_json::Value> {
+    let path = out.join(format!("segments/cycle={cycle}/_manifest.json"));
+    std::fs::read(path)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap())
+}
+
+/// Every file under a folder, relative, sorted.
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A frame as CSV text with floats rounded, for golden comparisons.
+pub fn csv(frame: &DataFrame) -> String {
+    let mut out = frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for i in 0..frame.height() {
+        let cells: Vec<String> = frame
+            .columns()
+            .iter()
+            .map(|c| match c.get(i).unwrap() {
+                AnyValue::Null => String::new(),
+                AnyValue::Float64(f) => format!("{f:.6}"),
+                AnyValue::String(s) => s.to_string(),
+                other => other.to_string(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A string column's values, nulls as "".
+pub fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
+    let c = frame.column(column).unwrap();
+    (0..c.len())
+        .map(|i| match c.get(i).unwrap() {
+            AnyValue::Null => String::new(),
+            v => v.str_value().to_string(),
+        })
+        .collect()
+}
