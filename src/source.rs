@@ -96,9 +96,7 @@ fn conform(
         Type::Num => {
             if found.is_integer() {
                 c.cast(DataType::Int64)
-            } else if found.is_float() || found.is_decimal() {
-                c.cast(DataType::Float64)
-            } else if found.is_null() {
+            } else if found.is_float() || found.is_decimal() || found.is_null() {
                 c.cast(DataType::Float64)
             } else {
                 return Err(bad("a number", ""));
