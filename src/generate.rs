@@ -11,12 +11,15 @@ use chrono::{Datelike, Duration, NaiveDate};
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::cli::GenerateArgs;
 use crate::error::{Context, Error, Result};
 
-/// Usage rows per written file.
-const ROWS_PER_FILE: usize = 4_000_000;
+/// Accounts per usage file: about 4 million rows at 365 days. Groups are
+/// generated in parallel, each into its own file, so the output does not
+/// depend on the number of threads.
+const ACCOUNTS_PER_FILE: usize = 20_000;
 
 const INDUSTRIES: [&str; 8] = [
     "Software",
@@ -191,22 +194,29 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     tracing::info!(rows = frame.height(), "wrote accounts");
 
     let start = end - Duration::days(args.days as i64 - 1);
-    let mut chunk = UsageChunk::default();
-    let mut files = 0;
-    let mut rows = 0usize;
-    for (i, a) in accounts.iter().enumerate() {
-        chunk.add(a, args.seed, i as u64, start, end);
-        if chunk.len() >= ROWS_PER_FILE {
-            rows += chunk.len();
-            chunk.write(&usage_dir.join(format!("part-{files:05}.parquet")))?;
-            files += 1;
-        }
-    }
-    if chunk.len() > 0 || files == 0 {
-        rows += chunk.len();
-        chunk.write(&usage_dir.join(format!("part-{files:05}.parquet")))?;
-        files += 1;
-    }
+    let ids = frame
+        .column("account_id")
+        .ctx(|| "account_id".into())?
+        .as_materialized_series()
+        .unique_stable()
+        .ctx(|| "account_id".into())?;
+    let groups: Vec<&[Account]> = accounts.chunks(ACCOUNTS_PER_FILE).collect();
+    let rows: usize = groups
+        .par_iter()
+        .enumerate()
+        .map(|(g, group)| {
+            let mut chunk = UsageChunk::default();
+            for (j, a) in group.iter().enumerate() {
+                chunk.add((g * ACCOUNTS_PER_FILE + j) as u32, a, args.seed, start, end);
+            }
+            let rows = chunk.len();
+            chunk.write(&ids, &usage_dir.join(format!("part-{g:05}.parquet")))?;
+            Ok(rows)
+        })
+        .collect::<Result<Vec<usize>>>()?
+        .into_iter()
+        .sum();
+    let files = groups.len();
     tracing::info!(rows, files, "wrote usage");
     println!(
         "wrote {} accounts ({} rows) and {rows} usage rows in {files} file(s) to {}",
@@ -357,7 +367,8 @@ impl AccountColumns {
 
 #[derive(Default)]
 struct UsageChunk {
-    account_id: Vec<String>,
+    /// Index of the account: ids are gathered once, when the chunk is written.
+    account: Vec<IdxSize>,
     date: Vec<i32>,
     active_users: Vec<i64>,
     events: Vec<i64>,
@@ -368,8 +379,8 @@ impl UsageChunk {
         self.date.len()
     }
 
-    fn add(&mut self, a: &Account, seed: u64, index: u64, start: NaiveDate, end: NaiveDate) {
-        let mut rng = stream(seed, index, 2);
+    fn add(&mut self, index: u32, a: &Account, seed: u64, start: NaiveDate, end: NaiveDate) {
+        let mut rng = stream(seed, index as u64, 2);
         let (_, _, _, seats) = a.state(0);
         let first = start.max(a.customer_since);
         let last = a
@@ -387,7 +398,7 @@ impl UsageChunk {
                 let users = ((seats as f64) * level * noise).round().max(1.0) as i64;
                 let events =
                     (users as f64 * a.events_per_user * rng.random_range(0.7..1.3)).round() as i64;
-                self.account_id.push(a.id.clone());
+                self.account.push(index as IdxSize);
                 self.date.push(days(d));
                 self.active_users.push(users);
                 self.events.push(events);
@@ -396,13 +407,16 @@ impl UsageChunk {
         }
     }
 
-    fn write(&mut self, path: &Path) -> Result<()> {
+    fn write(&mut self, ids: &Series, path: &Path) -> Result<()> {
         let chunk = std::mem::take(self);
+        let account_id = ids
+            .take(&IdxCa::from_vec("account_id".into(), chunk.account))
+            .ctx(|| "account_id".into())?;
         let date = Series::new("date".into(), chunk.date)
             .cast(&DataType::Date)
             .ctx(|| "date".into())?;
         let mut frame = DataFrame::new_infer_height(vec![
-            Series::new("account_id".into(), chunk.account_id).into(),
+            account_id.into(),
             date.into(),
             Series::new("active_users".into(), chunk.active_users).into(),
             Series::new("events".into(), chunk.events).into(),
