@@ -114,9 +114,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
     }
     let single = args.cycle.as_deref().map(parse_cycle).transpose()?;
     let store = Store::open(&setup.output_uri)?;
-    if let Some(cycle) = single
-        && as_of_flag.is_none()
-    {
+    if let Some(cycle) = single {
         // Fail before any work when the answer is known already.
         snapshot::ensure_replaceable(&store, &cycle, args.replace)?;
     }

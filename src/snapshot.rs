@@ -32,7 +32,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MANIFEST: &str = "_manifest.json";
 
 /// A lock older than this is taken to belong to a run that died.
-const LOCK_LEASE_SECONDS: i64 = 15 * 60;
+const LOCK_LEASE_SECONDS: i64 = 5 * 60;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

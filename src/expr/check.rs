@@ -117,6 +117,7 @@ impl Checker<'_> {
             Kind::Num(v) => (Kind::Num(*v), Type::Num),
             Kind::Str(s) => (Kind::Str(s.clone()), Type::Str),
             Kind::Bool(b) => (Kind::Bool(*b), Type::Bool),
+            Kind::Date(d) => (Kind::Date(*d), Type::Date),
             Kind::Null => (Kind::Null, Type::Null),
             Kind::Name(name) => self.name(name, span),
             Kind::Column(_) | Kind::AsOf | Kind::Func(..) => {
@@ -166,8 +167,13 @@ impl Checker<'_> {
                         Type::Bool
                     }
                     _ => {
+                        let (l, lt) = date_literal(l, lt, rt);
+                        let (r, rt) = date_literal(r, rt, lt);
                         self.comparable(&l, lt, &r, rt, op.symbol());
-                        Type::Bool
+                        return (
+                            Ast::new(Kind::Binary(*op, Box::new(l), Box::new(r)), span),
+                            Type::Bool,
+                        );
                     }
                 };
                 (Kind::Binary(*op, Box::new(l), Box::new(r)), ty)
@@ -191,6 +197,8 @@ impl Checker<'_> {
                 let (e, et) = self.resolve(expr);
                 let (lo, lot) = self.resolve(low);
                 let (hi, hit) = self.resolve(high);
+                let (lo, lot) = date_literal(lo, lot, et);
+                let (hi, hit) = date_literal(hi, hit, et);
                 self.comparable(&e, et, &lo, lot, "BETWEEN");
                 self.comparable(&e, et, &hi, hit, "BETWEEN");
                 (
@@ -212,6 +220,7 @@ impl Checker<'_> {
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
                     let (i, it) = self.resolve(item);
+                    let (i, it) = date_literal(i, it, et);
                     self.comparable(&e, et, &i, it, "IN");
                     items.push(i);
                 }
@@ -440,6 +449,16 @@ impl Checker<'_> {
     }
 }
 
+/// A `'YYYY-MM-DD'` string compared with a date is a date.
+fn date_literal(ast: Ast, ty: Type, other: Type) -> (Ast, Type) {
+    if let (Kind::Str(s), Type::Date) = (&ast.kind, other)
+        && let Some(days) = super::parse_date(s)
+    {
+        return (Ast::new(Kind::Date(days), ast.span), Type::Date);
+    }
+    (ast, ty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +520,20 @@ mod tests {
             run("CASE WHEN arr > 1 THEN 'big' END").unwrap(),
             "CASE WHEN (arr > 1) THEN 'big' END : string"
         );
+        assert_eq!(
+            run("customer_since >= '2024-01-31'").unwrap(),
+            "(customer_since >= DATE '2024-01-31') : boolean"
+        );
+        assert_eq!(
+            run("DATE '2024-02-29' < customer_since").unwrap(),
+            "(DATE '2024-02-29' < customer_since) : boolean"
+        );
+        assert_eq!(
+            run("customer_since BETWEEN '2024-01-01' AND as_of").unwrap(),
+            "(customer_since BETWEEN DATE '2024-01-01' AND as_of) : boolean"
+        );
+        assert!(run("customer_since > '2024-13-01'").is_err());
+        assert!(run("DATE 'soon'").unwrap_err()[0].contains("is not a date"));
     }
 
     #[test]

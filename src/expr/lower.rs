@@ -33,6 +33,7 @@ pub fn lower(ast: &Ast, as_of: NaiveDate) -> Expr {
         Kind::Num(v) => lit(*v),
         Kind::Str(s) => lit(s.as_str()),
         Kind::Bool(b) => lit(*b),
+        Kind::Date(d) => lit(*d).cast(DataType::Date),
         Kind::Null | Kind::Name(_) | Kind::Call { .. } => null(),
         Kind::Column(name) => col(name.as_str()),
         Kind::AsOf => date_lit(as_of),
@@ -352,6 +353,10 @@ mod tests {
         assert_eq!(
             eval("days_between(d, as_of)"),
             ["365", "334", "null", "0", "366"]
+        );
+        assert_eq!(
+            eval("d >= '1970-02-01'"),
+            ["false", "true", "null", "true", "false"]
         );
         assert_eq!(eval("-cut"), ["-0.5", "-0.5", "-0.5", "-0.5", "-0.5"]);
     }

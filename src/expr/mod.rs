@@ -81,6 +81,8 @@ pub enum Kind {
     Num(f64),
     Str(String),
     Bool(bool),
+    /// A date literal, as days since 1970-01-01.
+    Date(i32),
     Null,
     /// A name as written; [`check`] resolves it.
     Name(String),
@@ -222,6 +224,13 @@ impl Func {
     }
 }
 
+/// `YYYY-MM-DD` as days since 1970-01-01.
+pub fn parse_date(text: &str) -> Option<i32> {
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid");
+    Some((date - epoch).num_days() as i32)
+}
+
 impl Ast {
     pub fn new(kind: Kind, span: Span) -> Self {
         Ast { kind, span }
@@ -318,6 +327,11 @@ impl fmt::Display for Ast {
             Kind::Num(v) => write!(f, "{v}"),
             Kind::Str(s) => write!(f, "'{}'", s.replace('\'', "''")),
             Kind::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+            Kind::Date(d) => {
+                let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")
+                    + chrono::Duration::days(*d as i64);
+                write!(f, "DATE '{date}'")
+            }
             Kind::Null => write!(f, "NULL"),
             Kind::Name(n) | Kind::Column(n) => {
                 if n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

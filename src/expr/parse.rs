@@ -488,6 +488,29 @@ impl Parser {
                         Ok(Ast::new(Kind::Bool(lower == "true"), span))
                     }
                     "case" => self.case(),
+                    // DATE 'YYYY-MM-DD'
+                    "date"
+                        if matches!(
+                            self.tokens.get(self.pos + 1).map(|t| &t.tok),
+                            Some(Tok::Str(_))
+                        ) =>
+                    {
+                        self.bump();
+                        let lit_span = self.span();
+                        let Tok::Str(text) = self.bump() else {
+                            unreachable!("checked above")
+                        };
+                        match super::parse_date(&text) {
+                            Some(days) => Ok(Ast::new(
+                                Kind::Date(days),
+                                Span::new(span.start, lit_span.end),
+                            )),
+                            None => Err(ParseError {
+                                span: lit_span,
+                                message: format!("'{text}' is not a date: use DATE 'YYYY-MM-DD'"),
+                            }),
+                        }
+                    }
                     kw if KEYWORDS.contains(&kw) => Err(self.unexpected("a value, a name or `(`")),
                     _ => {
                         self.bump();
