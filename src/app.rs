@@ -408,7 +408,14 @@ struct RuleVerdict {
     label: String,
     when: String,
     matched: Option<bool>,
-    conditions: Vec<(String, Option<bool>)>,
+    conditions: Vec<ConditionValue>,
+}
+
+/// One condition of a rule and its value for the account (null: unknown).
+#[derive(Serialize)]
+struct ConditionValue {
+    condition: String,
+    value: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -511,11 +518,9 @@ fn explain(args: ExplainArgs) -> Result<()> {
                 .conditions()
                 .iter()
                 .enumerate()
-                .map(|(ci, c)| {
-                    (
-                        table::strip_parens(&c.to_string()),
-                        get_bool(&format!("__r{si}_{ri}_{ci}")),
-                    )
+                .map(|(ci, c)| ConditionValue {
+                    condition: table::strip_parens(&c.to_string()),
+                    value: get_bool(&format!("__r{si}_{ri}_{ci}")),
                 })
                 .collect();
             rules.push(RuleVerdict {
@@ -585,9 +590,9 @@ fn explain(args: ExplainArgs) -> Result<()> {
                 r.label,
                 r.when.trim()
             );
-            for (text, value) in &r.conditions {
-                let shown = value.map_or("null".to_string(), |b| b.to_string());
-                println!("      {text} = {shown}");
+            for c in &r.conditions {
+                let shown = c.value.map_or("null".to_string(), |b| b.to_string());
+                println!("      {} = {shown}", c.condition);
             }
         }
         if v.rule == crate::rules::DEFAULT_RULE {

@@ -180,7 +180,12 @@ pub fn evaluate(
     )?;
 
     let snapshot = timed(&mut timings, "features_and_rules", || {
-        let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), pipeline);
+        // A fixed row order makes base-wide float sums, and so every
+        // feature, the same from run to run.
+        let accounts = frame
+            .lazy()
+            .sort(["account_id"], SortMultipleOptions::default());
+        let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
         let with_features = features::add_features(joined, pipeline, as_of);
         let segments: Vec<Expr> = pipeline
             .segmentations

@@ -129,7 +129,10 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, pipeline: &Pipel
         grouped.select(names),
         [col("account_id")],
         [col("account_id")],
-        JoinArgs::new(JoinType::Left),
+        JoinArgs {
+            maintain_order: MaintainOrderJoin::Left,
+            ..JoinArgs::new(JoinType::Left)
+        },
     );
     if fills.is_empty() {
         joined

@@ -422,7 +422,9 @@ fn explain_shows_the_rule_that_fired_and_why_earlier_ones_did_not() {
     assert_eq!(rules.len(), 3, "every rule was tried");
     for r in rules {
         assert_ne!(r["matched"], true);
-        assert!(!r["conditions"].as_array().unwrap().is_empty());
+        let conditions = r["conditions"].as_array().unwrap();
+        assert!(!conditions.is_empty());
+        assert!(conditions[0]["condition"].is_string());
     }
     assert!(e["values"]["risk_score"].is_string());
 
