@@ -113,7 +113,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
         ));
     }
     let single = args.cycle.as_deref().map(parse_cycle).transpose()?;
-    let store = Store::open(&setup.output_uri)?;
+    let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
     if let Some(cycle) = single {
         // Fail before any work when the answer is known already.
         snapshot::ensure_replaceable(&store, &cycle, args.replace)?;
@@ -345,7 +345,7 @@ fn validate(args: ValidateArgs) -> Result<()> {
 
 fn cycles(args: CyclesArgs) -> Result<()> {
     let setup = setup(&args.locations)?;
-    let store = Store::open(&setup.output_uri)?;
+    let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
     let manifests = snapshot::list_committed(&store)?;
     if args.json {
         let list: Vec<serde_json::Value> = manifests
@@ -428,7 +428,7 @@ struct SegmentationVerdict {
 
 fn explain(args: ExplainArgs) -> Result<()> {
     let setup = setup(&args.locations)?;
-    let store = Store::open(&setup.output_uri)?;
+    let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
     let manifest: Option<Manifest> = match &args.cycle {
         Some(c) => snapshot::read_manifest(&store, &parse_cycle(c)?)?,
         None => snapshot::list_committed(&store)?.pop(),

@@ -39,11 +39,12 @@ pub enum Error {
     Conflict(String),
 
     /// Reading or writing storage failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}\n  help: {help}")]
     Storage {
         context: String,
-        #[source]
-        source: object_store::Error,
+        /// The first line of what the store answered.
+        cause: String,
+        help: String,
     },
 
     /// polars failed while running the plan.
@@ -151,10 +152,54 @@ impl<T> Context<T> for std::result::Result<T, polars::error::PolarsError> {
 
 impl<T> Context<T> for std::result::Result<T, object_store::Error> {
     fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Storage {
-            context: context(),
-            source,
+        self.map_err(|source| {
+            let context = context();
+            Error::Storage {
+                help: storage_help(&context, &source),
+                cause: short_cause(&source),
+                context,
+            }
         })
+    }
+}
+
+/// The first line of a store's error, without the XML body it may carry.
+fn short_cause(e: &object_store::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or(&text);
+    let first = first.split(": <?xml").next().unwrap_or(first);
+    let mut cut: String = first.chars().take(300).collect();
+    if let Some(code) = text
+        .split("<Code>")
+        .nth(1)
+        .and_then(|c| c.split("</Code>").next())
+    {
+        cut.push_str(&format!(" ({code})"));
+    }
+    cut
+}
+
+/// What to check, for the kind of store the message names.
+fn storage_help(context: &str, e: &object_store::Error) -> String {
+    let missing = matches!(e, object_store::Error::NotFound { .. });
+    let store = if context.contains("s3://") || context.contains("s3a://") {
+        "that the bucket exists, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), AWS_REGION and AWS_ENDPOINT_URL"
+    } else if context.contains("gs://") || context.contains("gcs://") {
+        "that the bucket exists, and GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_SERVICE_ACCOUNT"
+    } else if ["az://", "azure://", "abfs://", "abfss://", "adl://"]
+        .iter()
+        .any(|s| context.contains(s))
+    {
+        "that the container exists, and AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or another AZURE_* credential)"
+    } else {
+        "that the path exists and is readable and writable by this user"
+    };
+    if missing {
+        format!("not found: check {store}")
+    } else {
+        format!(
+            "check {store}; network errors and 5xx answers were retried with backoff before giving up"
+        )
     }
 }
 

@@ -169,7 +169,11 @@ pub fn scan_committed(store: &Store, manifest: &Manifest) -> Result<LazyFrame> {
             manifest.cycle
         )));
     }
-    LazyFrame::scan_parquet_files(paths.into_iter().collect(), ScanArgsParquet::default())
+    let args = ScanArgsParquet {
+        cloud_options: store.cloud_options()?,
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
         .ctx(|| format!("cannot read the snapshot of cycle {}", manifest.cycle))
 }
 

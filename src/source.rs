@@ -7,7 +7,7 @@ use polars::prelude::*;
 use crate::config::{ACCOUNT_COLUMNS, Input, Pipeline};
 use crate::error::{Context, Error, Result};
 use crate::expr::Type;
-use crate::storage::{InputFile, resolve_input};
+use crate::storage::{InputFile, StorageOptions, polars_cloud_options, resolve_input};
 
 /// A dataset: its files and a lazy scan with checked columns.
 pub struct Dataset {
@@ -19,12 +19,13 @@ pub struct Dataset {
     pub columns: Vec<String>,
 }
 
-fn scan_files(files: &[InputFile]) -> Result<LazyFrame> {
+fn scan_files(files: &[InputFile], options: &StorageOptions) -> Result<LazyFrame> {
     let paths: Vec<PlRefPath> = files
         .iter()
         .map(|f| PlRefPath::new(f.uri.as_str()))
         .collect();
     let args = ScanArgsParquet {
+        cloud_options: polars_cloud_options(&files[0].uri, options)?,
         hive_options: HiveOptions {
             enabled: Some(true),
             hive_start_idx: 0,
@@ -39,10 +40,10 @@ fn scan_files(files: &[InputFile]) -> Result<LazyFrame> {
 
 /// Reads each file's schema, so that a bad file is named, and returns the
 /// schema they share.
-fn file_schemas(dataset: &str, files: &[InputFile]) -> Result<Schema> {
+fn file_schemas(dataset: &str, files: &[InputFile], options: &StorageOptions) -> Result<Schema> {
     let mut first: Option<(String, Schema)> = None;
     for file in files {
-        let mut lf = scan_files(std::slice::from_ref(file))?;
+        let mut lf = scan_files(std::slice::from_ref(file), options)?;
         let schema = lf.collect_schema().map_err(|e| {
             Error::Schema(format!(
                 "{dataset} file `{}` cannot be read as Parquet: {}",
@@ -167,8 +168,8 @@ fn renamed(
 /// nulls (a warning says so).
 pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let dataset = "accounts";
-    let files = resolve_input(dataset, uri)?;
-    let schema = file_schemas(dataset, &files)?;
+    let files = resolve_input(dataset, uri, &pipeline.storage)?;
+    let schema = file_schemas(dataset, &files, &pipeline.storage)?;
     let file = files[0].uri.as_str();
     let (renames, names) = renamed(&pipeline.accounts, &schema, dataset, file)?;
     let mapped: Schema = names
@@ -229,7 +230,9 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
             }
         }
     }
-    let frame = scan_files(&files)?.select(renames).select(exprs);
+    let frame = scan_files(&files, &pipeline.storage)?
+        .select(renames)
+        .select(exprs);
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),
@@ -253,8 +256,8 @@ fn type_name(ty: Type) -> &'static str {
 /// read, with timestamps truncated to dates.
 pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let dataset = "usage";
-    let files = resolve_input(dataset, uri)?;
-    let schema = file_schemas(dataset, &files)?;
+    let files = resolve_input(dataset, uri, &pipeline.storage)?;
+    let schema = file_schemas(dataset, &files, &pipeline.storage)?;
     let file = files[0].uri.as_str();
     let (renames, names) = renamed(&pipeline.usage, &schema, dataset, file)?;
     let mapped: Schema = names
@@ -297,7 +300,9 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
         exprs.push(conform(dataset, file, name, *ty, found, &names)?);
         columns.push(name.clone());
     }
-    let frame = scan_files(&files)?.select(renames).select(exprs);
+    let frame = scan_files(&files, &pipeline.storage)?
+        .select(renames)
+        .select(exprs);
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),

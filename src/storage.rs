@@ -29,10 +29,87 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }
 
+/// Options for object stores from the pipeline's `[storage]` section, on
+/// top of each cloud's standard environment variables. Credentials are
+/// never among them: they come from the environment only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorageOptions {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub allow_http: Option<bool>,
+    /// Any other object_store option, by its name (`virtual_hosted_style_request`, ...).
+    pub extra: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cloud {
+    S3,
+    Gcs,
+    Azure,
+}
+
+fn cloud_of(uri: &str) -> Option<Cloud> {
+    let (scheme, _) = uri.split_once("://")?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "s3" | "s3a" => Some(Cloud::S3),
+        "gs" | "gcs" => Some(Cloud::Gcs),
+        "az" | "azure" | "abfs" | "abfss" | "adl" => Some(Cloud::Azure),
+        _ => None,
+    }
+}
+
+impl StorageOptions {
+    /// The options as object_store keys for one cloud.
+    fn pairs(&self, cloud: Cloud) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if let Some(endpoint) = &self.endpoint {
+            let key = if cloud == Cloud::Gcs {
+                "base_url"
+            } else {
+                "endpoint"
+            };
+            out.push((key.to_string(), endpoint.clone()));
+        }
+        if let (Some(region), Cloud::S3) = (&self.region, cloud) {
+            out.push(("region".to_string(), region.clone()));
+        }
+        if let Some(allow) = self.allow_http {
+            out.push(("allow_http".to_string(), allow.to_string()));
+        }
+        out.extend(self.extra.iter().cloned());
+        out
+    }
+}
+
+/// Transient failures (timeouts, 5xx, throttling) are retried with
+/// exponential backoff; 4xx answers such as 403 or 404 fail at once.
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 6,
+        retry_timeout: std::time::Duration::from_secs(60),
+        ..Default::default()
+    }
+}
+
+/// polars' options for scanning a URI, matching the store's.
+pub fn polars_cloud_options(
+    uri: &str,
+    options: &StorageOptions,
+) -> Result<Option<polars::prelude::cloud::CloudOptions>> {
+    let Some(cloud) = cloud_of(uri) else {
+        return Ok(None);
+    };
+    let scheme = polars::prelude::CloudScheme::from_path(uri);
+    polars::prelude::cloud::CloudOptions::from_untyped_config(scheme, options.pairs(cloud))
+        .map(Some)
+        .map_err(|e| Error::config(format!("[storage] options for `{uri}`: {e}")))
+}
+
 /// A folder in some store: where inputs are listed or snapshots written.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
+    options: StorageOptions,
     /// The root as a URI, for messages and for polars (`s3://b/x`, or a
     /// plain absolute path on the local disk).
     root_uri: String,
@@ -56,7 +133,7 @@ pub fn is_cloud(uri: &str) -> bool {
 impl Store {
     /// Opens the folder (or file) a URI names. Credentials and endpoints come
     /// from each cloud's standard environment variables.
-    pub fn open(uri: &str) -> Result<Store> {
+    pub fn open(uri: &str, options: &StorageOptions) -> Result<Store> {
         let trimmed = uri.trim_end_matches('/');
         if !is_cloud(trimmed) {
             let fs_path = match trimmed.strip_prefix("file://") {
@@ -72,6 +149,7 @@ impl Store {
                 .map_err(|e| Error::config(format!("`{uri}` is not a usable path: {e}")))?;
             return Ok(Store {
                 inner: Arc::new(object_store::local::LocalFileSystem::new()),
+                options: options.clone(),
                 root_uri: fs_path.to_string_lossy().trim_end_matches('/').to_string(),
                 root,
                 local: true,
@@ -81,36 +159,53 @@ impl Store {
             .map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
         let scheme = url.scheme().to_ascii_lowercase();
         let build_error =
-            |e: object_store::Error| Error::Runtime(format!("cannot open `{uri}`: {e}"));
-        let inner: Arc<dyn ObjectStore> = match scheme.as_str() {
-            "s3" | "s3a" => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env()
+            |e: object_store::Error| Error::config(format!("cannot open `{uri}`: {e}"));
+        let bad_option = |key: &str| {
+            Error::config(format!(
+                "[storage] option `{key}` is not an object_store option for `{scheme}://`"
+            ))
+        };
+        let Some(cloud) = cloud_of(trimmed) else {
+            return Err(Error::config(format!(
+                "`{uri}`: unsupported scheme `{scheme}://`; use s3://, gs://, az://, abfss://, file:// or a plain path"
+            )));
+        };
+        let pairs = options.pairs(cloud);
+        let inner: Arc<dyn ObjectStore> = match cloud {
+            Cloud::S3 => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_url(trimmed)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            "gs" | "gcs" => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_retry(retry_config());
+                for (k, v) in &pairs {
+                    b = b.with_config(k.parse().map_err(|_| bad_option(k))?, v);
+                }
+                Arc::new(b.build().map_err(build_error)?)
+            }
+            Cloud::Gcs => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_url(trimmed)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            "az" | "azure" | "abfs" | "abfss" | "adl" => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_retry(retry_config());
+                for (k, v) in &pairs {
+                    b = b.with_config(k.parse().map_err(|_| bad_option(k))?, v);
+                }
+                Arc::new(b.build().map_err(build_error)?)
+            }
+            Cloud::Azure => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_url(trimmed)
-                    .build()
-                    .map_err(build_error)?,
-            ),
-            other => {
-                return Err(Error::config(format!(
-                    "`{uri}`: unsupported scheme `{other}://`; use s3://, gs://, az://, abfss://, file:// or a plain path"
-                )));
+                    .with_retry(retry_config());
+                for (k, v) in &pairs {
+                    b = b.with_config(k.parse().map_err(|_| bad_option(k))?, v);
+                }
+                Arc::new(b.build().map_err(build_error)?)
             }
         };
-        let (_, root) = object_store::parse_url(&url)
+        // The bucket or container is the host; the rest is the root.
+        let root = Path::from_url_path(url.path())
             .map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
         Ok(Store {
             inner,
+            options: options.clone(),
             root_uri: trimmed.to_string(),
             root,
             local: false,
@@ -119,6 +214,11 @@ impl Store {
 
     pub fn uri(&self) -> &str {
         &self.root_uri
+    }
+
+    /// polars' options for reading files of this store.
+    pub fn cloud_options(&self) -> Result<Option<polars::prelude::cloud::CloudOptions>> {
+        polars_cloud_options(&self.root_uri, &self.options)
     }
 
     pub fn is_local(&self) -> bool {
@@ -231,7 +331,7 @@ pub struct InputFile {
 /// a folder (Hive trees included), or the files a glob matches. Files and
 /// folders whose names start with `_` or `.` (`_SUCCESS`, `.crc`) are
 /// skipped, as Spark and Hive do.
-pub fn resolve_input(dataset: &str, uri: &str) -> Result<Vec<InputFile>> {
+pub fn resolve_input(dataset: &str, uri: &str, options: &StorageOptions) -> Result<Vec<InputFile>> {
     let glob_at = uri.find(['*', '?', '[']);
     let (base, pattern) = match glob_at {
         Some(i) => {
@@ -240,7 +340,7 @@ pub fn resolve_input(dataset: &str, uri: &str) -> Result<Vec<InputFile>> {
         }
         None => (uri, None),
     };
-    let store = Store::open(if base.is_empty() { "." } else { base })?;
+    let store = Store::open(if base.is_empty() { "." } else { base }, options)?;
     let to_file = |m: &ObjectMeta| InputFile {
         uri: store.uri_of(&m.location),
         size: m.size,

@@ -207,6 +207,7 @@ impl<'a> Compiler<'a> {
 
         let params = self.params(&raw, &mut origins);
         let quality = self.quality(&raw);
+        let storage = self.storage(&raw);
         let aggregates = self.aggregates(&raw, &mut origins, &mut types);
         let features = self.features(&raw, &params, &mut origins, &mut types);
         let segmentations = self.segmentations(&raw, &params, &mut origins, &types);
@@ -246,8 +247,61 @@ impl<'a> Compiler<'a> {
             features,
             segmentations,
             quality,
+            storage,
             account_columns,
         }
+    }
+
+    /// `[storage]`: endpoint, region and allow_http, and other object_store
+    /// options by name. Credentials are refused: they belong in the
+    /// environment, not in a file that every snapshot records.
+    fn storage(&mut self, raw: &RawPipeline) -> crate::storage::StorageOptions {
+        let mut out = crate::storage::StorageOptions::default();
+        let Some(s) = &raw.storage else {
+            return out;
+        };
+        out.endpoint = s.endpoint.as_ref().map(|e| e.get_ref().clone());
+        out.region = s.region.as_ref().map(|r| r.get_ref().clone());
+        out.allow_http = s.allow_http;
+        for (key, value) in &s.options {
+            let k = key.get_ref().to_ascii_lowercase();
+            let secret = [
+                "secret",
+                "password",
+                "token",
+                "access_key",
+                "sas",
+                "credential",
+                "private_key",
+                "key_id",
+            ];
+            if secret.iter().any(|word| k.contains(word)) {
+                self.problem(
+                    key.span().start,
+                    format!("[storage] option `{}` looks like a credential", key.get_ref()),
+                    Some("credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), never from the pipeline file, which every snapshot records".into()),
+                );
+                continue;
+            }
+            let text = match value.get_ref() {
+                toml::Value::String(v) => v.clone(),
+                toml::Value::Boolean(v) => v.to_string(),
+                toml::Value::Integer(v) => v.to_string(),
+                _ => {
+                    self.problem(
+                        value.span().start,
+                        format!(
+                            "[storage] option `{}` must be a string, boolean or integer",
+                            key.get_ref()
+                        ),
+                        None,
+                    );
+                    continue;
+                }
+            };
+            out.extra.push((k, text));
+        }
+        out
     }
 
     fn input(&mut self, raw: &raw::RawInput, section: &str) -> Input {

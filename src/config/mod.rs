@@ -39,6 +39,8 @@ pub struct Pipeline {
     pub features: Vec<Feature>,
     pub segmentations: Vec<Segmentation>,
     pub quality: Quality,
+    /// Object store options from `[storage]`.
+    pub storage: crate::storage::StorageOptions,
     /// Account columns that expressions read, with the type they need.
     pub account_columns: Vec<(String, Type)>,
 }

@@ -27,6 +27,17 @@ pub struct RawPipeline {
     pub segmentations: Vec<RawSegmentation>,
     #[serde(default)]
     pub quality: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    pub storage: Option<RawStorage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub endpoint: Option<Spanned<String>>,
+    pub region: Option<Spanned<String>>,
+    pub allow_http: Option<bool>,
+    #[serde(default)]
+    pub options: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +126,7 @@ const SCHEMA: &[(&str, &[&str])] = &[
             "features",
             "segmentations",
             "quality",
+            "storage",
         ],
     ),
     ("inputs", &["accounts", "usage"]),
@@ -125,6 +137,8 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("output", &["uri", "passthrough"]),
     ("params", &["*"]),
     ("quality", &["*"]),
+    ("storage", &["endpoint", "region", "allow_http", "options"]),
+    ("storage.options", &["*"]),
     (
         "aggregates",
         &[

@@ -1,21 +1,19 @@
-//! The commit protocol on the local filesystem: runs killed at each step,
-//! and two runs of one cycle at once.
+//! The five snapshot guarantees of SPEC.md section 6, on the local
+//! filesystem, on S3 (moto) and on Azure (Azurite): runs killed with
+//! SIGKILL at each step of the commit, two runs of one cycle at once, and
+//! `--replace`.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Stdio};
 
+use crate::target::Target;
 use crate::*;
 
-fn spawn_run(out: &Path, pause_at: Option<&str>, replace: bool) -> Child {
+const CYCLE: &str = "2026-Q3";
+
+fn spawn_run(target: &Target, pause_at: Option<&str>, replace: bool) -> Child {
     let mut cmd = quadrant();
-    cmd.args([
-        "run",
-        "--cycle",
-        "2026-Q3",
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    cmd.args(["run", "--cycle", CYCLE, "--output", &target.uri()]);
     if replace {
         cmd.arg("--replace");
     }
@@ -26,6 +24,13 @@ fn spawn_run(out: &Path, pause_at: Option<&str>, replace: bool) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+fn run_on(target: &Target, extra: &[&str]) -> std::process::Output {
+    let uri = target.uri();
+    let mut args = vec!["run", "--cycle", CYCLE, "--output", &uri];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 /// Waits until the run says it paused, then kills it with SIGKILL.
@@ -45,31 +50,76 @@ fn kill_when_paused(mut child: Child, point: &str) {
     panic!("the run ended without pausing at {point}:\n{seen}");
 }
 
-/// What a reader sees is either nothing, or exactly one committed run.
-fn assert_consistent(out: &Path) {
-    let files = glob_partition(out, "2026-Q3");
-    match manifest(out, "2026-Q3") {
+/// What a reader sees is either no commit, or exactly one committed run.
+fn assert_consistent(target: &Target) {
+    match target.manifest(CYCLE) {
         Some(m) => {
-            let rows = glob_rows(out, "2026-Q3").expect("a committed cycle has rows");
-            assert_eq!(rows.height() as u64, m["rows"].as_u64().unwrap());
+            let rows = target.glob_rows(CYCLE).expect("a committed cycle has rows");
+            assert_eq!(
+                rows.height() as u64,
+                m["rows"].as_u64().unwrap(),
+                "{}",
+                target.name()
+            );
             let ids = rows
                 .column("run_id")
                 .unwrap()
                 .as_materialized_series()
                 .n_unique()
                 .unwrap();
-            assert_eq!(ids, 1, "one run's rows only");
+            assert_eq!(ids, 1, "{}: one run's rows only", target.name());
+            assert_eq!(strings(&rows, "run_id")[0], m["run_id"].as_str().unwrap());
         }
         None => {
             // No commit: quadrant lists nothing, and any file a dead run left
-            // in the partition is whole (written in one atomic step).
-            let listed = run(&["cycles", "--output", out.to_str().unwrap(), "--json"]);
-            assert_eq!(stdout(&listed).trim(), "[]");
-            for f in files {
-                let frame = read_parquet(&f);
-                assert!(frame.height() > 0);
+            // in the partition is whole (each object appears atomically).
+            let listed = run(&["cycles", "--output", &target.uri(), "--json"]);
+            assert_eq!(stdout(&listed).trim(), "[]", "{}", target.name());
+            for f in target.partition_files(CYCLE) {
+                assert!(target.read_parquet(&f).height() > 0);
             }
         }
+    }
+}
+
+/// Guarantees 1 and 3: after a run the glob is exactly that run; a
+/// committed cycle is kept unless --replace, which records what it replaced.
+#[test]
+fn commit_rerun_and_replace_on_every_store() {
+    for target in Target::all() {
+        let first = run_on(&target, &[]);
+        expect_code(&first, 0);
+        assert_consistent(&target);
+        let m1 = target.manifest(CYCLE).unwrap();
+        let files = target.files();
+
+        let again = run_on(&target, &[]);
+        expect_code(&again, 4);
+        assert!(
+            stderr(&again).contains("already committed"),
+            "{}",
+            stderr(&again)
+        );
+        assert_eq!(target.files(), files, "{}: nothing changed", target.name());
+        assert_eq!(target.manifest(CYCLE).unwrap(), m1);
+
+        expect_code(&run_on(&target, &["--replace"]), 0);
+        let m2 = target.manifest(CYCLE).unwrap();
+        assert_eq!(m2["replaced"]["run_id"], m1["run_id"], "{}", target.name());
+        assert_consistent(&target);
+        assert_eq!(
+            target.partition_files(CYCLE).len(),
+            1,
+            "{}: the replaced run's file is gone",
+            target.name()
+        );
+        assert_eq!(
+            target.files().len(),
+            2,
+            "{}: {:?}",
+            target.name(),
+            target.files()
+        );
     }
 }
 
@@ -77,92 +127,125 @@ fn assert_consistent(out: &Path) {
 /// the next run cleans up and commits.
 #[test]
 fn a_killed_run_leaves_no_partial_snapshot_and_the_next_run_commits() {
-    for point in [
-        "before-lock",
-        "before-data",
-        "before-manifest",
-        "after-manifest",
-    ] {
-        let tmp = tempfile::tempdir().unwrap();
-        kill_when_paused(spawn_run(tmp.path(), Some(point), false), point);
-        assert_consistent(tmp.path());
-        let committed = manifest(tmp.path(), "2026-Q3").is_some();
-        assert_eq!(committed, point == "after-manifest", "{point}");
+    for target_kind in ["local", "s3", "azure"] {
+        for point in [
+            "before-lock",
+            "before-data",
+            "before-manifest",
+            "after-manifest",
+        ] {
+            let target = match target_kind {
+                "local" => Target::local(),
+                "s3" => Target::s3(),
+                _ => Target::azure(),
+            };
+            kill_when_paused(spawn_run(&target, Some(point), false), point);
+            assert_consistent(&target);
+            let committed = target.manifest(CYCLE).is_some();
+            assert_eq!(
+                committed,
+                point == "after-manifest",
+                "{target_kind} {point}"
+            );
 
-        let args = [
-            "run",
-            "--cycle",
-            "2026-Q3",
-            "--output",
-            tmp.path().to_str().unwrap(),
-        ];
-        let next = if committed {
-            run(&[&args[..], &["--replace"]].concat())
-        } else {
-            run(&args)
-        };
-        expect_code(&next, 0);
-        assert_consistent(tmp.path());
-        let files = tree(tmp.path());
-        assert_eq!(
-            files.len(),
-            2,
-            "{point}: only the new run's data file and manifest remain: {files:?}"
-        );
-        assert!(files.iter().any(|f| f.ends_with("_manifest.json")));
-    }
-}
-
-/// Guarantee 4: two runs of one cycle at once, exactly one commits.
-#[test]
-fn two_concurrent_runs_one_commits_the_other_exits_4_and_leaves_nothing() {
-    for _ in 0..3 {
-        let tmp = tempfile::tempdir().unwrap();
-        let a = spawn_run(tmp.path(), None, false);
-        let b = spawn_run(tmp.path(), None, false);
-        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-        let mut codes = vec![a.status.code().unwrap(), b.status.code().unwrap()];
-        codes.sort();
-        assert_eq!(codes, [0, 4], "\n{}\n{}", stderr(&a), stderr(&b));
-        let loser = if a.status.code() == Some(4) { &a } else { &b };
-        let err = stderr(loser);
-        assert!(
-            err.contains("already committed") || err.contains("being committed"),
-            "{err}"
-        );
-        assert_consistent(tmp.path());
-        assert_eq!(tree(tmp.path()).len(), 2, "{:?}", tree(tmp.path()));
-    }
-}
-
-/// A run that finds the cycle's lock held by a live run gives up at once.
-#[test]
-fn a_run_meeting_a_live_lock_exits_4_without_writing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut holder = spawn_run(tmp.path(), Some("before-data"), false);
-    let stderr_pipe = holder.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr_pipe).lines();
-    loop {
-        let line = lines.next().expect("the holder pauses").unwrap();
-        if line.contains("paused at before-data") {
-            break;
+            let next = run_on(&target, if committed { &["--replace"] } else { &[] });
+            expect_code(&next, 0);
+            assert_consistent(&target);
+            let files = target.files();
+            assert_eq!(
+                files.len(),
+                2,
+                "{target_kind} {point}: only the new data file and manifest remain: {files:?}"
+            );
         }
     }
-    let before = tree(tmp.path());
-    let second = run(&[
-        "run",
-        "--cycle",
-        "2026-Q3",
-        "--output",
-        tmp.path().to_str().unwrap(),
-    ]);
-    expect_code(&second, 4);
-    assert!(
-        stderr(&second).contains("is being committed by run"),
-        "{}",
-        stderr(&second)
-    );
-    assert_eq!(tree(tmp.path()), before, "the loser wrote nothing");
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+}
+
+/// Guarantee 4: two runs of one cycle at once, exactly one commits; the
+/// other exits 4 and leaves nothing behind.
+#[test]
+fn two_concurrent_runs_one_commits_the_other_exits_4() {
+    for target in Target::all() {
+        for _ in 0..2 {
+            let target = match target.name() {
+                "local" => Target::local(),
+                "s3" => Target::s3(),
+                _ => Target::azure(),
+            };
+            let a = spawn_run(&target, None, false);
+            let b = spawn_run(&target, None, false);
+            let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+            let mut codes = vec![a.status.code().unwrap(), b.status.code().unwrap()];
+            codes.sort();
+            assert_eq!(
+                codes,
+                [0, 4],
+                "{}\n{}\n{}",
+                target.name(),
+                stderr(&a),
+                stderr(&b)
+            );
+            let loser = if a.status.code() == Some(4) { &a } else { &b };
+            let err = stderr(loser);
+            assert!(
+                err.contains("already committed") || err.contains("being committed"),
+                "{err}"
+            );
+            assert_consistent(&target);
+            assert_eq!(
+                target.files().len(),
+                2,
+                "{}: {:?}",
+                target.name(),
+                target.files()
+            );
+        }
+    }
+}
+
+/// A run that finds the cycle's lock held by a live run gives up at once
+/// and writes nothing; when the holder dies, the next run takes over.
+#[test]
+fn a_live_lock_makes_a_run_exit_4_a_dead_one_is_taken_over() {
+    for target in Target::all() {
+        let mut holder = spawn_run(&target, Some("before-data"), false);
+        let mut lines = BufReader::new(holder.stderr.take().unwrap()).lines();
+        loop {
+            let line = lines.next().expect("the holder pauses").unwrap();
+            if line.contains("paused at before-data") {
+                break;
+            }
+        }
+        let before = target.files();
+        let second = run_on(&target, &[]);
+        expect_code(&second, 4);
+        assert!(
+            stderr(&second).contains("is being committed by run"),
+            "{}",
+            stderr(&second)
+        );
+        assert_eq!(
+            target.files(),
+            before,
+            "{}: the loser wrote nothing",
+            target.name()
+        );
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        expect_code(&run_on(&target, &[]), 0);
+        assert_consistent(&target);
+    }
+}
+
+/// Guarantee 5: the same inputs and pipeline give the same rows and values.
+#[test]
+fn the_same_inputs_give_the_same_rows_on_every_store() {
+    let local = Target::local();
+    expect_code(&run_on(&local, &[]), 0);
+    let want = local.glob_rows(CYCLE).unwrap().drop("run_id").unwrap();
+    for target in [Target::s3(), Target::azure()] {
+        expect_code(&run_on(&target, &[]), 0);
+        let got = target.glob_rows(CYCLE).unwrap().drop("run_id").unwrap();
+        assert!(got.equals_missing(&want), "{}", target.name());
+    }
 }

@@ -3,6 +3,8 @@
 mod commit;
 mod quality;
 mod run;
+mod stores;
+mod target;
 mod windows;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,240 @@
+//! Object storage beyond the commit: inputs read from the store, readers of
+//! committed snapshots, `[storage]` options, failures and secrets.
+
+use crate::target::Target;
+use crate::*;
+
+fn upload_fixtures(target: &Target) -> (String, String) {
+    target.upload(
+        &root().join("fixtures/accounts.parquet"),
+        "in/accounts/part-0.parquet",
+    );
+    target.upload(
+        &root().join("fixtures/usage/part-00000.parquet"),
+        "in/usage/month=all/part-0.parquet",
+    );
+    (
+        format!("{}/in/accounts/", target.uri()),
+        format!("{}/in/usage/**/*.parquet", target.uri()),
+    )
+}
+
+#[test]
+fn inputs_explain_and_cycles_work_on_every_store() {
+    let local = Target::local();
+    expect_code(
+        &run(&["run", "--cycle", "2026-Q3", "--output", &local.uri()]),
+        0,
+    );
+    let want = local.glob_rows("2026-Q3").unwrap().drop("run_id").unwrap();
+    for target in [Target::s3(), Target::azure()] {
+        let (accounts, usage) = upload_fixtures(&target);
+        let out = format!("{}/out", target.uri());
+        let o = run(&[
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--accounts",
+            &accounts,
+            "--usage",
+            &usage,
+            "--output",
+            &out,
+        ]);
+        expect_code(&o, 0);
+        let m: serde_json::Value = serde_json::from_slice(
+            &target
+                .read("out/segments/cycle=2026-Q3/_manifest.json")
+                .unwrap(),
+        )
+        .unwrap();
+        let files = m["inputs"]["usage"]["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{}", target.name());
+        assert!(
+            files[0]["uri"]
+                .as_str()
+                .unwrap()
+                .ends_with("in/usage/month=all/part-0.parquet")
+        );
+        assert!(files[0]["etag"].is_string() || files[0]["modified"].is_string());
+
+        // The same rows as from the local fixtures (the Hive key of the
+        // usage path is not a column the pipeline uses).
+        let part = target
+            .files()
+            .into_iter()
+            .find(|f| f.starts_with("out/segments/cycle=2026-Q3/part-"))
+            .unwrap();
+        let got = target.read_parquet(&part).drop("run_id").unwrap();
+        assert!(got.equals_missing(&want), "{}", target.name());
+
+        // Readers of committed snapshots ignore orphaned files.
+        target.upload(
+            &root().join("fixtures/accounts.parquet"),
+            "out/segments/cycle=2026-Q4/part-orphan-0.parquet",
+        );
+        let listed = run(&["cycles", "--output", &out, "--json"]);
+        expect_code(&listed, 0);
+        let cycles: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+        assert_eq!(cycles.as_array().unwrap().len(), 1, "{}", target.name());
+        let e = run(&[
+            "explain",
+            "--output",
+            &out,
+            "--account",
+            "A0000002",
+            "--json",
+        ]);
+        expect_code(&e, 0);
+        let explained: serde_json::Value = serde_json::from_str(&stdout(&e)).unwrap();
+        assert_eq!(explained["cycle"], "2026-Q3");
+        assert!(
+            explained["source"]
+                .as_str()
+                .unwrap()
+                .starts_with("committed run")
+        );
+    }
+}
+
+#[test]
+fn storage_options_in_the_pipeline_file_reach_the_store() {
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").expect("scripts/test sets AWS_ENDPOINT_URL for moto");
+    let target = Target::s3();
+    let (accounts, usage) = upload_fixtures(&target);
+    let tmp = tempfile::tempdir().unwrap();
+    let pipeline = tmp.path().join("p.toml");
+    let text = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    std::fs::write(
+        &pipeline,
+        format!("{text}\n[storage]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nallow_http = true\n"),
+    )
+    .unwrap();
+    let out = format!("{}/out", target.uri());
+    let o = quadrant()
+        .args([
+            "run",
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--cycle",
+            "2026-Q3",
+        ])
+        .args(["--accounts", &accounts, "--usage", &usage, "--output", &out])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ALLOW_HTTP")
+        .env_remove("AWS_REGION")
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    assert!(
+        target
+            .read("out/segments/cycle=2026-Q3/_manifest.json")
+            .is_some()
+    );
+
+    std::fs::write(
+        &pipeline,
+        format!("{text}\n[storage]\noptions = {{ aws_secret_access_key = \"x\" }}\n"),
+    )
+    .unwrap();
+    let o = run(&[
+        "validate",
+        "--config-only",
+        "--pipeline",
+        pipeline.to_str().unwrap(),
+    ]);
+    expect_code(&o, 2);
+    assert!(
+        stderr(&o).contains("looks like a credential"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_missing_bucket_fails_fast_with_exit_1_and_says_what_to_check() {
+    for uri in ["s3://no-such-bucket-quadrant/x", "az://nosuchcontainer/x"] {
+        let started = std::time::Instant::now();
+        let o = run(&["run", "--cycle", "2026-Q3", "--output", uri]);
+        expect_code(&o, 1);
+        let err = stderr(&o);
+        assert!(err.contains(uri), "{err}");
+        assert!(err.contains("check"), "says what to check: {err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no long retries on a 404"
+        );
+    }
+}
+
+#[test]
+fn secrets_never_reach_logs_errors_or_the_manifest() {
+    let secret = "s3cr3t-Quadrant-Never-Print-Me";
+    let target = Target::s3();
+    let out = target.uri();
+    let runs = [
+        vec!["-vv", "run", "--cycle", "2026-Q3", "--output", &out],
+        vec![
+            "--log-format",
+            "json",
+            "-vv",
+            "run",
+            "--cycle",
+            "2026-Q2",
+            "--output",
+            &out,
+        ],
+        vec![
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--output",
+            "s3://no-such-bucket-quadrant/x",
+        ],
+    ];
+    for args in runs {
+        // moto accepts any key pair; the secret is only ever sent signed.
+        let o = quadrant()
+            .args(&args)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+            .unwrap();
+        assert!(
+            !stdout(&o).contains(secret) && !stderr(&o).contains(secret),
+            "{args:?}"
+        );
+    }
+    for f in target.files() {
+        let bytes = target.read(&f).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{f}");
+    }
+}
+
+/// The commit protocol rests on create-only puts: every store must refuse
+/// the second one.
+#[test]
+fn create_only_puts_are_honoured_by_every_store() {
+    for target in Target::all() {
+        let store = quadrant::storage::Store::open(&target.uri(), &Default::default()).unwrap();
+        let path = store.path("_quadrant/locks/probe.json");
+        assert!(
+            store.put(&path, "a".into(), true).unwrap(),
+            "{}",
+            target.name()
+        );
+        assert!(
+            !store.put(&path, "b".into(), true).unwrap(),
+            "{}: second create refused",
+            target.name()
+        );
+        assert_eq!(
+            store.get(&path).unwrap().unwrap().as_ref(),
+            b"a",
+            "{}",
+            target.name()
+        );
+        store.delete(&path).unwrap();
+        assert!(store.get(&path).unwrap().is_none());
+    }
+}
