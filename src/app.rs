@@ -170,7 +170,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
             serde_json::to_string_pretty(&serde_json::json!({ "runs": summaries }))
         }
         .expect("serializable");
-        println!("{json}");
+        crate::outln!("{json}");
     } else {
         for s in &summaries {
             print_summary(s);
@@ -266,20 +266,27 @@ fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
 
 fn print_summary(s: &RunSummary) {
     if s.skipped {
-        println!("cycle {}: already committed, skipped", s.cycle);
+        crate::outln!("cycle {}: already committed, skipped", s.cycle);
         return;
     }
-    println!(
+    crate::outln!(
         "cycle {} (as of {}): {} accounts committed as run {}\n  {}",
-        s.cycle, s.as_of, s.rows, s.run_id, s.snapshot
+        s.cycle,
+        s.as_of,
+        s.rows,
+        s.run_id,
+        s.snapshot
     );
     if let Some(r) = &s.replaced {
-        println!("  replaced run {} of {}", r.run_id, r.finished_at);
+        crate::outln!("  replaced run {} of {}", r.run_id, r.finished_at);
     }
     for f in s.quality.iter().filter(|f| f.rows > 0) {
-        println!(
+        crate::outln!(
             "  data check {}: {} {} rows ({:?})",
-            f.check, f.rows, f.dataset, f.policy
+            f.check,
+            f.rows,
+            f.dataset,
+            f.policy
         );
     }
     for seg in &s.segmentations {
@@ -298,8 +305,8 @@ fn print_summary(s: &RunSummary) {
                 ]
             })
             .collect();
-        println!("\n{}", seg.name);
-        print!(
+        crate::outln!("\n{}", seg.name);
+        crate::out!(
             "{}",
             table::render(
                 &["label", "accounts", "share", "arr", "arr share"],
@@ -308,13 +315,13 @@ fn print_summary(s: &RunSummary) {
             )
         );
     }
-    println!();
+    crate::outln!();
 }
 
 fn validate(args: ValidateArgs) -> Result<()> {
     let setup = setup(&args.locations)?;
     let p = &setup.pipeline;
-    println!(
+    crate::outln!(
         "pipeline `{}` ({}) is valid: {} params, {} aggregates, {} features, {} segmentations",
         p.name,
         p.path,
@@ -327,14 +334,14 @@ fn validate(args: ValidateArgs) -> Result<()> {
         return Ok(());
     }
     let accounts = source::scan_accounts(p, &setup.accounts_uri)?;
-    println!(
+    crate::outln!(
         "accounts `{}`: {} file(s), columns used: {}",
         setup.accounts_uri,
         accounts.files.len(),
         accounts.columns.join(", ")
     );
     let usage = source::scan_usage(p, &setup.usage_uri)?;
-    println!(
+    crate::outln!(
         "usage `{}`: {} file(s), columns used: {}",
         setup.usage_uri,
         usage.files.len(),
@@ -359,14 +366,14 @@ fn cycles(args: CyclesArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&list).expect("serializable")
         );
         return Ok(());
     }
     if manifests.is_empty() {
-        println!("no committed snapshots under {}", store.uri());
+        crate::outln!("no committed snapshots under {}", store.uri());
         return Ok(());
     }
     let rows: Vec<Vec<String>> = manifests
@@ -382,7 +389,7 @@ fn cycles(args: CyclesArgs) -> Result<()> {
             ]
         })
         .collect();
-    print!(
+    crate::out!(
         "{}",
         table::render(
             &[
@@ -561,30 +568,30 @@ fn explain(args: ExplainArgs) -> Result<()> {
             "values": values.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "segmentations": verdicts,
         });
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&json).expect("serializable")
         );
         return Ok(());
     }
-    println!(
+    crate::outln!(
         "account {} in cycle {cycle} (as of {as_of}; {source})\n",
         args.account
     );
     let rows: Vec<Vec<String>> = values.into_iter().map(|(k, v)| vec![k, v]).collect();
-    print!(
+    crate::out!(
         "{}",
         table::render(&["column", "value"], &rows, &[false, false])
     );
     for v in verdicts {
-        println!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
+        crate::outln!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
         for r in &v.rules {
             let mark = match r.matched {
                 Some(true) => "matched",
                 Some(false) => "no match",
                 None => "no match (null)",
             };
-            println!(
+            crate::outln!(
                 "  {} -> {}: {mark}\n    when {}",
                 r.rule,
                 r.label,
@@ -592,11 +599,11 @@ fn explain(args: ExplainArgs) -> Result<()> {
             );
             for c in &r.conditions {
                 let shown = c.value.map_or("null".to_string(), |b| b.to_string());
-                println!("      {} = {shown}", c.condition);
+                crate::outln!("      {} = {shown}", c.condition);
             }
         }
         if v.rule == crate::rules::DEFAULT_RULE {
-            println!("  no rule matched -> default {}", v.label);
+            crate::outln!("  no rule matched -> default {}", v.label);
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::config::{Check, Pipeline, Policy};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::features;
 use crate::quality::{self, Outcome, REASON};
 use crate::rules;
@@ -74,8 +74,15 @@ pub fn evaluate(
             .frame
             .clone()
             .collect()
-            .ctx(|| format!("cannot read accounts `{}`", accounts.uri))?;
+            .map_err(|e| accounts.read_error(e))?;
         let rows = all.height() as u64;
+        if rows == 0 {
+            return Err(Error::Schema(format!(
+                "accounts `{}` has no rows ({} file(s))",
+                accounts.uri,
+                accounts.files.len()
+            )));
+        }
         Ok((all, rows))
     })?;
     let known_ids = all_accounts
@@ -164,9 +171,17 @@ pub fn evaluate(
         features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
-            .ctx(|| format!("cannot aggregate usage `{}`", usage.uri))
+            .map_err(|e| usage.read_error(e))
     })?;
     let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
+    if usage_rows_in_windows == 0
+        && let Some((after, through)) = features::usage_range(pipeline, as_of)
+    {
+        return Err(Error::Schema(format!(
+            "usage `{}` has no rows in any aggregate window (dates after {after} through {through}, for as_of {as_of}): check the cycle and the dates of the usage data",
+            usage.uri
+        )));
+    }
     usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
     outcome.enforce(
         quality,

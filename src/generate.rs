@@ -218,7 +218,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         .sum();
     let files = groups.len();
     tracing::info!(rows, files, "wrote usage");
-    println!(
+    crate::outln!(
         "wrote {} accounts ({} rows) and {rows} usage rows in {files} file(s) to {}",
         accounts.len(),
         frame.height(),

@@ -16,6 +16,7 @@ pub mod expr;
 pub mod features;
 pub mod generate;
 pub mod logging;
+pub mod output;
 pub mod quality;
 pub mod rules;
 pub mod snapshot;

@@ -17,6 +17,37 @@ pub struct Dataset {
     pub frame: LazyFrame,
     /// The columns of the data, after mapping to our names.
     pub columns: Vec<String>,
+    /// The data's own names of the columns read, for re-reading one file.
+    source_columns: Vec<String>,
+    options: StorageOptions,
+}
+
+impl Dataset {
+    /// Turns a failure to read the dataset into an error that names the
+    /// file at fault: each file is read alone until one fails.
+    pub fn read_error(&self, error: PolarsError) -> Error {
+        for file in &self.files {
+            let columns: Vec<Expr> = self
+                .source_columns
+                .iter()
+                .map(|c| col(c.as_str()))
+                .collect();
+            let alone = scan_files(std::slice::from_ref(file), &self.options)
+                .and_then(|lf| lf.select(columns).collect().ctx(|| file.uri.clone()));
+            if let Err(e) = alone {
+                return Error::Schema(format!(
+                    "{} file `{}` cannot be read: {}",
+                    self.name,
+                    file.uri,
+                    first_line(&e.to_string())
+                ));
+            }
+        }
+        Error::Polars {
+            context: format!("cannot read {} `{}`", self.name, self.uri),
+            source: error,
+        }
+    }
 }
 
 fn scan_files(files: &[InputFile], options: &StorageOptions) -> Result<LazyFrame> {
@@ -233,13 +264,25 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let frame = scan_files(&files, &pipeline.storage)?
         .select(renames)
         .select(exprs);
+    let source_columns = present(&columns, &pipeline.accounts, &schema);
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),
         files,
         frame,
         columns,
+        source_columns,
+        options: pipeline.storage.clone(),
     })
+}
+
+/// The data's names of the columns that exist in it.
+fn present(columns: &[String], input: &Input, schema: &Schema) -> Vec<String> {
+    columns
+        .iter()
+        .map(|c| input.source_name(c).to_string())
+        .filter(|c| schema.get(c).is_some())
+        .collect()
 }
 
 fn type_name(ty: Type) -> &'static str {
@@ -303,11 +346,14 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let frame = scan_files(&files, &pipeline.storage)?
         .select(renames)
         .select(exprs);
+    let source_columns = present(&columns, &pipeline.usage, &schema);
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),
         files,
         frame,
         columns,
+        source_columns,
+        options: pipeline.storage.clone(),
     })
 }
