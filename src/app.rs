@@ -63,19 +63,14 @@ fn latest_cycle(pipeline: &Pipeline, usage: &Dataset) -> Result<Cycle> {
         .collect_with_engine(Engine::Streaming)
         .map(|r| r.unwrap_single())
         .ctx(|| format!("cannot read usage dates of `{}`", usage.uri))?;
-    let value = max
-        .column("date")
-        .ctx(|| "date".into())?
-        .get(0)
-        .ctx(|| "date".into())?;
+    let value = max.column("date").ctx(|| "date".into())?.get(0).ctx(|| "date".into())?;
     let AnyValue::Date(days) = value else {
         return Err(Error::Schema(format!(
             "usage `{}` has no dated rows: pass --cycle",
             usage.uri
         )));
     };
-    let date =
-        NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64);
+    let date = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64);
     let cycle = Cycle::latest_complete(pipeline.cadence, date);
     tracing::info!(%cycle, last_usage_date = %date, "no --cycle given: using the latest cycle the usage covers");
     Ok(cycle)
@@ -98,11 +93,7 @@ struct RunSummary {
 fn run_cycles(args: RunArgs) -> Result<()> {
     let setup = setup(&args.locations)?;
     let pipeline = &setup.pipeline;
-    let as_of_flag = args
-        .as_of
-        .as_deref()
-        .map(|v| parse_date("--as-of", v))
-        .transpose()?;
+    let as_of_flag = args.as_of.as_deref().map(|v| parse_date("--as-of", v)).transpose()?;
     let range = match &args.cycles {
         Some(range) => Some(Cycle::parse_range(range).map_err(Error::config)?),
         None => None,
@@ -129,10 +120,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
 
     let mut summaries = Vec::new();
     for cycle in cycles {
-        if args.cycles.is_some()
-            && !args.replace
-            && snapshot::read_manifest(&store, &cycle)?.is_some()
-        {
+        if args.cycles.is_some() && !args.replace && snapshot::read_manifest(&store, &cycle)?.is_some() {
             tracing::info!(%cycle, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
                 cycle: cycle.to_string(),
@@ -152,15 +140,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
         if as_of < cycle.start() || as_of > cycle.as_of() {
             tracing::warn!(%cycle, %as_of, "--as-of lies outside the cycle's period");
         }
-        summaries.push(run_one(
-            &setup,
-            &store,
-            &accounts,
-            &usage,
-            cycle,
-            as_of,
-            args.replace,
-        )?);
+        summaries.push(run_one(&setup, &store, &accounts, &usage, cycle, as_of, args.replace)?);
     }
 
     if args.json {
@@ -202,10 +182,7 @@ fn run_one(
     } = evaluate::evaluate(&setup.pipeline, accounts, usage, as_of)?;
     let mut rejects = Vec::new();
     if !quality.rejected_accounts.is_empty() {
-        rejects.push((
-            "accounts",
-            concat_frames(quality.rejected_accounts.clone())?,
-        ));
+        rejects.push(("accounts", concat_frames(quality.rejected_accounts.clone())?));
     }
     if !quality.rejected_usage.is_empty() {
         rejects.push(("usage", concat_frames(quality.rejected_usage.clone())?));
@@ -366,10 +343,7 @@ fn cycles(args: CyclesArgs) -> Result<()> {
                 })
             })
             .collect();
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&list).expect("serializable")
-        );
+        crate::outln!("{}", serde_json::to_string_pretty(&list).expect("serializable"));
         return Ok(());
     }
     if manifests.is_empty() {
@@ -392,14 +366,7 @@ fn cycles(args: CyclesArgs) -> Result<()> {
     crate::out!(
         "{}",
         table::render(
-            &[
-                "cycle",
-                "as_of",
-                "run_id",
-                "committed_at",
-                "rows",
-                "pipeline"
-            ],
+            &["cycle", "as_of", "run_id", "committed_at", "rows", "pipeline"],
             &rows,
             &[false, false, false, false, true, false]
         )
@@ -568,21 +535,12 @@ fn explain(args: ExplainArgs) -> Result<()> {
             "values": values.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             "segmentations": verdicts,
         });
-        crate::outln!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("serializable")
-        );
+        crate::outln!("{}", serde_json::to_string_pretty(&json).expect("serializable"));
         return Ok(());
     }
-    crate::outln!(
-        "account {} in cycle {cycle} (as of {as_of}; {source})\n",
-        args.account
-    );
+    crate::outln!("account {} in cycle {cycle} (as of {as_of}; {source})\n", args.account);
     let rows: Vec<Vec<String>> = values.into_iter().map(|(k, v)| vec![k, v]).collect();
-    crate::out!(
-        "{}",
-        table::render(&["column", "value"], &rows, &[false, false])
-    );
+    crate::out!("{}", table::render(&["column", "value"], &rows, &[false, false]));
     for v in verdicts {
         crate::outln!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
         for r in &v.rules {
@@ -591,12 +549,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
                 Some(false) => "no match",
                 None => "no match (null)",
             };
-            crate::outln!(
-                "  {} -> {}: {mark}\n    when {}",
-                r.rule,
-                r.label,
-                r.when.trim()
-            );
+            crate::outln!("  {} -> {}: {mark}\n    when {}", r.rule, r.label, r.when.trim());
             for c in &r.conditions {
                 let shown = c.value.map_or("null".to_string(), |b| b.to_string());
                 crate::outln!("      {} = {shown}", c.condition);

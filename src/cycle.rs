@@ -227,14 +227,8 @@ mod tests {
     #[test]
     fn latest_complete_cycle() {
         let q = Cadence::Quarter;
-        assert_eq!(
-            Cycle::latest_complete(q, date("2026-09-30")).to_string(),
-            "2026-Q3"
-        );
-        assert_eq!(
-            Cycle::latest_complete(q, date("2026-09-29")).to_string(),
-            "2026-Q2"
-        );
+        assert_eq!(Cycle::latest_complete(q, date("2026-09-30")).to_string(), "2026-Q3");
+        assert_eq!(Cycle::latest_complete(q, date("2026-09-29")).to_string(), "2026-Q2");
         assert_eq!(
             Cycle::latest_complete(Cadence::Month, date("2026-01-15")).to_string(),
             "2025-12"

@@ -169,11 +169,7 @@ fn short_cause(e: &object_store::Error) -> String {
     let first = text.lines().next().unwrap_or(&text);
     let first = first.split(": <?xml").next().unwrap_or(first);
     let mut cut: String = first.chars().take(300).collect();
-    if let Some(code) = text
-        .split("<Code>")
-        .nth(1)
-        .and_then(|c| c.split("</Code>").next())
-    {
+    if let Some(code) = text.split("<Code>").nth(1).and_then(|c| c.split("</Code>").next()) {
         cut.push_str(&format!(" ({code})"));
     }
     cut
@@ -197,9 +193,7 @@ fn storage_help(context: &str, e: &object_store::Error) -> String {
     if missing {
         format!("not found: check {store}")
     } else {
-        format!(
-            "check {store}; network errors and 5xx answers were retried with backoff before giving up"
-        )
+        format!("check {store}; network errors and 5xx answers were retried with backoff before giving up")
     }
 }
 
@@ -209,8 +203,14 @@ pub fn nearest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Ve
     let wanted = wanted.to_lowercase();
     let mut scored: Vec<(f64, &str)> = known
         .into_iter()
-        .map(|k| (strsim::jaro_winkler(&wanted, &k.to_lowercase()), k))
-        .filter(|(score, _)| *score >= 0.75)
+        .map(|k| {
+            let k_lower = k.to_lowercase();
+            // Close in spelling, or the same start (`employes` ~ `employees`).
+            let edit = strsim::normalized_damerau_levenshtein(&wanted, &k_lower);
+            let prefix = strsim::jaro_winkler(&wanted, &k_lower);
+            (edit.max(if prefix >= 0.85 { prefix } else { 0.0 }), k)
+        })
+        .filter(|(score, _)| *score >= 0.6)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);

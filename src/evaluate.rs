@@ -44,11 +44,7 @@ pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
     cols
 }
 
-fn timed<T>(
-    timings: &mut Vec<(&'static str, f64)>,
-    stage: &'static str,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+fn timed<T>(timings: &mut Vec<(&'static str, f64)>, stage: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let start = std::time::Instant::now();
     let out = f()?;
     let secs = start.elapsed().as_secs_f64();
@@ -57,12 +53,7 @@ fn timed<T>(
     Ok(out)
 }
 
-pub fn evaluate(
-    pipeline: &Pipeline,
-    accounts: &Dataset,
-    usage: &Dataset,
-    as_of: NaiveDate,
-) -> Result<Evaluation> {
+pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of: NaiveDate) -> Result<Evaluation> {
     let mut timings = Vec::new();
     let mut outcome = Outcome::default();
     let quality = &pipeline.quality;
@@ -70,11 +61,7 @@ pub fn evaluate(
 
     // Point in time: rows dated after as_of do not exist yet for this cycle.
     let (all_accounts, accounts_rows) = timed(&mut timings, "scan_accounts", || {
-        let all = accounts
-            .frame
-            .clone()
-            .collect()
-            .map_err(|e| accounts.read_error(e))?;
+        let all = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
         let rows = all.height() as u64;
         if rows == 0 {
             return Err(Error::Schema(format!(
@@ -143,11 +130,7 @@ pub fn evaluate(
         .filter(
             col("customer_since")
                 .lt_eq(as_of_lit.clone())
-                .and(
-                    col("churned_on")
-                        .is_null()
-                        .or(col("churned_on").gt(as_of_lit)),
-                )
+                .and(col("churned_on").is_null().or(col("churned_on").gt(as_of_lit)))
                 .fill_null(lit(false)),
         )
         .collect()
@@ -156,10 +139,7 @@ pub fn evaluate(
         (Check::NegativeArr, col("arr").lt(lit(0))),
         (Check::NegativeWallet, col("wallet").lt(lit(0))),
         (Check::NegativeSeats, col("seats").lt(lit(0))),
-        (
-            Check::NpsOutOfRange,
-            col("nps").lt(lit(0)).or(col("nps").gt(lit(10))),
-        ),
+        (Check::NpsOutOfRange, col("nps").lt(lit(0)).or(col("nps").gt(lit(10)))),
     ];
     for (check, flagged) in row_checks {
         frame = quality::check_frame(frame, check, "accounts", flagged, quality, &mut outcome)?;
@@ -186,10 +166,7 @@ pub fn evaluate(
     outcome.enforce(
         quality,
         &[
-            (
-                "accounts",
-                frame.height() as u64 + outcome.dropped("accounts"),
-            ),
+            ("accounts", frame.height() as u64 + outcome.dropped("accounts")),
             ("usage", usage_rows_in_windows),
         ],
     )?;
@@ -197,9 +174,7 @@ pub fn evaluate(
     let snapshot = timed(&mut timings, "features_and_rules", || {
         // A fixed row order makes base-wide float sums, and so every
         // feature, the same from run to run.
-        let accounts = frame
-            .lazy()
-            .sort(["account_id"], SortMultipleOptions::default());
+        let accounts = frame.lazy().sort(["account_id"], SortMultipleOptions::default());
         let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
         let with_features = features::add_features(joined, pipeline, as_of);
         let segments: Vec<Expr> = pipeline
@@ -207,10 +182,7 @@ pub fn evaluate(
             .iter()
             .flat_map(|s| rules::segment(s, as_of))
             .collect();
-        let mut columns: Vec<Expr> = snapshot_columns(pipeline)
-            .iter()
-            .map(|c| col(c.as_str()))
-            .collect();
+        let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
         columns[0] = crate::expr::date_lit(as_of).alias("as_of");
         with_features
             .with_columns(segments)
@@ -268,19 +240,15 @@ fn usage_findings(
             sum_u64(&unknown, features::ROWS)?,
             quality::examples(&unknown),
         ),
-        (
-            Check::NegativeUsage,
-            sum_u64(grouped, features::NEGATIVE_ROWS)?,
-            {
-                let neg = grouped
-                    .clone()
-                    .lazy()
-                    .filter(col(features::NEGATIVE_ROWS).gt(lit(0)))
-                    .collect()
-                    .ctx(|| "negative usage".into())?;
-                quality::examples(&neg)
-            },
-        ),
+        (Check::NegativeUsage, sum_u64(grouped, features::NEGATIVE_ROWS)?, {
+            let neg = grouped
+                .clone()
+                .lazy()
+                .filter(col(features::NEGATIVE_ROWS).gt(lit(0)))
+                .collect()
+                .ctx(|| "negative usage".into())?;
+            quality::examples(&neg)
+        }),
     ];
     for (check, rows, examples) in checks {
         if rows == 0 {

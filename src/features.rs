@@ -55,12 +55,7 @@ pub fn in_range(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> Lazy
 /// One row per account id found in the usage windows, with every
 /// aggregate. With `drop_negative`, rows with a negative metric are left out
 /// of the aggregates (they are still counted in [`NEGATIVE_ROWS`]).
-pub fn aggregate_usage(
-    usage: LazyFrame,
-    pipeline: &Pipeline,
-    as_of: NaiveDate,
-    drop_negative: bool,
-) -> LazyFrame {
+pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, drop_negative: bool) -> LazyFrame {
     let negative = negative_metric(pipeline);
     let mut aggs: Vec<Expr> = pipeline
         .aggregates
@@ -87,10 +82,7 @@ pub fn aggregate_usage(
                     let value = col(a.column.as_str()).filter(kept.clone());
                     value
                         .clone()
-                        .sort_by(
-                            [col("date").filter(kept), value],
-                            SortMultipleOptions::default(),
-                        )
+                        .sort_by([col("date").filter(kept), value], SortMultipleOptions::default())
                         .last()
                 }
                 Agg::PerDay => x.cast(DataType::Float64).sum() / lit(a.window_days as f64),
@@ -100,9 +92,7 @@ pub fn aggregate_usage(
         .collect();
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
     aggs.push(negative.cast(DataType::Int64).sum().alias(NEGATIVE_ROWS));
-    in_range(usage, pipeline, as_of)
-        .group_by([col("account_id")])
-        .agg(aggs)
+    in_range(usage, pipeline, as_of).group_by([col("account_id")]).agg(aggs)
 }
 
 /// Joins the aggregates onto the accounts, filling the zero that an
@@ -117,11 +107,7 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, pipeline: &Pipel
         .iter()
         .filter(|a| a.agg.zero_when_empty())
         .map(|a| {
-            let zero = if matches!(a.agg, Agg::PerDay) {
-                lit(0.0)
-            } else {
-                lit(0)
-            };
+            let zero = if matches!(a.agg, Agg::PerDay) { lit(0.0) } else { lit(0) };
             col(a.name.as_str()).fill_null(zero)
         })
         .collect();

@@ -33,8 +33,7 @@ const INDUSTRIES: [&str; 8] = [
 ];
 const REGIONS: [&str; 4] = ["NA", "EMEA", "APAC", "LATAM"];
 const NAME_A: [&str; 12] = [
-    "Blue", "North", "Bright", "Iron", "Silver", "Rapid", "Quiet", "Golden", "Clear", "Prime",
-    "Summit", "Harbor",
+    "Blue", "North", "Bright", "Iron", "Silver", "Rapid", "Quiet", "Golden", "Clear", "Prime", "Summit", "Harbor",
 ];
 const NAME_B: [&str; 12] = [
     "Labs",
@@ -97,9 +96,7 @@ struct Account {
 impl Account {
     fn draw(seed: u64, index: u32, end: NaiveDate) -> Account {
         let mut rng = stream(seed, index as u64, 0);
-        let employees = lognormal(&mut rng, 150.0, 1.6)
-            .clamp(3.0, 300_000.0)
-            .round();
+        let employees = lognormal(&mut rng, 150.0, 1.6).clamp(3.0, 300_000.0).round();
         let growth = (0.06 + 0.18 * normal(&mut rng)).clamp(-0.5, 1.5);
         let tenure_days = rng.random_range(30..6 * 365);
         let customer_since = end - Duration::days(tenure_days);
@@ -164,12 +161,8 @@ fn quarter_end_on_or_after(d: NaiveDate) -> NaiveDate {
 }
 
 pub fn generate(args: &GenerateArgs) -> Result<()> {
-    let end = NaiveDate::parse_from_str(&args.end, "%Y-%m-%d").map_err(|_| {
-        Error::config(format!(
-            "--end `{}` is not a date: use YYYY-MM-DD",
-            args.end
-        ))
-    })?;
+    let end = NaiveDate::parse_from_str(&args.end, "%Y-%m-%d")
+        .map_err(|_| Error::config(format!("--end `{}` is not a date: use YYYY-MM-DD", args.end)))?;
     if args.accounts == 0 || args.days == 0 {
         return Err(Error::config("--accounts and --days must be at least 1"));
     }
@@ -186,9 +179,7 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         }
     }
 
-    let accounts: Vec<Account> = (0..args.accounts)
-        .map(|i| Account::draw(args.seed, i, end))
-        .collect();
+    let accounts: Vec<Account> = (0..args.accounts).map(|i| Account::draw(args.seed, i, end)).collect();
     let mut frame = accounts_frame(&accounts, args, end)?;
     write(&mut frame, &out.join("accounts.parquet"))?;
     tracing::info!(rows = frame.height(), "wrote accounts");
@@ -313,8 +304,7 @@ impl AccountColumns {
         self.employees.push(employees as i64);
         self.employees_prior
             .push(((employees / (1.0 + a.growth)).round() as i64).max(1));
-        self.annual_revenue
-            .push((employees * a.revenue_per_employee).round());
+        self.annual_revenue.push((employees * a.revenue_per_employee).round());
         self.seats.push(seats);
         // Detractors are likelier where usage is shrinking.
         let nps = (rng.random::<f64>() < 0.6).then(|| {
@@ -328,8 +318,7 @@ impl AccountColumns {
 
     fn finish(self, history: bool) -> Result<DataFrame> {
         let date = |name: &str, v: Vec<i32>| Series::new(name.into(), v).cast(&DataType::Date);
-        let opt_date =
-            |name: &str, v: Vec<Option<i32>>| Series::new(name.into(), v).cast(&DataType::Date);
+        let opt_date = |name: &str, v: Vec<Option<i32>>| Series::new(name.into(), v).cast(&DataType::Date);
         let mut columns: Vec<Column> = vec![
             Series::new("account_id".into(), self.id).into(),
             Series::new("account_name".into(), self.name).into(),
@@ -383,9 +372,7 @@ impl UsageChunk {
         let mut rng = stream(seed, index as u64, 2);
         let (_, _, _, seats) = a.state(0);
         let first = start.max(a.customer_since);
-        let last = a
-            .churned_on
-            .map_or(end, |c| (c - Duration::days(1)).min(end));
+        let last = a.churned_on.map_or(end, |c| (c - Duration::days(1)).min(end));
         let mut d = first;
         let span = (end - start).num_days().max(1) as f64;
         while d <= last {
@@ -396,8 +383,7 @@ impl UsageChunk {
                 let level = a.utilization * (1.0 + a.usage_trend * t).max(0.05);
                 let noise = rng.random_range(0.85..1.15);
                 let users = ((seats as f64) * level * noise).round().max(1.0) as i64;
-                let events =
-                    (users as f64 * a.events_per_user * rng.random_range(0.7..1.3)).round() as i64;
+                let events = (users as f64 * a.events_per_user * rng.random_range(0.7..1.3)).round() as i64;
                 self.account.push(index as IdxSize);
                 self.date.push(days(d));
                 self.active_users.push(users);
@@ -427,8 +413,7 @@ impl UsageChunk {
 }
 
 fn write(frame: &mut DataFrame, path: &Path) -> Result<()> {
-    let file = File::create(path)
-        .map_err(|e| Error::Runtime(format!("cannot create `{}`: {e}", path.display())))?;
+    let file = File::create(path).map_err(|e| Error::Runtime(format!("cannot create `{}`: {e}", path.display())))?;
     ParquetWriter::new(file)
         .with_statistics(StatisticsOptions::full())
         .finish(frame)

@@ -25,12 +25,9 @@ fn conditions(segmentation: &Segmentation, as_of: NaiveDate) -> Vec<Expr> {
 fn first_match(conditions: &[Expr], values: impl Iterator<Item = String>, default: &str) -> Expr {
     // Nested from the last rule outwards, so the first true condition wins.
     let pairs: Vec<(Expr, String)> = conditions.iter().cloned().zip(values).collect();
-    pairs
-        .into_iter()
-        .rev()
-        .fold(lit(default.to_string()), |rest, (c, v)| {
-            when(c).then(lit(v)).otherwise(rest)
-        })
+    pairs.into_iter().rev().fold(lit(default.to_string()), |rest, (c, v)| {
+        when(c).then(lit(v)).otherwise(rest)
+    })
 }
 
 /// The `<name>` and `<name>_rule` columns of one segmentation.
@@ -129,8 +126,7 @@ mod tests {
         leaf.prop_recursive(3, 12, 2, |inner| {
             prop_oneof![
                 inner.clone().prop_map(|e| Cond::Not(Box::new(e))),
-                (inner.clone(), inner.clone())
-                    .prop_map(|(l, r)| Cond::And(Box::new(l), Box::new(r))),
+                (inner.clone(), inner.clone()).prop_map(|(l, r)| Cond::And(Box::new(l), Box::new(r))),
                 (inner.clone(), inner).prop_map(|(l, r)| Cond::Or(Box::new(l), Box::new(r))),
             ]
         })

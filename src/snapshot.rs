@@ -125,12 +125,9 @@ pub fn read_manifest(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
     let Some(bytes) = store.get(&path)? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        Error::Runtime(format!(
-            "manifest `{}` is not valid: {e}",
-            store.uri_of(&path)
-        ))
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Runtime(format!("manifest `{}` is not valid: {e}", store.uri_of(&path))))
 }
 
 /// Every committed snapshot under the root, oldest cycle first.
@@ -319,9 +316,7 @@ fn take_lock<'a>(store: &'a Store, cycle: &Cycle, run_id: &str) -> Result<Held<'
         if store.put(&path, body.clone(), true)? {
             return Ok(Held { store, path });
         }
-        let holder: Option<Lock> = store
-            .get(&path)?
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let holder: Option<Lock> = store.get(&path)?.and_then(|b| serde_json::from_slice(&b).ok());
         match holder {
             Some(h) if attempt == 0 && lock_is_stale(&h) => {
                 tracing::warn!(%cycle, stale_run = %h.run_id, "taking over the lock of a run that died");
@@ -412,10 +407,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
         )];
         for (dataset, frame) in c.rejects {
             files.push((
-                format!(
-                    "rejects/cycle={cycle}/dataset={dataset}/part-{}-0.parquet",
-                    c.run_id
-                ),
+                format!("rejects/cycle={cycle}/dataset={dataset}/part-{}-0.parquet", c.run_id),
                 "rejects",
                 frame,
             ));
@@ -427,10 +419,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
             let path = store.path(&rel);
             written.push(path.clone());
             if !store.put(&path, Bytes::from(bytes.clone()), true)? {
-                return Err(Error::Conflict(format!(
-                    "`{}` exists already",
-                    store.uri_of(&path)
-                )));
+                return Err(Error::Conflict(format!("`{}` exists already", store.uri_of(&path))));
             }
             outputs.push(OutputFile {
                 path: rel,

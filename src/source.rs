@@ -27,11 +27,7 @@ impl Dataset {
     /// file at fault: each file is read alone until one fails.
     pub fn read_error(&self, error: PolarsError) -> Error {
         for file in &self.files {
-            let columns: Vec<Expr> = self
-                .source_columns
-                .iter()
-                .map(|c| col(c.as_str()))
-                .collect();
+            let columns: Vec<Expr> = self.source_columns.iter().map(|c| col(c.as_str())).collect();
             let alone = scan_files(std::slice::from_ref(file), &self.options)
                 .and_then(|lf| lf.select(columns).collect().ctx(|| file.uri.clone()));
             if let Err(e) = alone {
@@ -51,10 +47,7 @@ impl Dataset {
 }
 
 fn scan_files(files: &[InputFile], options: &StorageOptions) -> Result<LazyFrame> {
-    let paths: Vec<PlRefPath> = files
-        .iter()
-        .map(|f| PlRefPath::new(f.uri.as_str()))
-        .collect();
+    let paths: Vec<PlRefPath> = files.iter().map(|f| PlRefPath::new(f.uri.as_str())).collect();
     let args = ScanArgsParquet {
         cloud_options: polars_cloud_options(&files[0].uri, options)?,
         hive_options: HiveOptions {
@@ -65,8 +58,7 @@ fn scan_files(files: &[InputFile], options: &StorageOptions) -> Result<LazyFrame
         },
         ..Default::default()
     };
-    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-        .ctx(|| format!("cannot scan {}", files[0].uri))
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args).ctx(|| format!("cannot scan {}", files[0].uri))
 }
 
 /// Reads each file's schema, so that a bad file is named, and returns the
@@ -87,9 +79,7 @@ fn file_schemas(dataset: &str, files: &[InputFile], options: &StorageOptions) ->
             Some((first_uri, first_schema)) => {
                 for (name, dtype) in first_schema.iter() {
                     match schema.get(name) {
-                        Some(other)
-                            if other != dtype && !(other.is_numeric() && dtype.is_numeric()) =>
-                        {
+                        Some(other) if other != dtype && !(other.is_numeric() && dtype.is_numeric()) => {
                             return Err(Error::Schema(format!(
                                 "{dataset} file `{}`: column `{name}` is {other}, but {dtype} in `{first_uri}`",
                                 file.uri
@@ -109,14 +99,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// What the pipeline needs of one column, and how to make the data fit.
-fn conform(
-    dataset: &str,
-    file: &str,
-    column: &str,
-    want: Type,
-    found: &DataType,
-    names: &[String],
-) -> Result<Expr> {
+fn conform(dataset: &str, file: &str, column: &str, want: Type, found: &DataType, names: &[String]) -> Result<Expr> {
     let c = col(column);
     let bad = |expected: &str, hint: &str| {
         Error::Schema(format!(
@@ -152,12 +135,7 @@ fn conform(
     })
 }
 
-fn renamed(
-    input: &Input,
-    schema: &Schema,
-    dataset: &str,
-    file: &str,
-) -> Result<(Vec<Expr>, Vec<String>)> {
+fn renamed(input: &Input, schema: &Schema, dataset: &str, file: &str) -> Result<(Vec<Expr>, Vec<String>)> {
     // Our name for each column of the data.
     let ours = |theirs: &str| -> String {
         input
@@ -261,9 +239,7 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
             }
         }
     }
-    let frame = scan_files(&files, &pipeline.storage)?
-        .select(renames)
-        .select(exprs);
+    let frame = scan_files(&files, &pipeline.storage)?.select(renames).select(exprs);
     let source_columns = present(&columns, &pipeline.accounts, &schema);
     Ok(Dataset {
         name: dataset,
@@ -308,10 +284,7 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
         .zip(schema.iter_values())
         .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
         .collect();
-    let mut needed = vec![
-        ("account_id".to_string(), Type::Str),
-        ("date".to_string(), Type::Date),
-    ];
+    let mut needed = vec![("account_id".to_string(), Type::Str), ("date".to_string(), Type::Date)];
     for c in pipeline.usage_columns() {
         needed.push((c.to_string(), Type::Num));
     }
@@ -343,9 +316,7 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
         exprs.push(conform(dataset, file, name, *ty, found, &names)?);
         columns.push(name.clone());
     }
-    let frame = scan_files(&files, &pipeline.storage)?
-        .select(renames)
-        .select(exprs);
+    let frame = scan_files(&files, &pipeline.storage)?.select(renames).select(exprs);
     let source_columns = present(&columns, &pipeline.usage, &schema);
     Ok(Dataset {
         name: dataset,

@@ -63,11 +63,7 @@ impl StorageOptions {
     fn pairs(&self, cloud: Cloud) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if let Some(endpoint) = &self.endpoint {
-            let key = if cloud == Cloud::Gcs {
-                "base_url"
-            } else {
-                "endpoint"
-            };
+            let key = if cloud == Cloud::Gcs { "base_url" } else { "endpoint" };
             out.push((key.to_string(), endpoint.clone()));
         }
         if let (Some(region), Cloud::S3) = (&self.region, cloud) {
@@ -155,11 +151,9 @@ impl Store {
                 local: true,
             });
         }
-        let url = Url::parse(trimmed)
-            .map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
+        let url = Url::parse(trimmed).map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
         let scheme = url.scheme().to_ascii_lowercase();
-        let build_error =
-            |e: object_store::Error| Error::config(format!("cannot open `{uri}`: {e}"));
+        let build_error = |e: object_store::Error| Error::config(format!("cannot open `{uri}`: {e}"));
         let bad_option = |key: &str| {
             Error::config(format!(
                 "[storage] option `{key}` is not an object_store option for `{scheme}://`"
@@ -201,8 +195,8 @@ impl Store {
             }
         };
         // The bucket or container is the host; the rest is the root.
-        let root = Path::from_url_path(url.path())
-            .map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
+        let root =
+            Path::from_url_path(url.path()).map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
         Ok(Store {
             inner,
             options: options.clone(),
@@ -350,9 +344,8 @@ pub fn resolve_input(dataset: &str, uri: &str, options: &StorageOptions) -> Resu
     let hidden = |rel: &str| rel.split('/').any(|part| part.starts_with(['_', '.']));
     let files: Vec<InputFile> = match pattern {
         Some(pattern) => {
-            let matcher = glob::Pattern::new(pattern).map_err(|e| {
-                Error::config(format!("{dataset} input: `{uri}` is not a valid glob: {e}"))
-            })?;
+            let matcher = glob::Pattern::new(pattern)
+                .map_err(|e| Error::config(format!("{dataset} input: `{uri}` is not a valid glob: {e}")))?;
             let options = glob::MatchOptions {
                 case_sensitive: true,
                 require_literal_separator: true,

@@ -30,11 +30,7 @@ pub fn compile(text: &str, path: &str) -> Result<Pipeline> {
             };
             let help = did_you_mean(&u.key, u.allowed.iter().copied())
                 .unwrap_or_else(|| format!("the keys allowed here are: {}", u.allowed.join(", ")));
-            c.problem(
-                u.span.start,
-                format!("unknown key `{}` {place}", u.key),
-                Some(help),
-            );
+            c.problem(u.span.start, format!("unknown key `{}` {place}", u.key), Some(help));
         }
         return Err(Error::Config(c.problems));
     }
@@ -64,13 +60,20 @@ enum Origin {
 }
 
 impl Origin {
-    fn describe(self) -> &'static str {
+    fn noun(self) -> &'static str {
         match self {
-            Origin::AccountColumn => "an account column",
-            Origin::Param => "a param",
-            Origin::Aggregate => "an aggregate",
-            Origin::Feature => "a feature",
-            Origin::Segmentation => "a segmentation column",
+            Origin::AccountColumn => "account column",
+            Origin::Param => "param",
+            Origin::Aggregate => "aggregate",
+            Origin::Feature => "feature",
+            Origin::Segmentation => "segmentation",
+        }
+    }
+
+    fn with_article(self) -> String {
+        match self {
+            Origin::AccountColumn | Origin::Aggregate => format!("an {}", self.noun()),
+            _ => format!("a {}", self.noun()),
         }
     }
 }
@@ -124,10 +127,7 @@ impl<'a> Compiler<'a> {
             self.problem(
                 name.span().start,
                 format!("{what} `{n}` is not a valid name"),
-                Some(
-                    "use letters, digits and `_`, starting with a letter (at most 64 characters)"
-                        .into(),
-                ),
+                Some("use letters, digits and `_`, starting with a letter (at most 64 characters)".into()),
             );
         }
         ok
@@ -162,11 +162,7 @@ impl<'a> Compiler<'a> {
         let accounts = self.input(&raw.inputs.accounts, "inputs.accounts");
         let usage = self.input(&raw.inputs.usage, "inputs.usage");
         if raw.output.uri.get_ref().trim().is_empty() {
-            self.problem(
-                raw.output.uri.span().start,
-                "[output] `uri` is empty".into(),
-                None,
-            );
+            self.problem(raw.output.uri.span().start, "[output] `uri` is empty".into(), None);
         }
 
         // Every name an expression can use, and where it comes from.
@@ -215,9 +211,7 @@ impl<'a> Compiler<'a> {
         // The account columns that expressions and axis hints read.
         let mut account_columns: Vec<(String, Type)> = Vec::new();
         let mut note = |name: &str| {
-            if origins.get(name) == Some(&Origin::AccountColumn)
-                && !account_columns.iter().any(|(n, _)| n == name)
-            {
+            if origins.get(name) == Some(&Origin::AccountColumn) && !account_columns.iter().any(|(n, _)| n == name) {
                 account_columns.push((name.to_string(), types[name]));
             }
         };
@@ -306,11 +300,7 @@ impl<'a> Compiler<'a> {
 
     fn input(&mut self, raw: &raw::RawInput, section: &str) -> Input {
         if raw.uri.get_ref().trim().is_empty() {
-            self.problem(
-                raw.uri.span().start,
-                format!("[{section}] `uri` is empty"),
-                None,
-            );
+            self.problem(raw.uri.span().start, format!("[{section}] `uri` is empty"), None);
         }
         let mut columns = BTreeMap::new();
         let mut sources = BTreeSet::new();
@@ -339,12 +329,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// Records a name in the shared namespace, or reports the clash.
-    fn define(
-        &mut self,
-        origins: &mut BTreeMap<String, Origin>,
-        name: &Spanned<String>,
-        origin: Origin,
-    ) -> bool {
+    fn define(&mut self, origins: &mut BTreeMap<String, Origin>, name: &Spanned<String>, origin: Origin) -> bool {
         let n = name.get_ref();
         if RESERVED.contains(&n.as_str()) || n.eq_ignore_ascii_case("as_of") {
             self.problem(
@@ -355,18 +340,16 @@ impl<'a> Compiler<'a> {
             return false;
         }
         if let Some(existing) = origins.get(n) {
+            let message = if *existing == origin {
+                format!("{} `{n}` is defined twice", origin.noun())
+            } else {
+                format!("{} `{n}` has the name of {}", origin.noun(), existing.with_article())
+            };
             self.problem(
                 name.span().start,
-                format!(
-                    "{} `{n}` has the name of {}",
-                    origin
-                        .describe()
-                        .trim_start_matches("an ")
-                        .trim_start_matches("a "),
-                    existing.describe()
-                ),
+                message,
                 Some(
-                    "every param, aggregate, feature and segmentation needs a name of its own"
+                    "every param, aggregate, feature and segmentation (and its `_rule` column) needs a name of its own"
                         .into(),
                 ),
             );
@@ -376,11 +359,7 @@ impl<'a> Compiler<'a> {
         true
     }
 
-    fn params(
-        &mut self,
-        raw: &RawPipeline,
-        origins: &mut BTreeMap<String, Origin>,
-    ) -> BTreeMap<String, Kind> {
+    fn params(&mut self, raw: &RawPipeline, origins: &mut BTreeMap<String, Origin>) -> BTreeMap<String, Kind> {
         let mut params = BTreeMap::new();
         for (name, value) in &raw.params {
             if !self.identifier(name, "param") || !self.define(origins, name, Origin::Param) {
@@ -394,13 +373,11 @@ impl<'a> Compiler<'a> {
                 _ => {
                     self.problem(
                         value.span().start,
-                        format!(
-                            "param `{}` must be a number, a string or a boolean",
-                            name.get_ref()
-                        ),
+                        format!("param `{}` must be a number, a string or a boolean", name.get_ref()),
                         None,
                     );
-                    continue;
+                    // Still defined, so that its uses are not reported too.
+                    Kind::Null
                 }
             };
             params.insert(name.get_ref().clone(), kind);
@@ -417,12 +394,8 @@ impl<'a> Compiler<'a> {
             let k = key.get_ref().as_str();
             if k == "max_reject_ratio" {
                 match value.get_ref() {
-                    toml::Value::Float(v) if (0.0..=1.0).contains(v) => {
-                        quality.max_reject_ratio = Some(*v)
-                    }
-                    toml::Value::Integer(v) if (0..=1).contains(v) => {
-                        quality.max_reject_ratio = Some(*v as f64)
-                    }
+                    toml::Value::Float(v) if (0.0..=1.0).contains(v) => quality.max_reject_ratio = Some(*v),
+                    toml::Value::Integer(v) if (0..=1).contains(v) => quality.max_reject_ratio = Some(*v as f64),
                     _ => self.problem(
                         value.span().start,
                         "`max_reject_ratio` must be a number from 0 to 1".into(),
@@ -432,13 +405,9 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let Some(check) = Check::ALL.into_iter().find(|c| c.name() == k) else {
-                let names = Check::ALL
-                    .iter()
-                    .map(|c| c.name())
-                    .chain(["max_reject_ratio"]);
-                let help = did_you_mean(k, names.clone()).unwrap_or_else(|| {
-                    format!("the checks are: {}", names.collect::<Vec<_>>().join(", "))
-                });
+                let names = Check::ALL.iter().map(|c| c.name()).chain(["max_reject_ratio"]);
+                let help = did_you_mean(k, names.clone())
+                    .unwrap_or_else(|| format!("the checks are: {}", names.collect::<Vec<_>>().join(", ")));
                 self.problem(
                     key.span().start,
                     format!("unknown data check `{k}` in [quality]"),
@@ -452,9 +421,7 @@ impl<'a> Compiler<'a> {
                 Some("warn") => {
                     self.problem(
                         value.span().start,
-                        format!(
-                            "`{k}` cannot be `warn`: a row without a usable key cannot be kept"
-                        ),
+                        format!("`{k}` cannot be `warn`: a row without a usable key cannot be kept"),
                         Some("use `error` or `drop`".into()),
                     );
                     continue;
@@ -482,8 +449,7 @@ impl<'a> Compiler<'a> {
     ) -> Vec<Aggregate> {
         let mut out = Vec::new();
         for a in &raw.aggregates {
-            let named = self.identifier(&a.name, "aggregate")
-                && self.define(origins, &a.name, Origin::Aggregate);
+            let named = self.identifier(&a.name, "aggregate") && self.define(origins, &a.name, Origin::Aggregate);
             let column_ok = self.identifier(&a.column, "usage column");
             if matches!(a.column.get_ref().as_str(), "account_id" | "date") {
                 self.problem(
@@ -496,15 +462,11 @@ impl<'a> Compiler<'a> {
                     None,
                 );
             }
-            let agg = Agg::ALL
-                .iter()
-                .find(|(n, _)| n == a.agg.get_ref())
-                .map(|(_, g)| *g);
+            let agg = Agg::ALL.iter().find(|(n, _)| n == a.agg.get_ref()).map(|(_, g)| *g);
             if agg.is_none() {
                 let names = Agg::ALL.iter().map(|(n, _)| *n);
-                let help = did_you_mean(a.agg.get_ref(), names.clone()).unwrap_or_else(|| {
-                    format!("use one of: {}", names.collect::<Vec<_>>().join(", "))
-                });
+                let help = did_you_mean(a.agg.get_ref(), names.clone())
+                    .unwrap_or_else(|| format!("use one of: {}", names.collect::<Vec<_>>().join(", ")));
                 self.problem(
                     a.agg.span().start,
                     format!("unknown agg `{}`", a.agg.get_ref()),
@@ -524,10 +486,7 @@ impl<'a> Compiler<'a> {
             }
             let offset = a.offset_days.as_ref().map_or(0, |o| *o.get_ref());
             if !(0..=3660).contains(&offset) {
-                let at = a
-                    .offset_days
-                    .as_ref()
-                    .map_or(a.name.span().start, |o| o.span().start);
+                let at = a.offset_days.as_ref().map_or(a.name.span().start, |o| o.span().start);
                 self.problem(
                     at,
                     format!(
@@ -572,10 +531,7 @@ impl<'a> Compiler<'a> {
                 return None;
             }
         };
-        let names = Names {
-            params,
-            columns: types,
-        };
+        let names = Names { params, columns: types };
         match expr::check(&ast, &names) {
             Ok(resolved) => Some(resolved),
             Err(errors) => {
@@ -599,9 +555,7 @@ impl<'a> Compiler<'a> {
         // in which they can be checked and computed.
         let mut parsed: Vec<(usize, &raw::RawFeature, Vec<String>)> = Vec::new();
         for (position, f) in raw.features.iter().enumerate() {
-            if !self.identifier(&f.name, "feature")
-                || !self.define(origins, &f.name, Origin::Feature)
-            {
+            if !self.identifier(&f.name, "feature") || !self.define(origins, &f.name, Origin::Feature) {
                 continue;
             }
             let uses = match expr::parse(f.expr.get_ref()) {
@@ -618,10 +572,7 @@ impl<'a> Compiler<'a> {
             };
             parsed.push((position, f, uses));
         }
-        let feature_names: BTreeSet<&str> = parsed
-            .iter()
-            .map(|(_, f, _)| f.name.get_ref().as_str())
-            .collect();
+        let feature_names: BTreeSet<&str> = parsed.iter().map(|(_, f, _)| f.name.get_ref().as_str()).collect();
 
         // Kahn's algorithm over the dependencies between features.
         let mut order: Vec<usize> = Vec::new();
@@ -659,10 +610,7 @@ impl<'a> Compiler<'a> {
                 .expect("one is stuck");
             self.problem(
                 first.1.name.span().start,
-                format!(
-                    "features depend on each other in a cycle: {}",
-                    stuck.join(", ")
-                ),
+                format!("features depend on each other in a cycle: {}", stuck.join(", ")),
                 Some("a feature can only use features that do not use it in turn".into()),
             );
         }
@@ -704,8 +652,7 @@ impl<'a> Compiler<'a> {
         let mut out = Vec::new();
         // Segmentation and `<name>_rule` columns share the namespace too.
         for s in &raw.segmentations {
-            let named = self.identifier(&s.name, "segmentation")
-                && self.define(origins, &s.name, Origin::Segmentation);
+            let named = self.identifier(&s.name, "segmentation") && self.define(origins, &s.name, Origin::Segmentation);
             if named {
                 let rule_col = Spanned::new(s.name.span(), format!("{}_rule", s.name.get_ref()));
                 self.define(origins, &rule_col, Origin::Segmentation);
@@ -728,11 +675,7 @@ impl<'a> Compiler<'a> {
             let mut rules = Vec::new();
             let mut rule_names = BTreeSet::new();
             for r in &s.rules {
-                let context = format!(
-                    "rule `{}` of segmentation `{}`",
-                    r.name.get_ref(),
-                    s.name.get_ref()
-                );
+                let context = format!("rule `{}` of segmentation `{}`", r.name.get_ref(), s.name.get_ref());
                 if self.identifier(&r.name, "rule") {
                     if r.name.get_ref() == "default" {
                         self.problem(
@@ -753,20 +696,13 @@ impl<'a> Compiler<'a> {
                     }
                 }
                 if r.label.get_ref().trim().is_empty() {
-                    self.problem(
-                        r.label.span().start,
-                        format!("{context}: the label is empty"),
-                        None,
-                    );
+                    self.problem(r.label.span().start, format!("{context}: the label is empty"), None);
                 }
                 if let Some(resolved) = self.expression(&r.when, params, types, &context) {
                     if !matches!(resolved.ty, Type::Bool | Type::Null | Type::Any) {
                         self.problem(
                             self.inside(&r.when, 0),
-                            format!(
-                                "{context}: `when` must be a condition, but it is a {}",
-                                resolved.ty
-                            ),
+                            format!("{context}: `when` must be a condition, but it is a {}", resolved.ty),
                             Some("compare it, for example `wallet_share >= 0.8`".into()),
                         );
                     } else {
@@ -885,10 +821,7 @@ uri = "out/"
             "employee_growth",
             "risk_score",
         ] {
-            assert!(
-                p.features.iter().any(|x| x.name == f),
-                "missing feature {f}"
-            );
+            assert!(p.features.iter().any(|x| x.name == f), "missing feature {f}");
         }
     }
 
@@ -899,7 +832,7 @@ uri = "out/"
             got,
             [
                 "p.toml:9:1: unknown key `colour` in [output]\n  help: the keys allowed here are: uri, passthrough",
-                "p.toml:12:1: unknown key `expresion` in [features]\n  help: did you mean `expr`, `description`?",
+                "p.toml:12:1: unknown key `expresion` in [features]\n  help: did you mean `expr`?",
             ]
         );
     }
@@ -931,7 +864,7 @@ rules = [{ name = "big", label = "Big", when = "share >= cut AND" }]
             [
                 "p.toml:15:7: unknown agg `summ`\n  help: did you mean `sum`?",
                 "p.toml:16:15: window_days of `ev` must be from 1 to 3660, found 0",
-                "p.toml:21:8: feature `cut` has the name of a param\n  help: every param, aggregate, feature and segmentation needs a name of its own",
+                "p.toml:21:8: feature `cut` has the name of a param\n  help: every param, aggregate, feature and segmentation (and its `_rule` column) needs a name of its own",
                 "p.toml:19:15: feature `share`: unknown name `walet`\n  help: did you mean `wallet`?",
                 "p.toml:24:8: segmentation `m` has no `default` label\n  help: every account gets a label: add `default = \"...\"` for accounts no rule matches",
                 "p.toml:25:65: rule `big` of segmentation `m`: expected a value, a name or `(`, found the end of the expression",
@@ -956,18 +889,9 @@ rules = [{ name = "big", label = "Big", when = "share >= cut AND" }]
         let got = problems(
             "[[features]]\nname = \"../x\"\nexpr = \"1\"\n[[features]]\nname = \"arr\"\nexpr = \"1\"\n[[segmentations]]\nname = \"s\"\ndefault = \"D\"\nrules = [{ name = \"default\", label = \"X\", when = \"TRUE\" }, { name = \"r\", label = \"\", when = \"1\" }]\n",
         );
-        assert!(
-            got[0].contains("feature `../x` is not a valid name"),
-            "{got:?}"
-        );
-        assert!(
-            got[1].contains("`arr` is a reserved column name"),
-            "{got:?}"
-        );
-        assert!(
-            got[2].contains("`default` names the default label"),
-            "{got:?}"
-        );
+        assert!(got[0].contains("feature `../x` is not a valid name"), "{got:?}");
+        assert!(got[1].contains("`arr` is a reserved column name"), "{got:?}");
+        assert!(got[2].contains("`default` names the default label"), "{got:?}");
         assert!(got[3].contains("the label is empty"), "{got:?}");
         assert!(
             got[4].contains("`when` must be a condition, but it is a number"),
@@ -985,18 +909,12 @@ rules = [{ name = "big", label = "Big", when = "share >= cut AND" }]
             got.iter()
                 .any(|g| g.contains("`max_reject_ratio` must be a number from 0 to 1"))
         );
+        assert!(got.iter().any(|g| g.contains("`null_account_id` cannot be `warn`")));
         assert!(
             got.iter()
-                .any(|g| g.contains("`null_account_id` cannot be `warn`"))
+                .any(|g| g.contains("unknown data check `nps_range`") && g.contains("nps_out_of_range"))
         );
-        assert!(got.iter().any(
-            |g| g.contains("unknown data check `nps_range`") && g.contains("nps_out_of_range")
-        ));
-        let ok = compile(
-            &format!("{BASE}[quality]\nnegative_arr = \"drop\"\n"),
-            "p.toml",
-        )
-        .unwrap();
+        let ok = compile(&format!("{BASE}[quality]\nnegative_arr = \"drop\"\n"), "p.toml").unwrap();
         assert_eq!(ok.quality.policy(Check::NegativeArr), Policy::Drop);
         assert_eq!(ok.quality.policy(Check::UnknownAccountUsage), Policy::Warn);
     }
@@ -1012,10 +930,7 @@ rules = [{ name = "big", label = "Big", when = "share >= cut AND" }]
     fn the_hash_ignores_comments_and_layout() {
         let a = compile(BASE, "p.toml").unwrap().hash;
         let b = compile(
-            &format!(
-                "# a comment\n{}",
-                BASE.replace("uri = \"u/\"", "uri   =   \"u/\"")
-            ),
+            &format!("# a comment\n{}", BASE.replace("uri = \"u/\"", "uri   =   \"u/\"")),
             "p.toml",
         )
         .unwrap()

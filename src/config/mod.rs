@@ -55,10 +55,7 @@ pub struct Input {
 impl Input {
     /// The name of a column in the data.
     pub fn source_name<'a>(&'a self, column: &'a str) -> &'a str {
-        self.columns
-            .get(column)
-            .map(String::as_str)
-            .unwrap_or(column)
+        self.columns.get(column).map(String::as_str).unwrap_or(column)
     }
 }
 
@@ -227,10 +224,7 @@ pub struct Quality {
 
 impl Quality {
     pub fn policy(&self, check: Check) -> Policy {
-        self.policies
-            .get(&check)
-            .copied()
-            .unwrap_or(check.default_policy())
+        self.policies.get(&check).copied().unwrap_or(check.default_policy())
     }
 }
 
@@ -268,9 +262,8 @@ impl Pipeline {
         match path {
             None => compile::compile(DEFAULT_PIPELINE, DEFAULT_PIPELINE_PATH),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    Error::config(format!("cannot read pipeline file `{path}`: {e}"))
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::config(format!("cannot read pipeline file `{path}`: {e}")))?;
                 compile::compile(&text, path)
             }
         }

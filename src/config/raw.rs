@@ -141,24 +141,11 @@ const SCHEMA: &[(&str, &[&str])] = &[
     ("storage.options", &["*"]),
     (
         "aggregates",
-        &[
-            "name",
-            "column",
-            "agg",
-            "window_days",
-            "offset_days",
-            "description",
-        ],
+        &["name", "column", "agg", "window_days", "offset_days", "description"],
     ),
     ("features", &["name", "expr", "description"]),
-    (
-        "segmentations",
-        &["name", "description", "default", "x", "y", "rules"],
-    ),
-    (
-        "segmentations.rules",
-        &["name", "label", "when", "description"],
-    ),
+    ("segmentations", &["name", "description", "default", "x", "y", "rules"]),
+    ("segmentations.rules", &["name", "label", "when", "description"]),
 ];
 
 /// An unknown key: its place in the text, its dotted path, and the keys

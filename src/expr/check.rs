@@ -23,9 +23,7 @@ pub enum Type {
 
 impl Type {
     fn fits(self, other: Type) -> bool {
-        self == other
-            || matches!(self, Type::Null | Type::Any)
-            || matches!(other, Type::Null | Type::Any)
+        self == other || matches!(self, Type::Null | Type::Any) || matches!(other, Type::Null | Type::Any)
     }
 
     /// The type of a value that may be either (CASE branches, COALESCE).
@@ -93,11 +91,7 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&mut self, span: Span, message: String, help: Option<String>) {
-        self.errors.push(CheckError {
-            span,
-            message,
-            help,
-        });
+        self.errors.push(CheckError { span, message, help });
     }
 
     fn expect(&mut self, ast: &Ast, ty: Type, want: Type, role: &str) {
@@ -170,10 +164,7 @@ impl Checker<'_> {
                         let (l, lt) = date_literal(l, lt, rt);
                         let (r, rt) = date_literal(r, rt, lt);
                         self.comparable(&l, lt, &r, rt, op.symbol());
-                        return (
-                            Ast::new(Kind::Binary(*op, Box::new(l), Box::new(r)), span),
-                            Type::Bool,
-                        );
+                        return (Ast::new(Kind::Binary(*op, Box::new(l), Box::new(r)), span), Type::Bool);
                     }
                 };
                 (Kind::Binary(*op, Box::new(l), Box::new(r)), ty)
@@ -211,11 +202,7 @@ impl Checker<'_> {
                     Type::Bool,
                 )
             }
-            Kind::InList {
-                expr,
-                list,
-                negated,
-            } => {
+            Kind::InList { expr, list, negated } => {
                 let (e, et) = self.resolve(expr);
                 let mut items = Vec::with_capacity(list.len());
                 for item in list {
@@ -238,11 +225,7 @@ impl Checker<'_> {
                 whens,
                 otherwise,
             } => self.case(operand.as_deref(), whens, otherwise.as_deref()),
-            Kind::Call {
-                name,
-                name_span,
-                args,
-            } => self.call(name, *name_span, args, span),
+            Kind::Call { name, name_span, args } => self.call(name, *name_span, args, span),
         };
         (Ast::new(kind, span), ty)
     }
@@ -295,12 +278,7 @@ impl Checker<'_> {
         }
     }
 
-    fn case(
-        &mut self,
-        operand: Option<&Ast>,
-        whens: &[(Ast, Ast)],
-        otherwise: Option<&Ast>,
-    ) -> (Kind, Type) {
+    fn case(&mut self, operand: Option<&Ast>, whens: &[(Ast, Ast)], otherwise: Option<&Ast>) -> (Kind, Type) {
         let operand = operand.map(|o| self.resolve(o));
         let mut ty = Type::Null;
         let mut out = Vec::with_capacity(whens.len());
@@ -345,11 +323,10 @@ impl Checker<'_> {
 
     fn call(&mut self, name: &str, name_span: Span, args: &[Ast], span: Span) -> (Kind, Type) {
         let Some(func) = Func::from_name(name) else {
-            let help =
-                did_you_mean(name, Func::ALL.iter().map(|f| f.name())).unwrap_or_else(|| {
-                    let all: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
-                    format!("the functions are: {}", all.join(", "))
-                });
+            let help = did_you_mean(name, Func::ALL.iter().map(|f| f.name())).unwrap_or_else(|| {
+                let all: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
+                format!("the functions are: {}", all.join(", "))
+            });
             self.error(name_span, format!("unknown function `{name}`"), Some(help));
             return (Kind::Null, Type::Any);
         };
@@ -357,20 +334,14 @@ impl Checker<'_> {
         let arity = |min: usize, max: usize| (min..=max).contains(&resolved.len());
         let (ok_arity, usage) = match func {
             Func::Coalesce | Func::Greatest | Func::Least => (arity(1, usize::MAX), "(a, b, ...)"),
-            Func::NullIf | Func::Power | Func::DaysBetween | Func::Quantile => {
-                (arity(2, 2), "(a, b)")
-            }
+            Func::NullIf | Func::Power | Func::DaysBetween | Func::Quantile => (arity(2, 2), "(a, b)"),
             Func::Round => (arity(1, 2), "(x) or (x, digits)"),
             _ => (arity(1, 1), "(x)"),
         };
         if !ok_arity {
             self.error(
                 span,
-                format!(
-                    "{} takes {usage}, got {} argument(s)",
-                    func.name(),
-                    resolved.len()
-                ),
+                format!("{} takes {usage}, got {} argument(s)", func.name(), resolved.len()),
                 None,
             );
             return (Kind::Null, Type::Any);
@@ -385,7 +356,9 @@ impl Checker<'_> {
                         None => {
                             self.error(
                                 a.span,
-                                format!("the arguments of {fname} must have one type: `{a}` is a {t}, an earlier one a {ty}"),
+                                format!(
+                                    "the arguments of {fname} must have one type: `{a}` is a {t}, an earlier one a {ty}"
+                                ),
                                 None,
                             );
                             ty
@@ -508,10 +481,7 @@ mod tests {
             run("days_between(customer_since, as_of) / 30").unwrap(),
             "(days_between(customer_since, as_of) / 30) : number"
         );
-        assert_eq!(
-            run("region = 'EMEA'").unwrap(),
-            "(region = 'EMEA') : boolean"
-        );
+        assert_eq!(run("region = 'EMEA'").unwrap(), "(region = 'EMEA') : boolean");
         assert_eq!(
             run("COALESCE(arr, NULL, 0)").unwrap(),
             "coalesce(arr, NULL, 0) : number"
@@ -552,18 +522,13 @@ mod tests {
     fn reports_every_problem_at_once() {
         let errs = run("foo + industry > bar").unwrap_err();
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(
-            errs[1].starts_with("each side of `+` must be a number, but `industry` is a string")
-        );
+        assert!(errs[1].starts_with("each side of `+` must be a number, but `industry` is a string"));
     }
 
     #[test]
     fn type_errors() {
         assert!(run("arr AND TRUE").unwrap_err()[0].contains("each side of AND must be a boolean"));
-        assert!(
-            run("industry > 5").unwrap_err()[0]
-                .contains("cannot compare `industry` (string) with `5` (number)")
-        );
+        assert!(run("industry > 5").unwrap_err()[0].contains("cannot compare `industry` (string) with `5` (number)"));
         assert!(run("as_of - customer_since").unwrap_err()[0].contains("days_between"));
         assert!(run("quantile(arr, 1.5)").unwrap_err()[0].contains("from 0 to 1"));
         assert!(run("quantile(arr, wallet_share)").unwrap_err()[0].contains("from 0 to 1"));

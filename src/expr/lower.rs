@@ -45,9 +45,7 @@ pub fn lower(ast: &Ast, as_of: NaiveDate) -> Expr {
                 BinOp::Add => l + r,
                 BinOp::Sub => l - r,
                 BinOp::Mul => l * r,
-                BinOp::Div => when(r.clone().eq(lit(0)))
-                    .then(null())
-                    .otherwise(float(l) / float(r)),
+                BinOp::Div => when(r.clone().eq(lit(0))).then(null()).otherwise(float(l) / float(r)),
                 BinOp::Eq => l.eq(r),
                 BinOp::NotEq => l.neq(r),
                 BinOp::Lt => l.lt(r),
@@ -75,11 +73,7 @@ pub fn lower(ast: &Ast, as_of: NaiveDate) -> Expr {
             let inside = e.clone().gt_eq(lo(low)).and(e.lt_eq(lo(high)));
             if *negated { inside.not() } else { inside }
         }
-        Kind::InList {
-            expr,
-            list,
-            negated,
-        } => {
+        Kind::InList { expr, list, negated } => {
             // An OR of equalities keeps SQL's answer for nulls:
             // `2 IN (1, NULL)` is null, not false.
             let e = lo(expr);
@@ -104,9 +98,10 @@ pub fn lower(ast: &Ast, as_of: NaiveDate) -> Expr {
             };
             // Nested from the last branch outwards: the first true condition wins.
             let otherwise = otherwise.as_ref().map_or_else(null, |o| lo(o));
-            whens.iter().rev().fold(otherwise, |rest, (c, r)| {
-                when(condition(c)).then(lo(r)).otherwise(rest)
-            })
+            whens
+                .iter()
+                .rev()
+                .fold(otherwise, |rest, (c, r)| when(condition(c)).then(lo(r)).otherwise(rest))
         }
         Kind::Func(func, args) => lower_call(*func, args, as_of),
     }
@@ -127,9 +122,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
         Func::Abs => x().abs(),
         Func::Ln => positive_only(x(), |v| v.log(lit(std::f64::consts::E))),
         Func::Log10 => positive_only(x(), |v| v.log(lit(10.0))),
-        Func::Sqrt => when(x().lt(lit(0)))
-            .then(null())
-            .otherwise(float(x()).sqrt()),
+        Func::Sqrt => when(x().lt(lit(0))).then(null()).otherwise(float(x()).sqrt()),
         Func::Power => float(x()).pow(float(all[1].clone())),
         Func::Round => {
             let digits = match args.get(1).map(|a| &a.kind) {
@@ -142,9 +135,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
         Func::Ceil => float(x()).ceil(),
         Func::Lower => x().str().to_lowercase(),
         Func::Upper => x().str().to_uppercase(),
-        Func::DaysBetween => {
-            all[1].clone().cast(DataType::Int64) - all[0].clone().cast(DataType::Int64)
-        }
+        Func::DaysBetween => all[1].clone().cast(DataType::Int64) - all[0].clone().cast(DataType::Int64),
         Func::Quantile => {
             let q = match args[1].kind {
                 Kind::Int(v) => v as f64,
@@ -156,9 +147,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
         Func::Median => float(x()).median(),
         Func::Mean => float(x()).mean(),
         // SQL's SUM over no values is null; polars' is 0.
-        Func::Sum => when(x().count().eq(lit(0)))
-            .then(null())
-            .otherwise(float(x()).sum()),
+        Func::Sum => when(x().count().eq(lit(0))).then(null()).otherwise(float(x()).sum()),
         Func::PercentRank => {
             let n = float(x().count());
             let rank = float(x().rank(
@@ -185,13 +174,10 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
                 None,
             ) - lit(1))
             .cast(IDX_DTYPE);
-            let sorted = xf.clone().sort(
-                SortOptions::default()
-                    .with_order_descending(true)
-                    .with_nulls_last(true),
-            );
-            let sum_larger = sorted.clone().cum_sum(false).gather(larger.clone(), false)
-                - sorted.gather(larger, false);
+            let sorted = xf
+                .clone()
+                .sort(SortOptions::default().with_order_descending(true).with_nulls_last(true));
+            let sum_larger = sorted.clone().cum_sum(false).gather(larger.clone(), false) - sorted.gather(larger, false);
             let place_in_tie = col(KEY)
                 .rank(
                     RankOptions {
@@ -212,9 +198,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
 }
 
 fn positive_only(x: Expr, f: impl FnOnce(Expr) -> Expr) -> Expr {
-    when(x.clone().gt(lit(0)))
-        .then(f(float(x)))
-        .otherwise(null())
+    when(x.clone().gt(lit(0))).then(f(float(x))).otherwise(null())
 }
 
 #[cfg(test)]
@@ -277,39 +261,15 @@ mod tests {
     #[test]
     fn comparisons_and_logic_are_three_valued() {
         assert_eq!(eval("x > 2"), ["false", "true", "null", "true", "false"]);
-        assert_eq!(
-            eval("x > 2 OR n = 3"),
-            ["false", "true", "true", "true", "false"]
-        );
-        assert_eq!(
-            eval("x > 2 AND n = 3"),
-            ["false", "false", "null", "null", "false"]
-        );
-        assert_eq!(
-            eval("NOT x > 2"),
-            ["true", "false", "null", "false", "true"]
-        );
-        assert_eq!(
-            eval("x IS NULL"),
-            ["false", "false", "true", "false", "false"]
-        );
-        assert_eq!(
-            eval("x BETWEEN 1 AND 3"),
-            ["true", "false", "null", "false", "true"]
-        );
-        assert_eq!(
-            eval("n IN (2, 3)"),
-            ["false", "true", "true", "null", "false"]
-        );
+        assert_eq!(eval("x > 2 OR n = 3"), ["false", "true", "true", "true", "false"]);
+        assert_eq!(eval("x > 2 AND n = 3"), ["false", "false", "null", "null", "false"]);
+        assert_eq!(eval("NOT x > 2"), ["true", "false", "null", "false", "true"]);
+        assert_eq!(eval("x IS NULL"), ["false", "false", "true", "false", "false"]);
+        assert_eq!(eval("x BETWEEN 1 AND 3"), ["true", "false", "null", "false", "true"]);
+        assert_eq!(eval("n IN (2, 3)"), ["false", "true", "true", "null", "false"]);
         // SQL: 0 IN (2, NULL) is null, not false.
-        assert_eq!(
-            eval("n IN (2, NULL)"),
-            ["null", "true", "null", "null", "null"]
-        );
-        assert_eq!(
-            eval("n NOT IN (2, 3)"),
-            ["true", "false", "false", "null", "true"]
-        );
+        assert_eq!(eval("n IN (2, NULL)"), ["null", "true", "null", "null", "null"]);
+        assert_eq!(eval("n NOT IN (2, 3)"), ["true", "false", "false", "null", "true"]);
     }
 
     #[test]
@@ -318,14 +278,8 @@ mod tests {
             eval("CASE WHEN x > 2 THEN 'big' WHEN n = 3 THEN 'three' ELSE 'other' END"),
             ["other", "big", "three", "big", "other"]
         );
-        assert_eq!(
-            eval("CASE s WHEN 'Pro' THEN 1 ELSE 0 END"),
-            ["1", "0", "0", "0", "1"]
-        );
-        assert_eq!(
-            eval("CASE WHEN x > 2 THEN 1 END"),
-            ["null", "1", "null", "1", "null"]
-        );
+        assert_eq!(eval("CASE s WHEN 'Pro' THEN 1 ELSE 0 END"), ["1", "0", "0", "0", "1"]);
+        assert_eq!(eval("CASE WHEN x > 2 THEN 1 END"), ["null", "1", "null", "1", "null"]);
     }
 
     #[test]
@@ -334,30 +288,15 @@ mod tests {
         assert_eq!(eval("NULLIF(n, 0)"), ["null", "2", "3", "null", "null"]);
         assert_eq!(eval("GREATEST(x, n)"), ["1", "4", "3", "4", "1"]);
         assert_eq!(eval("LEAST(x, n)"), ["0", "2", "3", "4", "0"]);
-        assert_eq!(
-            eval("LN(n)"),
-            ["null", "0.693147", "1.098612", "null", "null"]
-        );
-        assert_eq!(
-            eval("SQRT(x - 2)"),
-            ["null", "1.414214", "null", "1.414214", "null"]
-        );
-        assert_eq!(
-            eval("ROUND(x / 3, 2)"),
-            ["0.33", "1.33", "null", "1.33", "0.33"]
-        );
+        assert_eq!(eval("LN(n)"), ["null", "0.693147", "1.098612", "null", "null"]);
+        assert_eq!(eval("SQRT(x - 2)"), ["null", "1.414214", "null", "1.414214", "null"]);
+        assert_eq!(eval("ROUND(x / 3, 2)"), ["0.33", "1.33", "null", "1.33", "0.33"]);
         assert_eq!(eval("ROUND(2.5)"), ["3", "3", "3", "3", "3"]);
         assert_eq!(eval("POWER(n, 2)"), ["0", "4", "9", "null", "0"]);
         assert_eq!(eval("FLOOR(-x / 3)"), ["-1", "-2", "null", "-2", "-1"]);
         assert_eq!(eval("LOWER(s)"), ["pro", "pro", "null", "starter", "pro"]);
-        assert_eq!(
-            eval("days_between(d, as_of)"),
-            ["365", "334", "null", "0", "366"]
-        );
-        assert_eq!(
-            eval("d >= '1970-02-01'"),
-            ["false", "true", "null", "true", "false"]
-        );
+        assert_eq!(eval("days_between(d, as_of)"), ["365", "334", "null", "0", "366"]);
+        assert_eq!(eval("d >= '1970-02-01'"), ["false", "true", "null", "true", "false"]);
         assert_eq!(eval("-cut"), ["-0.5", "-0.5", "-0.5", "-0.5", "-0.5"]);
     }
 
@@ -372,10 +311,7 @@ mod tests {
         assert_eq!(eval("quantile(x, 0.9)"), ["4"; 5]);
         assert_eq!(eval("sum(CASE WHEN x > 10 THEN x END)"), ["null"; 5]);
         // (min rank of ties - 1) / (n - 1), n = 4 non-null values.
-        assert_eq!(
-            eval("percent_rank(x)"),
-            ["0", "0.666667", "null", "0.666667", "0"]
-        );
+        assert_eq!(eval("percent_rank(x)"), ["0", "0.666667", "null", "0.666667", "0"]);
     }
 
     #[test]

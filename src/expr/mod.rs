@@ -202,11 +202,7 @@ impl Func {
 
     pub fn from_name(name: &str) -> Option<Func> {
         let lower = name.to_ascii_lowercase();
-        let lower = if lower == "ceiling" {
-            "ceil".to_string()
-        } else {
-            lower
-        };
+        let lower = if lower == "ceiling" { "ceil".to_string() } else { lower };
         Func::ALL.into_iter().find(|f| f.name() == lower)
     }
 
@@ -214,12 +210,7 @@ impl Func {
     pub fn is_base_wide(self) -> bool {
         matches!(
             self,
-            Func::Quantile
-                | Func::Median
-                | Func::Mean
-                | Func::Sum
-                | Func::PercentRank
-                | Func::ParetoShare
+            Func::Quantile | Func::Median | Func::Mean | Func::Sum | Func::PercentRank | Func::ParetoShare
         )
     }
 }
@@ -263,9 +254,7 @@ impl Ast {
                 l.walk(f);
                 r.walk(f);
             }
-            Kind::Between {
-                expr, low, high, ..
-            } => {
+            Kind::Between { expr, low, high, .. } => {
                 expr.walk(f);
                 low.walk(f);
                 high.walk(f);
@@ -328,8 +317,8 @@ impl fmt::Display for Ast {
             Kind::Str(s) => write!(f, "'{}'", s.replace('\'', "''")),
             Kind::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
             Kind::Date(d) => {
-                let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid")
-                    + chrono::Duration::days(*d as i64);
+                let date =
+                    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(*d as i64);
                 write!(f, "DATE '{date}'")
             }
             Kind::Null => write!(f, "NULL"),

@@ -50,12 +50,8 @@ fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
             }
             continue;
         }
-        let tok = if c.is_ascii_digit()
-            || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
-        {
-            while i < bytes.len()
-                && (bytes[i].is_ascii_digit() || bytes[i] == b'.' || bytes[i] == b'_')
-            {
+        let tok = if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.' || bytes[i] == b'_') {
                 i += 1;
             }
             if i < bytes.len() && (bytes[i] == b'e' || bytes[i] == b'E') {
@@ -170,8 +166,7 @@ fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
 
 /// Words that cannot be used as bare names.
 const KEYWORDS: &[&str] = &[
-    "and", "or", "not", "is", "null", "between", "in", "case", "when", "then", "else", "end",
-    "true", "false",
+    "and", "or", "not", "is", "null", "between", "in", "case", "when", "then", "else", "end", "true", "false",
 ];
 
 pub fn parse(src: &str) -> Result<Ast, ParseError> {
@@ -357,13 +352,12 @@ impl Parser {
                 span,
             ));
         }
-        let negated =
-            if self.is_kw("not") && (self.is_kw_at(1, "between") || self.is_kw_at(1, "in")) {
-                self.bump();
-                true
-            } else {
-                false
-            };
+        let negated = if self.is_kw("not") && (self.is_kw_at(1, "between") || self.is_kw_at(1, "in")) {
+            self.bump();
+            true
+        } else {
+            false
+        };
         if self.eat_kw("between") {
             let low = self.additive()?;
             self.expect_kw("and")?;
@@ -489,22 +483,14 @@ impl Parser {
                     }
                     "case" => self.case(),
                     // DATE 'YYYY-MM-DD'
-                    "date"
-                        if matches!(
-                            self.tokens.get(self.pos + 1).map(|t| &t.tok),
-                            Some(Tok::Str(_))
-                        ) =>
-                    {
+                    "date" if matches!(self.tokens.get(self.pos + 1).map(|t| &t.tok), Some(Tok::Str(_))) => {
                         self.bump();
                         let lit_span = self.span();
                         let Tok::Str(text) = self.bump() else {
                             unreachable!("checked above")
                         };
                         match super::parse_date(&text) {
-                            Some(days) => Ok(Ast::new(
-                                Kind::Date(days),
-                                Span::new(span.start, lit_span.end),
-                            )),
+                            Some(days) => Ok(Ast::new(Kind::Date(days), Span::new(span.start, lit_span.end))),
                             None => Err(ParseError {
                                 span: lit_span,
                                 message: format!("'{text}' is not a date: use DATE 'YYYY-MM-DD'"),
@@ -512,6 +498,13 @@ impl Parser {
                         }
                     }
                     kw if KEYWORDS.contains(&kw) => Err(self.unexpected("a value, a name or `(`")),
+                    "select" | "from" | "where" | "join" | "union" | "insert" | "update" | "delete" | "drop"
+                    | "create" | "with" | "exec" => Err(ParseError {
+                        span,
+                        message: format!(
+                            "`{w}`: an expression is a single SQL expression; statements, subqueries and tables are not part of the language"
+                        ),
+                    }),
                     _ => {
                         self.bump();
                         if self.eat_sym("(") {
@@ -521,10 +514,9 @@ impl Parser {
                         if lower == "params" && self.eat_sym(".") {
                             let name_span = self.span();
                             return match self.bump() {
-                                Tok::Word(name) | Tok::Quoted(name) => Ok(Ast::new(
-                                    Kind::Name(name),
-                                    Span::new(span.start, name_span.end),
-                                )),
+                                Tok::Word(name) | Tok::Quoted(name) => {
+                                    Ok(Ast::new(Kind::Name(name), Span::new(span.start, name_span.end)))
+                                }
                                 _ => {
                                     self.pos -= 1;
                                     Err(self.unexpected("a param name after `params.`"))
@@ -563,14 +555,7 @@ impl Parser {
             self.expect_sym(")")?;
         }
         let span = Span::new(name_span.start, self.prev_end());
-        Ok(Ast::new(
-            Kind::Call {
-                name,
-                name_span,
-                args,
-            },
-            span,
-        ))
+        Ok(Ast::new(Kind::Call { name, name_span, args }, span))
     }
 
     fn case(&mut self) -> Result<Ast, ParseError> {
@@ -628,10 +613,7 @@ mod tests {
         assert_eq!(shape("a OR b AND NOT c"), "(a OR (b AND (NOT c)))");
         assert_eq!(shape("a = 1 AND b <> 2"), "((a = 1) AND (b <> 2))");
         assert_eq!(shape("-a * 2"), "((-a) * 2)");
-        assert_eq!(
-            shape("x BETWEEN 1 AND 2 AND y"),
-            "((x BETWEEN 1 AND 2) AND y)"
-        );
+        assert_eq!(shape("x BETWEEN 1 AND 2 AND y"), "((x BETWEEN 1 AND 2) AND y)");
         assert_eq!(shape("x NOT IN (1, 2)"), "(x NOT IN (1, 2))");
         assert_eq!(shape("x IS NOT NULL"), "(x IS NOT NULL)");
         assert_eq!(shape("params.cut >= 0.8"), "(cut >= 0.8)");
@@ -656,10 +638,7 @@ mod tests {
             shape("a b"),
             "error at 2: expected an operator or the end of the expression, found `b`"
         );
-        assert_eq!(
-            shape("(a"),
-            "error at 2: expected `)`, found the end of the expression"
-        );
+        assert_eq!(shape("(a"), "error at 2: expected `)`, found the end of the expression");
         assert_eq!(shape("a ; drop"), "error at 2: unexpected character `;`");
         assert_eq!(shape("'abc"), "error at 0: unterminated quote");
         assert_eq!(shape(""), "error at 0: the expression is empty");
@@ -671,10 +650,7 @@ mod tests {
             shape("t.a"),
             "error at 1: qualified names (`table.column`) are not part of the expression language: use the plain column name"
         );
-        assert_eq!(
-            shape("CASE END"),
-            "error at 5: expected `WHEN`, found `END`"
-        );
+        assert_eq!(shape("CASE END"), "error at 5: expected `WHEN`, found `END`");
         assert_eq!(shape("1e999"), "error at 0: `1e999` is not a number");
         assert_eq!(
             shape("99999999999999999999"),

@@ -20,10 +20,7 @@ fn spawn_run(target: &Target, pause_at: Option<&str>, replace: bool) -> Child {
     if let Some(point) = pause_at {
         cmd.env("QUADRANT_PAUSE_AT", point);
     }
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 fn run_on(target: &Target, extra: &[&str]) -> std::process::Output {
@@ -55,12 +52,7 @@ fn assert_consistent(target: &Target) {
     match target.manifest(CYCLE) {
         Some(m) => {
             let rows = target.glob_rows(CYCLE).expect("a committed cycle has rows");
-            assert_eq!(
-                rows.height() as u64,
-                m["rows"].as_u64().unwrap(),
-                "{}",
-                target.name()
-            );
+            assert_eq!(rows.height() as u64, m["rows"].as_u64().unwrap(), "{}", target.name());
             let ids = rows
                 .column("run_id")
                 .unwrap()
@@ -95,11 +87,7 @@ fn commit_rerun_and_replace_on_every_store() {
 
         let again = run_on(&target, &[]);
         expect_code(&again, 4);
-        assert!(
-            stderr(&again).contains("already committed"),
-            "{}",
-            stderr(&again)
-        );
+        assert!(stderr(&again).contains("already committed"), "{}", stderr(&again));
         assert_eq!(target.files(), files, "{}: nothing changed", target.name());
         assert_eq!(target.manifest(CYCLE).unwrap(), m1);
 
@@ -113,13 +101,7 @@ fn commit_rerun_and_replace_on_every_store() {
             "{}: the replaced run's file is gone",
             target.name()
         );
-        assert_eq!(
-            target.files().len(),
-            2,
-            "{}: {:?}",
-            target.name(),
-            target.files()
-        );
+        assert_eq!(target.files().len(), 2, "{}: {:?}", target.name(), target.files());
     }
 }
 
@@ -128,12 +110,7 @@ fn commit_rerun_and_replace_on_every_store() {
 #[test]
 fn a_killed_run_leaves_no_partial_snapshot_and_the_next_run_commits() {
     for target_kind in ["local", "s3", "azure"] {
-        for point in [
-            "before-lock",
-            "before-data",
-            "before-manifest",
-            "after-manifest",
-        ] {
+        for point in ["before-lock", "before-data", "before-manifest", "after-manifest"] {
             let target = match target_kind {
                 "local" => Target::local(),
                 "s3" => Target::s3(),
@@ -142,11 +119,7 @@ fn a_killed_run_leaves_no_partial_snapshot_and_the_next_run_commits() {
             kill_when_paused(spawn_run(&target, Some(point), false), point);
             assert_consistent(&target);
             let committed = target.manifest(CYCLE).is_some();
-            assert_eq!(
-                committed,
-                point == "after-manifest",
-                "{target_kind} {point}"
-            );
+            assert_eq!(committed, point == "after-manifest", "{target_kind} {point}");
 
             let next = run_on(&target, if committed { &["--replace"] } else { &[] });
             expect_code(&next, 0);
@@ -177,14 +150,7 @@ fn two_concurrent_runs_one_commits_the_other_exits_4() {
             let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
             let mut codes = vec![a.status.code().unwrap(), b.status.code().unwrap()];
             codes.sort();
-            assert_eq!(
-                codes,
-                [0, 4],
-                "{}\n{}\n{}",
-                target.name(),
-                stderr(&a),
-                stderr(&b)
-            );
+            assert_eq!(codes, [0, 4], "{}\n{}\n{}", target.name(), stderr(&a), stderr(&b));
             let loser = if a.status.code() == Some(4) { &a } else { &b };
             let err = stderr(loser);
             assert!(
@@ -192,13 +158,7 @@ fn two_concurrent_runs_one_commits_the_other_exits_4() {
                 "{err}"
             );
             assert_consistent(&target);
-            assert_eq!(
-                target.files().len(),
-                2,
-                "{}: {:?}",
-                target.name(),
-                target.files()
-            );
+            assert_eq!(target.files().len(), 2, "{}: {:?}", target.name(), target.files());
         }
     }
 }
@@ -224,12 +184,7 @@ fn a_live_lock_makes_a_run_exit_4_a_dead_one_is_taken_over() {
             "{}",
             stderr(&second)
         );
-        assert_eq!(
-            target.files(),
-            before,
-            "{}: the loser wrote nothing",
-            target.name()
-        );
+        assert_eq!(target.files(), before, "{}: the loser wrote nothing", target.name());
         holder.kill().unwrap();
         holder.wait().unwrap();
         expect_code(&run_on(&target, &[]), 0);

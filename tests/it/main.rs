@@ -1,6 +1,7 @@
 //! Integration tests: the real `quadrant` binary on real files.
 
 mod commit;
+mod corpus;
 mod quality;
 mod run;
 mod stores;
@@ -82,19 +83,12 @@ pub fn glob_rows(out: &Path, cycle: &str) -> Option<DataFrame> {
     if frames.is_empty() {
         return None;
     }
-    Some(
-        concat(frames, UnionArgs::default())
-            .unwrap()
-            .collect()
-            .unwrap(),
-    )
+    Some(concat(frames, UnionArgs::default()).unwrap().collect().unwrap())
 }
 
 pub fn manifest(out: &Path, cycle: &str) -> Option<serde_json::Value> {
     let path = out.join(format!("segments/cycle={cycle}/_manifest.json"));
-    std::fs::read(path)
-        .ok()
-        .map(|b| serde_json::from_slice(&b).unwrap())
+    std::fs::read(path).ok().map(|b| serde_json::from_slice(&b).unwrap())
 }
 
 /// Every file under a folder, relative, sorted.

@@ -136,12 +136,7 @@ fn drop_writes_rejects_with_a_reason_and_counts_them() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| {
-            (
-                f["check"].as_str().unwrap().to_string(),
-                f["rows"].as_u64().unwrap(),
-            )
-        })
+        .map(|f| (f["check"].as_str().unwrap().to_string(), f["rows"].as_u64().unwrap()))
         .collect();
     assert_eq!(counts["null_account_id"], 1);
     assert_eq!(counts["duplicate_account_id"], 2);
@@ -157,13 +152,9 @@ fn drop_writes_rejects_with_a_reason_and_counts_them() {
         .unwrap();
     let rejects = read_parquet(&out.join(&accounts_rejects));
     assert_eq!(rejects.height(), 6);
-    let reasons: std::collections::BTreeSet<String> =
-        strings(&rejects, "reason").into_iter().collect();
+    let reasons: std::collections::BTreeSet<String> = strings(&rejects, "reason").into_iter().collect();
     assert_eq!(reasons.len(), 5, "{reasons:?}");
-    let usage_rejects = tree(&out)
-        .into_iter()
-        .find(|f| f.contains("dataset=usage/"))
-        .unwrap();
+    let usage_rejects = tree(&out).into_iter().find(|f| f.contains("dataset=usage/")).unwrap();
     assert_eq!(read_parquet(&out.join(usage_rejects)).height(), 2);
     let listed: Vec<&str> = m["outputs"]
         .as_array()
@@ -257,10 +248,85 @@ fn schema_errors_name_dataset_file_column_and_types() {
         tmp.path().join("nowhere/").to_str().unwrap(),
     ]);
     expect_code(&o, 3);
+    assert!(stderr(&o).contains("no Parquet files found"), "{}", stderr(&o));
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn a_corrupt_or_truncated_file_is_named_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let usage = tmp.path().join("usage");
+    std::fs::create_dir_all(&usage).unwrap();
+    let good = std::fs::read(root().join("fixtures/usage/part-00000.parquet")).unwrap();
+    std::fs::write(usage.join("a.parquet"), &good).unwrap();
+    // Damaged data pages behind an intact footer.
+    let mut damaged = good.clone();
+    damaged[2000..60000].fill(0x5a);
+    std::fs::write(usage.join("b.parquet"), &damaged).unwrap();
+    let out = tmp.path().join("out");
+    let o = run(&[
+        "run",
+        "--cycle",
+        "2026-Q3",
+        "--usage",
+        usage.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 3);
     assert!(
-        stderr(&o).contains("no Parquet files found"),
+        stderr(&o).contains("usage file") && stderr(&o).contains("b.parquet` cannot be read"),
         "{}",
         stderr(&o)
     );
-    assert!(!tmp.path().join("out").exists());
+    assert!(!out.exists(), "nothing written");
+
+    // Cut short: no footer at all.
+    std::fs::remove_file(usage.join("b.parquet")).unwrap();
+    std::fs::write(usage.join("c.parquet"), &good[..good.len() / 2]).unwrap();
+    let o = run(&[
+        "run",
+        "--cycle",
+        "2026-Q3",
+        "--usage",
+        usage.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 3);
+    assert!(
+        stderr(&o).contains("c.parquet` cannot be read as Parquet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+#[test]
+fn empty_accounts_and_usage_outside_every_window_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut empty = read_parquet(&root().join("fixtures/accounts.parquet")).head(Some(0));
+    write_parquet(&mut empty, &tmp.path().join("empty.parquet"));
+    let out = tmp.path().join("out");
+    let o = run(&[
+        "run",
+        "--cycle",
+        "2026-Q3",
+        "--accounts",
+        tmp.path().join("empty.parquet").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&o, 3);
+    assert!(stderr(&o).contains("has no rows"), "{}", stderr(&o));
+
+    // The fixtures' usage starts in October 2024.
+    let o = run(&["run", "--cycle", "2023-Q4", "--output", out.to_str().unwrap()]);
+    expect_code(&o, 3);
+    let err = stderr(&o);
+    assert!(
+        err.contains("no rows in any aggregate window") && err.contains("as_of 2023-12-31"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
 }

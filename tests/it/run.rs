@@ -58,11 +58,7 @@ fn snapshot_columns_types_and_order() {
     let tmp = tempfile::tempdir().unwrap();
     expect_code(&run_default(tmp.path(), &["--cycle", "2026-Q3"]), 0);
     let frame = read_parquet(&glob_partition(tmp.path(), "2026-Q3")[0]);
-    let names: Vec<&str> = frame
-        .get_column_names()
-        .iter()
-        .map(|n| n.as_str())
-        .collect();
+    let names: Vec<&str> = frame.get_column_names().iter().map(|n| n.as_str()).collect();
     assert_eq!(
         &names[..7],
         [
@@ -76,10 +72,7 @@ fn snapshot_columns_types_and_order() {
         ]
     );
     assert_eq!(&names[names.len() - 2..], ["run_id", "pipeline_hash"]);
-    assert!(
-        !names.contains(&"cycle"),
-        "the partition column is in the path only"
-    );
+    assert!(!names.contains(&"cycle"), "the partition column is in the path only");
     for seg in [
         "wallet_share_matrix",
         "growth_risk",
@@ -90,11 +83,7 @@ fn snapshot_columns_types_and_order() {
         let i = names.iter().position(|n| *n == seg).unwrap();
         assert_eq!(names[i + 1], format!("{seg}_rule"));
         assert_eq!(frame.column(seg).unwrap().dtype(), &DataType::String);
-        assert_eq!(
-            frame.column(seg).unwrap().null_count(),
-            0,
-            "every account gets a label"
-        );
+        assert_eq!(frame.column(seg).unwrap().null_count(), 0, "every account gets a label");
     }
     // Every account column an expression uses, every aggregate and feature.
     for c in [
@@ -110,10 +99,7 @@ fn snapshot_columns_types_and_order() {
         assert!(names.contains(&c), "{c} missing");
     }
     assert_eq!(frame.column("as_of").unwrap().dtype(), &DataType::Date);
-    assert_eq!(
-        frame.column("customer_since").unwrap().dtype(),
-        &DataType::Date
-    );
+    assert_eq!(frame.column("customer_since").unwrap().dtype(), &DataType::Date);
     assert_eq!(frame.column("arr").unwrap().dtype(), &DataType::Float64);
     let sorted = strings(&frame, "account_id");
     let mut expected = sorted.clone();
@@ -131,12 +117,7 @@ fn manifest_records_the_run() {
     assert_eq!(m["as_of"], "2026-09-30");
     assert_eq!(m["pipeline"]["name"], "default");
     assert_eq!(m["pipeline"]["hash"].as_str().unwrap().len(), 64);
-    assert!(
-        m["pipeline"]["source"]
-            .as_str()
-            .unwrap()
-            .contains("[[segmentations]]")
-    );
+    assert!(m["pipeline"]["source"].as_str().unwrap().contains("[[segmentations]]"));
     assert!(m["replaced"].is_null());
     let rows = m["rows"].as_u64().unwrap();
     let frame = read_parquet(&glob_partition(tmp.path(), "2026-Q3")[0]);
@@ -147,11 +128,7 @@ fn manifest_records_the_run() {
         let accounts: u64 = labels.iter().map(|l| l["accounts"].as_u64().unwrap()).sum();
         let arr: f64 = labels.iter().map(|l| l["arr"].as_f64().unwrap()).sum();
         assert_eq!(accounts, rows, "{}", seg["name"]);
-        assert!(
-            (arr - arr_total).abs() < 1e-6 * arr_total,
-            "{}",
-            seg["name"]
-        );
+        assert!((arr - arr_total).abs() < 1e-6 * arr_total, "{}", seg["name"]);
     }
     let outputs = m["outputs"].as_array().unwrap();
     assert_eq!(outputs.len(), 1);
@@ -194,10 +171,7 @@ fn a_reader_that_globs_the_partition_sees_exactly_the_run() {
         m["run_id"].as_str()
     );
     // After a replace too: the old run's rows are gone.
-    expect_code(
-        &run_default(tmp.path(), &["--cycle", "2026-Q3", "--replace"]),
-        0,
-    );
+    expect_code(&run_default(tmp.path(), &["--cycle", "2026-Q3", "--replace"]), 0);
     let m2 = manifest(tmp.path(), "2026-Q3").unwrap();
     let rows = glob_rows(tmp.path(), "2026-Q3").unwrap();
     assert_eq!(rows.height() as u64, m2["rows"].as_u64().unwrap());
@@ -230,11 +204,7 @@ fn a_committed_cycle_is_kept_unless_replace_is_given() {
     assert!(stderr(&again).contains("--replace"));
     assert_eq!(tree(tmp.path()), before);
     for (f, b) in before.iter().zip(&bytes) {
-        assert_eq!(
-            &std::fs::read(tmp.path().join(f)).unwrap(),
-            b,
-            "{f} changed"
-        );
+        assert_eq!(&std::fs::read(tmp.path().join(f)).unwrap(), b, "{f} changed");
     }
 
     let replaced = run_default(tmp.path(), &["--cycle", "2026-Q3", "--replace"]);
@@ -243,10 +213,7 @@ fn a_committed_cycle_is_kept_unless_replace_is_given() {
     assert_ne!(first["run_id"], second["run_id"]);
     assert_eq!(second["replaced"]["run_id"], first["run_id"]);
     assert_eq!(second["replaced"]["finished_at"], first["finished_at"]);
-    assert!(stdout(&replaced).contains(&format!(
-        "replaced run {}",
-        first["run_id"].as_str().unwrap()
-    )));
+    assert!(stdout(&replaced).contains(&format!("replaced run {}", first["run_id"].as_str().unwrap())));
 }
 
 /// Guarantee 5: same inputs and pipeline, same rows and values.
@@ -256,14 +223,8 @@ fn the_same_inputs_give_the_same_snapshot() {
     let b = tempfile::tempdir().unwrap();
     expect_code(&run_default(a.path(), &["--cycle", "2026-Q3"]), 0);
     expect_code(&run_default(b.path(), &["--cycle", "2026-Q3"]), 0);
-    let fa = glob_rows(a.path(), "2026-Q3")
-        .unwrap()
-        .drop("run_id")
-        .unwrap();
-    let fb = glob_rows(b.path(), "2026-Q3")
-        .unwrap()
-        .drop("run_id")
-        .unwrap();
+    let fa = glob_rows(a.path(), "2026-Q3").unwrap().drop("run_id").unwrap();
+    let fb = glob_rows(b.path(), "2026-Q3").unwrap().drop("run_id").unwrap();
     assert!(fa.equals_missing(&fb));
     assert_eq!(csv(&fa), csv(&fb));
 }
@@ -288,10 +249,7 @@ fn cycles_of_every_cadence_and_as_of_previews() {
     let quarter = read_parquet(&glob_partition(tmp.path(), "2026-Q2")[0]).drop_many(["run_id"]);
     assert!(month.equals_missing(&quarter));
 
-    let o = run_default(
-        tmp.path(),
-        &["--cycle", "2026-Q4", "--as-of", "2026-09-30", "--json"],
-    );
+    let o = run_default(tmp.path(), &["--cycle", "2026-Q4", "--as-of", "2026-09-30", "--json"]);
     expect_code(&o, 0);
     let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(summary["as_of"], "2026-09-30");
@@ -315,11 +273,7 @@ fn bad_cycle_ids_and_flags_are_usage_errors() {
         2,
     );
     expect_code(&run(&["run", "--no-such-flag"]), 2);
-    assert!(
-        tree(tmp.path()).is_empty(),
-        "nothing written: {:?}",
-        tree(tmp.path())
-    );
+    assert!(tree(tmp.path()).is_empty(), "nothing written: {:?}", tree(tmp.path()));
 }
 
 #[test]
@@ -355,11 +309,7 @@ fn cycles_lists_committed_snapshots() {
     expect_code(&run_default(tmp.path(), &["--cycle", "2026-Q3"]), 0);
     // An uncommitted leftover is not a cycle.
     std::fs::create_dir_all(tmp.path().join("segments/cycle=2026-Q4")).unwrap();
-    std::fs::write(
-        tmp.path().join("segments/cycle=2026-Q4/part-x-0.parquet"),
-        b"junk",
-    )
-    .unwrap();
+    std::fs::write(tmp.path().join("segments/cycle=2026-Q4/part-x-0.parquet"), b"junk").unwrap();
     let o = run(&["cycles", "--output", out, "--json"]);
     expect_code(&o, 0);
     let list: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -371,10 +321,7 @@ fn cycles_lists_committed_snapshots() {
         .collect();
     assert_eq!(cycles, ["2026-Q2", "2026-Q3"]);
     let text = stdout(&run(&["cycles", "--output", out]));
-    assert!(
-        text.contains("2026-Q3") && text.contains("run_id"),
-        "{text}"
-    );
+    assert!(text.contains("2026-Q3") && text.contains("run_id"), "{text}");
 }
 
 #[test]
@@ -437,21 +384,10 @@ fn explain_shows_the_rule_that_fired_and_why_earlier_ones_did_not() {
         "--account",
         &id,
     ]));
-    assert!(
-        text.contains("no rule matched -> default Sustain"),
-        "{text}"
-    );
+    assert!(text.contains("no rule matched -> default Sustain"), "{text}");
     assert!(text.contains("risk_score >= 0.4 = false"), "{text}");
 
-    let missing = run(&[
-        "explain",
-        "--output",
-        out,
-        "--cycle",
-        "2026-Q3",
-        "--account",
-        "nobody",
-    ]);
+    let missing = run(&["explain", "--output", out, "--cycle", "2026-Q3", "--account", "nobody"]);
     expect_code(&missing, 2);
     assert!(stderr(&missing).contains("account `nobody` is not in cycle 2026-Q3"));
 }
@@ -504,8 +440,7 @@ fn validate_checks_config_and_schemas_and_writes_nothing() {
     assert!(err.contains("2 problems"), "{err}");
     assert!(err.contains("unknown agg `average`"), "{err}");
     assert!(
-        err.contains("unknown name `walet_estimate`")
-            && err.contains("did you mean `wallet_estimate`"),
+        err.contains("unknown name `walet_estimate`") && err.contains("did you mean `wallet_estimate`"),
         "{err}"
     );
     assert!(err.contains("bad.toml:"), "{err}");
@@ -514,8 +449,7 @@ fn validate_checks_config_and_schemas_and_writes_nothing() {
     expect_code(&missing_column, 3);
     let err = stderr(&missing_column);
     assert!(
-        err.contains("accounts column `arr` is missing")
-            && err.contains("columns in the data: account_id, date"),
+        err.contains("accounts column `arr` is missing") && err.contains("columns in the data: account_id, date"),
         "{err}"
     );
 }
@@ -631,18 +565,12 @@ fn json_logs_are_one_object_per_line() {
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines.len() >= 4, "{err}");
     for line in &lines {
-        let v: serde_json::Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
     }
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("\"stage\":\"aggregate_usage\"")),
+        lines.iter().any(|l| l.contains("\"stage\":\"aggregate_usage\"")),
         "{err}"
     );
-    assert!(
-        stdout(&o).contains("cycle 2026-Q3"),
-        "results stay on stdout"
-    );
+    assert!(stdout(&o).contains("cycle 2026-Q3"), "results stay on stdout");
 }

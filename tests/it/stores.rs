@@ -5,10 +5,7 @@ use crate::target::Target;
 use crate::*;
 
 fn upload_fixtures(target: &Target) -> (String, String) {
-    target.upload(
-        &root().join("fixtures/accounts.parquet"),
-        "in/accounts/part-0.parquet",
-    );
+    target.upload(&root().join("fixtures/accounts.parquet"), "in/accounts/part-0.parquet");
     target.upload(
         &root().join("fixtures/usage/part-00000.parquet"),
         "in/usage/month=all/part-0.parquet",
@@ -22,10 +19,7 @@ fn upload_fixtures(target: &Target) -> (String, String) {
 #[test]
 fn inputs_explain_and_cycles_work_on_every_store() {
     let local = Target::local();
-    expect_code(
-        &run(&["run", "--cycle", "2026-Q3", "--output", &local.uri()]),
-        0,
-    );
+    expect_code(&run(&["run", "--cycle", "2026-Q3", "--output", &local.uri()]), 0);
     let want = local.glob_rows("2026-Q3").unwrap().drop("run_id").unwrap();
     for target in [Target::s3(), Target::azure()] {
         let (accounts, usage) = upload_fixtures(&target);
@@ -42,12 +36,8 @@ fn inputs_explain_and_cycles_work_on_every_store() {
             &out,
         ]);
         expect_code(&o, 0);
-        let m: serde_json::Value = serde_json::from_slice(
-            &target
-                .read("out/segments/cycle=2026-Q3/_manifest.json")
-                .unwrap(),
-        )
-        .unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&target.read("out/segments/cycle=2026-Q3/_manifest.json").unwrap()).unwrap();
         let files = m["inputs"]["usage"]["files"].as_array().unwrap();
         assert_eq!(files.len(), 1, "{}", target.name());
         assert!(
@@ -77,30 +67,17 @@ fn inputs_explain_and_cycles_work_on_every_store() {
         expect_code(&listed, 0);
         let cycles: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
         assert_eq!(cycles.as_array().unwrap().len(), 1, "{}", target.name());
-        let e = run(&[
-            "explain",
-            "--output",
-            &out,
-            "--account",
-            "A0000002",
-            "--json",
-        ]);
+        let e = run(&["explain", "--output", &out, "--account", "A0000002", "--json"]);
         expect_code(&e, 0);
         let explained: serde_json::Value = serde_json::from_str(&stdout(&e)).unwrap();
         assert_eq!(explained["cycle"], "2026-Q3");
-        assert!(
-            explained["source"]
-                .as_str()
-                .unwrap()
-                .starts_with("committed run")
-        );
+        assert!(explained["source"].as_str().unwrap().starts_with("committed run"));
     }
 }
 
 #[test]
 fn storage_options_in_the_pipeline_file_reach_the_store() {
-    let endpoint =
-        std::env::var("AWS_ENDPOINT_URL").expect("scripts/test sets AWS_ENDPOINT_URL for moto");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("scripts/test sets AWS_ENDPOINT_URL for moto");
     let target = Target::s3();
     let (accounts, usage) = upload_fixtures(&target);
     let tmp = tempfile::tempdir().unwrap();
@@ -113,13 +90,7 @@ fn storage_options_in_the_pipeline_file_reach_the_store() {
     .unwrap();
     let out = format!("{}/out", target.uri());
     let o = quadrant()
-        .args([
-            "run",
-            "--pipeline",
-            pipeline.to_str().unwrap(),
-            "--cycle",
-            "2026-Q3",
-        ])
+        .args(["run", "--pipeline", pipeline.to_str().unwrap(), "--cycle", "2026-Q3"])
         .args(["--accounts", &accounts, "--usage", &usage, "--output", &out])
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ALLOW_HTTP")
@@ -127,29 +98,16 @@ fn storage_options_in_the_pipeline_file_reach_the_store() {
         .output()
         .unwrap();
     expect_code(&o, 0);
-    assert!(
-        target
-            .read("out/segments/cycle=2026-Q3/_manifest.json")
-            .is_some()
-    );
+    assert!(target.read("out/segments/cycle=2026-Q3/_manifest.json").is_some());
 
     std::fs::write(
         &pipeline,
         format!("{text}\n[storage]\noptions = {{ aws_secret_access_key = \"x\" }}\n"),
     )
     .unwrap();
-    let o = run(&[
-        "validate",
-        "--config-only",
-        "--pipeline",
-        pipeline.to_str().unwrap(),
-    ]);
+    let o = run(&["validate", "--config-only", "--pipeline", pipeline.to_str().unwrap()]);
     expect_code(&o, 2);
-    assert!(
-        stderr(&o).contains("looks like a credential"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("looks like a credential"), "{}", stderr(&o));
 }
 
 #[test]
@@ -200,10 +158,7 @@ fn secrets_never_reach_logs_errors_or_the_manifest() {
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .output()
             .unwrap();
-        assert!(
-            !stdout(&o).contains(secret) && !stderr(&o).contains(secret),
-            "{args:?}"
-        );
+        assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret), "{args:?}");
     }
     for f in target.files() {
         let bytes = target.read(&f).unwrap();
@@ -218,22 +173,13 @@ fn create_only_puts_are_honoured_by_every_store() {
     for target in Target::all() {
         let store = quadrant::storage::Store::open(&target.uri(), &Default::default()).unwrap();
         let path = store.path("_quadrant/locks/probe.json");
-        assert!(
-            store.put(&path, "a".into(), true).unwrap(),
-            "{}",
-            target.name()
-        );
+        assert!(store.put(&path, "a".into(), true).unwrap(), "{}", target.name());
         assert!(
             !store.put(&path, "b".into(), true).unwrap(),
             "{}: second create refused",
             target.name()
         );
-        assert_eq!(
-            store.get(&path).unwrap().unwrap().as_ref(),
-            b"a",
-            "{}",
-            target.name()
-        );
+        assert_eq!(store.get(&path).unwrap().unwrap().as_ref(), b"a", "{}", target.name());
         store.delete(&path).unwrap();
         assert!(store.get(&path).unwrap().is_none());
     }

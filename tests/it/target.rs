@@ -121,12 +121,7 @@ impl Target {
         if frames.is_empty() {
             return None;
         }
-        Some(
-            concat(frames, UnionArgs::default())
-                .unwrap()
-                .collect()
-                .unwrap(),
-        )
+        Some(concat(frames, UnionArgs::default()).unwrap().collect().unwrap())
     }
 
     /// Writes a local file into the store.

@@ -177,10 +177,7 @@ fn every_agg_matches_a_row_by_row_reference() {
         let distinct: BTreeSet<i64> = vals.iter().map(|v| *v as i64).collect();
         e.insert("u", Some(distinct.len() as f64));
         // The latest non-null value; on a tie of dates the largest.
-        let last = w
-            .iter()
-            .cloned()
-            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let last = w.iter().cloned().max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         e.insert("l", last.map(|x| x.1));
         let pd_end = date_days(as_of);
         let ev: f64 = mine
@@ -200,10 +197,7 @@ fn every_agg_matches_a_row_by_row_reference() {
                 (None, None) => true,
                 _ => false,
             };
-            assert!(
-                same,
-                "account {id}, aggregate {name}: got {got:?}, want {want:?}"
-            );
+            assert!(same, "account {id}, aggregate {name}: got {got:?}, want {want:?}");
         }
     }
     // The edge cases landed where the window says.
@@ -220,13 +214,7 @@ fn every_agg_matches_a_row_by_row_reference() {
 #[test]
 fn backfills_read_accounts_as_they_were() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "run",
-        "--cycle",
-        "2025-Q2",
-        "--output",
-        tmp.path().to_str().unwrap(),
-    ]);
+    let o = run(&["run", "--cycle", "2025-Q2", "--output", tmp.path().to_str().unwrap()]);
     expect_code(&o, 0);
     let snapshot = read_parquet(&glob_partition(tmp.path(), "2025-Q2")[0]);
     let as_of = date_days("2025-06-30");
@@ -276,13 +264,7 @@ fn backfills_read_accounts_as_they_were() {
     // The fixtures do change over time: the current snapshot differs.
     let later = tempfile::tempdir().unwrap();
     expect_code(
-        &run(&[
-            "run",
-            "--cycle",
-            "2026-Q3",
-            "--output",
-            later.path().to_str().unwrap(),
-        ]),
+        &run(&["run", "--cycle", "2026-Q3", "--output", later.path().to_str().unwrap()]),
         0,
     );
     let now = read_parquet(&glob_partition(later.path(), "2026-Q3")[0]);
