@@ -14,6 +14,7 @@ pub mod error;
 pub mod evaluate;
 pub mod expr;
 pub mod features;
+mod fuzz;
 pub mod generate;
 pub mod logging;
 pub mod output;
