@@ -324,6 +324,24 @@ fn validate(args: ValidateArgs) -> Result<()> {
         usage.files.len(),
         usage.columns.join(", ")
     );
+    if let Some(cycle) = &args.cycle {
+        let cycle = parse_cycle(cycle)?;
+        let eval = evaluate::evaluate(p, &accounts, &usage, cycle.as_of())?;
+        crate::outln!(
+            "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
+            eval.snapshot.height(),
+            eval.usage_rows_in_windows
+        );
+        for f in eval.quality.findings.iter().filter(|f| f.rows > 0) {
+            crate::outln!(
+                "  data check {}: {} {} rows ({:?})",
+                f.check,
+                f.rows,
+                f.dataset,
+                f.policy
+            );
+        }
+    }
     Ok(())
 }
 

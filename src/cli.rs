@@ -100,8 +100,13 @@ pub struct ValidateArgs {
     pub locations: Locations,
 
     /// Check only the pipeline file, not the input schemas.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cycle")]
     pub config_only: bool,
+
+    /// Also evaluate this cycle and run every data check on its rows
+    /// (nothing is written).
+    #[arg(long, short = 'c')]
+    pub cycle: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -14,17 +14,91 @@ mod tests {
     use crate::expr::{Kind, Names, Type, check, lower, parse};
 
     fn cases() -> u32 {
-        std::env::var("QUADRANT_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+        std::env::var("QUADRANT_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000)
     }
 
     /// Words and symbols of the language, and some that are not in it.
     const VOCABULARY: &[&str] = &[
-        "arr", "wallet", "nps", "segment", "customer_since", "as_of", "cut", "x", "(", ")", ",", "+", "-", "*", "/",
-        "=", "<>", "!=", "<", "<=", ">", ">=", "AND", "OR", "NOT", "IS", "NULL", "BETWEEN", "IN", "CASE", "WHEN",
-        "THEN", "ELSE", "END", "TRUE", "FALSE", "0", "1", "-1", "0.5", "1e308", "9999999999999999999", "'a'", "''",
-        "'2024-02-29'", "DATE", "coalesce", "nullif", "greatest", "least", "abs", "ln", "log10", "sqrt", "power",
-        "round", "floor", "ceil", "lower", "upper", "days_between", "quantile", "median", "mean", "sum",
-        "percent_rank", "pareto_share", "params", ".", ";", "--", "\"", "'", "SELECT", "DISTINCT", "é", "\n",
+        "arr",
+        "wallet",
+        "nps",
+        "segment",
+        "customer_since",
+        "as_of",
+        "cut",
+        "x",
+        "(",
+        ")",
+        ",",
+        "+",
+        "-",
+        "*",
+        "/",
+        "=",
+        "<>",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "AND",
+        "OR",
+        "NOT",
+        "IS",
+        "NULL",
+        "BETWEEN",
+        "IN",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "TRUE",
+        "FALSE",
+        "0",
+        "1",
+        "-1",
+        "0.5",
+        "1e308",
+        "9999999999999999999",
+        "'a'",
+        "''",
+        "'2024-02-29'",
+        "DATE",
+        "coalesce",
+        "nullif",
+        "greatest",
+        "least",
+        "abs",
+        "ln",
+        "log10",
+        "sqrt",
+        "power",
+        "round",
+        "floor",
+        "ceil",
+        "lower",
+        "upper",
+        "days_between",
+        "quantile",
+        "median",
+        "mean",
+        "sum",
+        "percent_rank",
+        "pareto_share",
+        "params",
+        ".",
+        ";",
+        "--",
+        "\"",
+        "'",
+        "SELECT",
+        "DISTINCT",
+        "é",
+        "\n",
     ];
 
     fn token_soup() -> impl Strategy<Value = String> {
@@ -32,7 +106,10 @@ mod tests {
     }
 
     fn names() -> (BTreeMap<String, Kind>, BTreeMap<String, Type>) {
-        let params = BTreeMap::from([("cut".to_string(), Kind::Num(0.5)), ("segment".to_string(), Kind::Str("smb".into()))]);
+        let params = BTreeMap::from([
+            ("cut".to_string(), Kind::Num(0.5)),
+            ("segment".to_string(), Kind::Str("smb".into())),
+        ]);
         let columns = BTreeMap::from([
             ("account_id".to_string(), Type::Str),
             ("arr".to_string(), Type::Num),
@@ -64,18 +141,28 @@ mod tests {
     fn exercise(src: &str) {
         let Ok(ast) = parse(src) else { return };
         let (params, columns) = names();
-        let names = Names { params: &params, columns: &columns };
+        let names = Names {
+            params: &params,
+            columns: &columns,
+        };
         let Ok(resolved) = check(&ast, &names) else { return };
         let as_of = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
         // polars may return an error (an overflow, say); it must not panic.
-        let _ = frame().lazy().with_column(lower(&resolved.ast, as_of).alias("v")).collect();
+        let _ = frame()
+            .lazy()
+            .with_column(lower(&resolved.ast, as_of).alias("v"))
+            .collect();
         for c in resolved.ast.conditions() {
             let _ = c.to_string();
         }
     }
 
     fn pipeline_with(mutation: &str, at: usize) -> String {
-        let at = DEFAULT_PIPELINE.char_indices().map(|(i, _)| i).nth(at % DEFAULT_PIPELINE.chars().count()).unwrap_or(0);
+        let at = DEFAULT_PIPELINE
+            .char_indices()
+            .map(|(i, _)| i)
+            .nth(at % DEFAULT_PIPELINE.chars().count())
+            .unwrap_or(0);
         format!("{}{mutation}{}", &DEFAULT_PIPELINE[..at], &DEFAULT_PIPELINE[at..])
     }
 

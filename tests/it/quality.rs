@@ -76,6 +76,15 @@ fn failed_checks_stop_the_run_with_exit_3_and_name_every_check() {
     let tmp = tempfile::tempdir().unwrap();
     dirty(tmp.path());
     let p = pipeline(tmp.path(), "");
+    // validate --cycle runs the same checks and writes nothing.
+    let v = run(&["validate", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&v, 3);
+    assert!(
+        stderr(&v).contains("data check `negative_arr` failed"),
+        "{}",
+        stderr(&v)
+    );
+    assert!(!tmp.path().join("out").exists());
     let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
     expect_code(&o, 3);
     let err = stderr(&o);

@@ -427,6 +427,14 @@ fn validate_checks_config_and_schemas_and_writes_nothing() {
         stdout(&o)
     );
     assert!(!out.exists());
+    let o = run(&["validate", "--output", out.to_str().unwrap(), "--cycle", "2026-Q3"]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("cycle 2026-Q3: 186 accounts would be segmented"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!out.exists());
 
     let bad = tmp.path().join("bad.toml");
     let text = std::fs::read_to_string(root().join("pipelines/default.toml"))
