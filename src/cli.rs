@@ -63,6 +63,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// List the committed snapshots under the output root.
     Cycles(CyclesArgs),
+    /// Compare two committed cycles: migration matrix, NRR / GRR per label,
+    /// ARR bridge and per-account moves, written under compare/.
+    Compare(CompareArgs),
     /// Write realistic synthetic accounts and daily usage, deterministic by seed.
     Generate(GenerateArgs),
 }
@@ -133,6 +136,28 @@ pub struct CyclesArgs {
     pub locations: Locations,
 
     /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// The starting cycle.
+    #[arg(long)]
+    pub from: String,
+
+    /// The ending cycle.
+    #[arg(long)]
+    pub to: String,
+
+    /// Compare only this segmentation (also when the two pipelines differ).
+    #[arg(long)]
+    pub segmentation: Option<String>,
+
+    /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -174,6 +174,21 @@ pub fn scan_committed(store: &Store, manifest: &Manifest) -> Result<LazyFrame> {
         .ctx(|| format!("cannot read the snapshot of cycle {}", manifest.cycle))
 }
 
+/// Writes a frame as one Parquet object that appears whole or not at all.
+pub fn write_parquet(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame) -> Result<OutputFile> {
+    let bytes = parquet_bytes(frame)?;
+    let path = store.path(rel);
+    if !store.put(&path, Bytes::from(bytes.clone()), true)? {
+        return Err(Error::Conflict(format!("`{}` exists already", store.uri_of(&path))));
+    }
+    Ok(OutputFile {
+        path: rel.to_string(),
+        kind: kind.to_string(),
+        rows: frame.height() as u64,
+        bytes: bytes.len() as u64,
+    })
+}
+
 fn parquet_bytes(frame: &mut DataFrame) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
@@ -415,18 +430,8 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
         let summary = summarize(c.pipeline, &files[0].2)?;
         pause_point("before-data");
         for (rel, kind, mut frame) in files {
-            let bytes = parquet_bytes(&mut frame)?;
-            let path = store.path(&rel);
-            written.push(path.clone());
-            if !store.put(&path, Bytes::from(bytes.clone()), true)? {
-                return Err(Error::Conflict(format!("`{}` exists already", store.uri_of(&path))));
-            }
-            outputs.push(OutputFile {
-                path: rel,
-                kind: kind.to_string(),
-                rows: frame.height() as u64,
-                bytes: bytes.len() as u64,
-            });
+            written.push(store.path(&rel));
+            outputs.push(write_parquet(store, &rel, kind, &mut frame)?);
         }
         pause_point("before-manifest");
         let manifest = Manifest {

@@ -55,6 +55,20 @@ pub fn money(v: f64) -> String {
     if rounded < 0 { format!("-{out}") } else { out }
 }
 
+/// A short money amount: 950, 12.3k, 4.5M.
+pub fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.1}B", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
 /// A cell value as a person reads it.
 pub fn value(v: &AnyValue) -> String {
     match v {

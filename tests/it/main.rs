@@ -1,6 +1,7 @@
 //! Integration tests: the real `quadrant` binary on real files.
 
 mod commit;
+mod compare;
 mod corpus;
 mod quality;
 mod run;
