@@ -5,7 +5,7 @@ use chrono::{NaiveDate, Utc};
 use polars::prelude::*;
 use serde::Serialize;
 
-use crate::cli::{Command, CompareArgs, CyclesArgs, ExplainArgs, Locations, RunArgs, ValidateArgs};
+use crate::cli::{Command, CompareArgs, CyclesArgs, ExplainArgs, Locations, ReportArgs, RunArgs, ValidateArgs};
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{Context, Error, Result};
@@ -23,6 +23,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Explain(args) => explain(args),
         Command::Cycles(args) => cycles(args),
         Command::Compare(args) => compare(args),
+        Command::Report(args) => report(args),
         Command::Generate(args) => generate::generate(&args),
     }
 }
@@ -700,5 +701,14 @@ fn compare(args: CompareArgs) -> Result<()> {
         "{}",
         table::render(&["", "ARR", "accounts"], &bridge, &[false, true, true])
     );
+    Ok(())
+}
+
+fn report(args: ReportArgs) -> Result<()> {
+    let setup = setup(&args.locations)?;
+    let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
+    let html = crate::report::render(&store)?;
+    std::fs::write(&args.to, html).map_err(|e| Error::Runtime(format!("cannot write `{}`: {e}", args.to)))?;
+    crate::outln!("wrote {}", args.to);
     Ok(())
 }

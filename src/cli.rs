@@ -66,6 +66,8 @@ pub enum Command {
     /// Compare two committed cycles: migration matrix, NRR / GRR per label,
     /// ARR bridge and per-account moves, written under compare/.
     Compare(CompareArgs),
+    /// Write a self-contained HTML report of the committed cycles.
+    Report(ReportArgs),
     /// Write realistic synthetic accounts and daily usage, deterministic by seed.
     Generate(GenerateArgs),
 }
@@ -160,6 +162,16 @@ pub struct CompareArgs {
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// The HTML file to write.
+    #[arg(long, default_value = "quadrant-report.html")]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ pub mod generate;
 pub mod logging;
 pub mod output;
 pub mod quality;
+pub mod report;
 pub mod rules;
 pub mod snapshot;
 pub mod source;

@@ -4,6 +4,7 @@ mod commit;
 mod compare;
 mod corpus;
 mod quality;
+mod report;
 mod run;
 mod stores;
 mod target;
