@@ -289,28 +289,26 @@ fn heat_map(out: &mut String, report: &compare::SegmentationReport, from: &str, 
 }
 
 fn history(out: &mut String, manifests: &[Manifest], name: &str) {
-    let cycles: Vec<(&str, Vec<(String, u64, f64)>)> = manifests
+    // Each cycle with its label summary for this segmentation.
+    let cycles: Vec<(&str, &[snapshot::LabelSummary])> = manifests
         .iter()
         .filter_map(|m| {
             let s = m.segmentations.iter().find(|s| s.name == name)?;
-            Some((
-                m.cycle.as_str(),
-                s.labels.iter().map(|l| (l.label.clone(), l.accounts, l.arr)).collect(),
-            ))
+            Some((m.cycle.as_str(), s.labels.as_slice()))
         })
         .collect();
     let mut labels: Vec<String> = Vec::new();
     for (_, ls) in &cycles {
-        for (l, _, _) in ls {
-            if !labels.contains(l) {
-                labels.push(l.clone());
+        for l in ls.iter() {
+            if !labels.contains(&l.label) {
+                labels.push(l.label.clone());
             }
         }
     }
     let (w, h, left, bottom, top) = (680.0, 260.0, 64.0, 36.0, 12.0);
     let max_total = cycles
         .iter()
-        .map(|(_, ls)| ls.iter().map(|l| l.2).sum::<f64>())
+        .map(|(_, ls)| ls.iter().map(|l| l.arr).sum::<f64>())
         .fold(1.0, f64::max);
     let band = (w - left - 16.0) / cycles.len().max(1) as f64;
     let _ = write!(
@@ -321,7 +319,12 @@ fn history(out: &mut String, manifests: &[Manifest], name: &str) {
     for (i, (cycle, ls)) in cycles.iter().enumerate() {
         let x = left + band * i as f64 + band * 0.15;
         let mut y = h - bottom;
-        for (l, n, a) in ls {
+        for snapshot::LabelSummary {
+            label: l,
+            accounts: n,
+            arr: a,
+        } in ls.iter()
+        {
             let k = labels.iter().position(|x| x == l).unwrap_or(0);
             let bar = (h - bottom - top) * a / max_total;
             y -= bar;
@@ -363,9 +366,14 @@ fn history(out: &mut String, manifests: &[Manifest], name: &str) {
     for (cycle, ls) in &cycles {
         let _ = write!(out, "<tr><th>{}</th>", escape(cycle));
         for l in &labels {
-            match ls.iter().find(|x| &x.0 == l) {
-                Some((_, n, a)) => {
-                    let _ = write!(out, "<td>{n} &middot; {}</td>", table::compact(*a));
+            match ls.iter().find(|x| &x.label == l) {
+                Some(found) => {
+                    let _ = write!(
+                        out,
+                        "<td>{} &middot; {}</td>",
+                        found.accounts,
+                        table::compact(found.arr)
+                    );
                 }
                 None => out.push_str("<td>-</td>"),
             }
