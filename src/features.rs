@@ -55,44 +55,61 @@ pub fn in_range(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> Lazy
 /// One row per account id found in the usage windows, with every
 /// aggregate. With `drop_negative`, rows with a negative metric are left out
 /// of the aggregates (they are still counted in [`NEGATIVE_ROWS`]).
+///
+/// Each aggregate's window is first applied as a masked column (the value
+/// inside the window, null outside), so that the grouping itself uses only
+/// plain aggregations, which polars' streaming engine runs in bounded memory.
 pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, drop_negative: bool) -> LazyFrame {
     let negative = negative_metric(pipeline);
-    let mut aggs: Vec<Expr> = pipeline
-        .aggregates
-        .iter()
-        .map(|a| {
-            let (after, through) = window(a, as_of);
-            let mut keep = col("date")
-                .gt(date_lit(after))
-                .and(col("date").lt_eq(date_lit(through)));
-            if drop_negative {
-                keep = keep.and(negative.clone().not());
+    let mut masks = Vec::new();
+    let mut aggs: Vec<Expr> = Vec::new();
+    for (i, a) in pipeline.aggregates.iter().enumerate() {
+        let (after, through) = window(a, as_of);
+        let mut keep = col("date")
+            .gt(date_lit(after))
+            .and(col("date").lt_eq(date_lit(through)));
+        if drop_negative {
+            keep = keep.and(negative.clone().not());
+        }
+        let masked = format!("__window_{i}");
+        let value = when(keep.clone()).then(col(a.column.as_str())).otherwise(lit(NULL));
+        let m = col(masked.as_str());
+        let agg = match a.agg {
+            Agg::Sum => m.sum(),
+            Agg::Count => m.count().cast(DataType::Int64),
+            Agg::Mean => m.cast(DataType::Float64).mean(),
+            Agg::Min => m.min(),
+            Agg::Max => m.max(),
+            Agg::NUnique => m.drop_nulls().n_unique().cast(DataType::Int64),
+            // The latest non-null value; on a tie of dates the largest.
+            Agg::Last => {
+                let dated = format!("__window_{i}_date");
+                masks.push(
+                    when(keep.and(col(a.column.as_str()).is_not_null()))
+                        .then(col("date"))
+                        .otherwise(lit(NULL))
+                        .alias(dated.as_str()),
+                );
+                m.clone()
+                    .filter(m.is_not_null())
+                    .sort_by(
+                        [col(dated.as_str()).drop_nulls(), col(masked.as_str()).drop_nulls()],
+                        SortMultipleOptions::default(),
+                    )
+                    .last()
             }
-            let x = col(a.column.as_str()).filter(keep.clone());
-            let agg = match a.agg {
-                Agg::Sum => x.sum(),
-                Agg::Count => x.count().cast(DataType::Int64),
-                Agg::Mean => x.cast(DataType::Float64).mean(),
-                Agg::Min => x.min(),
-                Agg::Max => x.max(),
-                Agg::NUnique => x.drop_nulls().n_unique().cast(DataType::Int64),
-                // The latest non-null value; on a tie of dates the largest.
-                Agg::Last => {
-                    let kept = keep.and(col(a.column.as_str()).is_not_null());
-                    let value = col(a.column.as_str()).filter(kept.clone());
-                    value
-                        .clone()
-                        .sort_by([col("date").filter(kept), value], SortMultipleOptions::default())
-                        .last()
-                }
-                Agg::PerDay => x.cast(DataType::Float64).sum() / lit(a.window_days as f64),
-            };
-            agg.alias(a.name.as_str())
-        })
-        .collect();
+            Agg::PerDay => m.cast(DataType::Float64).sum() / lit(a.window_days as f64),
+        };
+        masks.push(value.alias(masked.as_str()));
+        aggs.push(agg.alias(a.name.as_str()));
+    }
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
-    aggs.push(negative.cast(DataType::Int64).sum().alias(NEGATIVE_ROWS));
-    in_range(usage, pipeline, as_of).group_by([col("account_id")]).agg(aggs)
+    aggs.push(col(NEGATIVE_ROWS).sum().alias(NEGATIVE_ROWS));
+    masks.push(negative.cast(DataType::Int64).alias(NEGATIVE_ROWS));
+    in_range(usage, pipeline, as_of)
+        .with_columns(masks)
+        .group_by([col("account_id")])
+        .agg(aggs)
 }
 
 /// Joins the aggregates onto the accounts, filling the zero that an

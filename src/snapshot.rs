@@ -176,23 +176,32 @@ pub fn scan_committed(store: &Store, manifest: &Manifest) -> Result<LazyFrame> {
 
 /// Writes a frame as one Parquet object that appears whole or not at all.
 pub fn write_parquet(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame) -> Result<OutputFile> {
-    let bytes = parquet_bytes(frame)?;
+    let start = std::time::Instant::now();
+    let bytes = Bytes::from(parquet_bytes(frame)?);
+    let encoded = start.elapsed().as_secs_f64();
     let path = store.path(rel);
-    if !store.put(&path, Bytes::from(bytes.clone()), true)? {
+    let size = bytes.len();
+    if !store.put(&path, bytes, true)? {
         return Err(Error::Conflict(format!("`{}` exists already", store.uri_of(&path))));
     }
+    tracing::debug!(
+        file = rel,
+        bytes = size,
+        encode_seconds = encoded,
+        put_seconds = start.elapsed().as_secs_f64() - encoded,
+        "wrote"
+    );
     Ok(OutputFile {
         path: rel.to_string(),
         kind: kind.to_string(),
         rows: frame.height() as u64,
-        bytes: bytes.len() as u64,
+        bytes: size as u64,
     })
 }
 
 fn parquet_bytes(frame: &mut DataFrame) -> Result<Vec<u8>> {
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf)
-        .with_statistics(StatisticsOptions::full())
         .finish(frame)
         .ctx(|| "cannot encode Parquet".into())?;
     Ok(buf)
@@ -427,7 +436,9 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
                 frame,
             ));
         }
+        let started = std::time::Instant::now();
         let summary = summarize(c.pipeline, &files[0].2)?;
+        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "label summary");
         pause_point("before-data");
         for (rel, kind, mut frame) in files {
             written.push(store.path(&rel));

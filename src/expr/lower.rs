@@ -162,33 +162,24 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
                 .otherwise((rank - lit(1.0)) / (n - lit(1.0)))
         }
         Func::ParetoShare => {
-            // In the order x descending, ties by account id, the running sum
-            // up to an account is the sum of all larger values plus x times
-            // the account's place among the accounts with the same x.
+            // The running sum in the order x descending, ties by account id:
+            // a stable sort of the row positions by x puts equal values in
+            // row order, which is account order (features are computed over
+            // accounts sorted by id). The sums are then put back in place.
             let xf = float(x());
-            let larger = (xf.clone().rank(
-                RankOptions {
-                    method: RankMethod::Min,
-                    descending: true,
-                },
-                None,
-            ) - lit(1))
-            .cast(IDX_DTYPE);
-            let sorted = xf
+            let position = (col(KEY).cum_count(false) - lit(1)).cast(IDX_DTYPE);
+            let order = position.sort_by(
+                [xf.clone()],
+                SortMultipleOptions::default()
+                    .with_order_descending(true)
+                    .with_nulls_last(true)
+                    .with_maintain_order(true),
+            );
+            let running = xf
                 .clone()
-                .sort(SortOptions::default().with_order_descending(true).with_nulls_last(true));
-            let sum_larger = sorted.clone().cum_sum(false).gather(larger.clone(), false) - sorted.gather(larger, false);
-            let place_in_tie = col(KEY)
-                .rank(
-                    RankOptions {
-                        method: RankMethod::Ordinal,
-                        descending: false,
-                    },
-                    None,
-                )
-                .over([xf.clone()])
-                .expect("a partition is given");
-            let running = sum_larger + xf.clone() * float(place_in_tie);
+                .gather(order.clone(), false)
+                .cum_sum(false)
+                .gather(order.arg_sort(false, false), false);
             let total = xf.clone().sum();
             when(xf.is_null().or(total.clone().eq(lit(0.0))))
                 .then(null())
