@@ -11,6 +11,7 @@ use crate::cycle::Cycle;
 use crate::error::{Context, Error, Result};
 use crate::evaluate::{self, Evaluation};
 use crate::expr::lower;
+use crate::lineage::{Lineage, LineageRun};
 use crate::snapshot::{self, Commit, InputInfo, Inputs, Manifest};
 use crate::source::{self, Dataset};
 use crate::storage::Store;
@@ -85,6 +86,7 @@ struct RunSummary {
     run_id: String,
     snapshot: String,
     rows: u64,
+    bytes: u64,
     segmentations: Vec<snapshot::SegmentationSummary>,
     quality: Vec<crate::quality::Finding>,
     replaced: Option<snapshot::Replaced>,
@@ -105,19 +107,39 @@ fn run_cycles(args: RunArgs) -> Result<()> {
             "--as-of applies to one cycle: use it with --cycle, not --cycles",
         ));
     }
-    let single = args.cycle.as_deref().map(parse_cycle).transpose()?;
+    // Under Dagster, the run's partition key is the cycle.
+    let partition = crate::pipes::get()
+        .and_then(|p| p.partition_key())
+        .filter(|_| range.is_none());
+    let single = args.cycle.as_deref().or(partition).map(parse_cycle).transpose()?;
     let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
     if let Some(cycle) = single {
         // Fail before any work when the answer is known already.
         snapshot::ensure_replaceable(&store, &cycle, args.replace)?;
     }
 
-    let accounts = source::scan_accounts(pipeline, &setup.accounts_uri)?;
-    let usage = source::scan_usage(pipeline, &setup.usage_uri)?;
-    let cycles = match (range, single) {
-        (Some(range), _) => range,
-        (None, Some(cycle)) => vec![cycle],
-        (None, None) => vec![latest_cycle(pipeline, &usage)?],
+    let lineage = Lineage::configure(args.lineage_url.as_deref());
+    let inputs = [setup.accounts_uri.as_str(), setup.usage_uri.as_str()];
+    let prepared: Result<(Dataset, Dataset, Vec<Cycle>)> = (|| {
+        let accounts = source::scan_accounts(pipeline, &setup.accounts_uri)?;
+        let usage = source::scan_usage(pipeline, &setup.usage_uri)?;
+        let cycles = match (&range, single) {
+            (Some(range), _) => range.clone(),
+            (None, Some(cycle)) => vec![cycle],
+            (None, None) => vec![latest_cycle(pipeline, &usage)?],
+        };
+        Ok((accounts, usage, cycles))
+    })();
+    let (accounts, usage, cycles) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            // The run failed before a cycle's run began: still say so.
+            if let (Some(lineage), Some(cycle)) = (&lineage, single.or(range.as_ref().and_then(|r| r.first().copied())))
+            {
+                LineageRun::start(lineage, &pipeline.name, &cycle, cycle.as_of(), &inputs).fail(&e.to_string());
+            }
+            return Err(e);
+        }
     };
 
     let mut summaries = Vec::new();
@@ -130,6 +152,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
                 run_id: String::new(),
                 snapshot: store.uri_of(&store.path(&snapshot::partition(&cycle))),
                 rows: 0,
+                bytes: 0,
                 segmentations: Vec::new(),
                 quality: Vec::new(),
                 replaced: None,
@@ -142,16 +165,39 @@ fn run_cycles(args: RunArgs) -> Result<()> {
         if as_of < cycle.start() || as_of > cycle.as_of() {
             tracing::warn!(%cycle, %as_of, "--as-of lies outside the cycle's period");
         }
-        summaries.push(run_one(&setup, &store, &accounts, &usage, cycle, as_of, args.replace)?);
+        let lineage_run = lineage
+            .as_ref()
+            .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
+        match run_one(&setup, &store, &accounts, &usage, cycle, as_of, args.replace) {
+            Ok(summary) => {
+                if let Some(l) = &lineage_run {
+                    l.complete(&summary.snapshot, summary.rows, summary.bytes);
+                }
+                if let Some(pipes) = crate::pipes::get() {
+                    pipes.materialized(&summary.metadata());
+                }
+                summaries.push(summary);
+            }
+            Err(e) => {
+                if let Some(l) = &lineage_run {
+                    l.fail(&e.to_string());
+                }
+                return Err(e);
+            }
+        }
     }
 
+    let json = if summaries.len() == 1 {
+        serde_json::to_string_pretty(&summaries[0])
+    } else {
+        serde_json::to_string_pretty(&serde_json::json!({ "runs": summaries }))
+    }
+    .expect("serializable");
+    if let Some(path) = &args.summary_file {
+        std::fs::write(path, format!("{json}\n"))
+            .map_err(|e| Error::Runtime(format!("cannot write the summary file `{path}`: {e}")))?;
+    }
     if args.json {
-        let json = if summaries.len() == 1 {
-            serde_json::to_string_pretty(&summaries[0])
-        } else {
-            serde_json::to_string_pretty(&serde_json::json!({ "runs": summaries }))
-        }
-        .expect("serializable");
         crate::outln!("{json}");
     } else {
         for s in &summaries {
@@ -159,6 +205,47 @@ fn run_cycles(args: RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl RunSummary {
+    /// What an orchestrator shows about the committed cycle.
+    fn metadata(&self) -> Vec<(&'static str, serde_json::Value)> {
+        let labels: serde_json::Map<String, serde_json::Value> = self
+            .segmentations
+            .iter()
+            .map(|s| {
+                let counts: serde_json::Map<String, serde_json::Value> = s
+                    .labels
+                    .iter()
+                    .map(|l| {
+                        (
+                            l.label.clone(),
+                            serde_json::json!({"accounts": l.accounts, "arr": l.arr}),
+                        )
+                    })
+                    .collect();
+                (s.name.clone(), serde_json::Value::Object(counts))
+            })
+            .collect();
+        vec![
+            ("cycle", self.cycle.clone().into()),
+            ("as_of", self.as_of.clone().into()),
+            ("run_id", self.run_id.clone().into()),
+            ("snapshot", self.snapshot.clone().into()),
+            ("rows", self.rows.into()),
+            ("bytes", self.bytes.into()),
+            ("labels", serde_json::Value::Object(labels)),
+            (
+                "rejected_rows",
+                self.quality
+                    .iter()
+                    .filter(|f| f.policy == crate::config::Policy::Drop)
+                    .map(|f| f.rows)
+                    .sum::<u64>()
+                    .into(),
+            ),
+        ]
+    }
 }
 
 fn run_one(
@@ -189,6 +276,7 @@ fn run_one(
     if !quality.rejected_usage.is_empty() {
         rejects.push(("usage", concat_frames(quality.rejected_usage.clone())?));
     }
+    crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
     let manifest = snapshot::commit(
         store,
@@ -216,7 +304,13 @@ fn run_one(
             replace,
         },
     )?;
-    timings.push(("write_and_commit", commit_start.elapsed().as_secs_f64()));
+    let commit_seconds = commit_start.elapsed().as_secs_f64();
+    crate::progress::done(
+        "write_and_commit",
+        commit_seconds,
+        &format!("{} rows committed", manifest.rows),
+    );
+    timings.push(("write_and_commit", commit_seconds));
     tracing::info!(rows = manifest.rows, "committed");
     Ok(RunSummary {
         cycle: manifest.cycle.clone(),
@@ -224,6 +318,12 @@ fn run_one(
         run_id: manifest.run_id.clone(),
         snapshot: store.uri_of(&store.path(&snapshot::partition(&cycle))),
         rows: manifest.rows,
+        bytes: manifest
+            .outputs
+            .iter()
+            .filter(|o| o.kind == "segments")
+            .map(|o| o.bytes)
+            .sum(),
         segmentations: manifest.segmentations.clone(),
         quality: manifest.quality.clone(),
         replaced: manifest.replaced.clone(),

@@ -97,6 +97,15 @@ pub struct RunArgs {
     /// Print the run summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the JSON summary to this file (for Airflow XCom and the like).
+    #[arg(long)]
+    pub summary_file: Option<String>,
+
+    /// Send OpenLineage run events (START, COMPLETE, FAIL) to this URL.
+    /// Default: the OPENLINEAGE_URL environment variable, if set.
+    #[arg(long)]
+    pub lineage_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -44,11 +44,20 @@ pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
     cols
 }
 
-fn timed<T>(timings: &mut Vec<(&'static str, f64)>, stage: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Runs a stage, logging and showing its time and what it counted.
+fn timed<T>(
+    timings: &mut Vec<(&'static str, f64)>,
+    stage: &'static str,
+    f: impl FnOnce() -> Result<T>,
+    count: impl FnOnce(&T) -> String,
+) -> Result<T> {
+    crate::progress::started(stage);
     let start = std::time::Instant::now();
     let out = f()?;
     let secs = start.elapsed().as_secs_f64();
-    tracing::info!(stage, seconds = format!("{secs:.3}"), "stage {stage} done");
+    let detail = count(&out);
+    tracing::info!(stage, seconds = format!("{secs:.3}"), %detail, "stage {stage} done");
+    crate::progress::done(stage, secs, &detail);
     timings.push((stage, secs));
     Ok(out)
 }
@@ -60,18 +69,23 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
     let has_snapshot_date = accounts.columns.iter().any(|c| c == "snapshot_date");
 
     // Point in time: rows dated after as_of do not exist yet for this cycle.
-    let (all_accounts, accounts_rows) = timed(&mut timings, "scan_accounts", || {
-        let all = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
-        let rows = all.height() as u64;
-        if rows == 0 {
-            return Err(Error::Schema(format!(
-                "accounts `{}` has no rows ({} file(s))",
-                accounts.uri,
-                accounts.files.len()
-            )));
-        }
-        Ok((all, rows))
-    })?;
+    let (all_accounts, accounts_rows) = timed(
+        &mut timings,
+        "scan_accounts",
+        || {
+            let all = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
+            let rows = all.height() as u64;
+            if rows == 0 {
+                return Err(Error::Schema(format!(
+                    "accounts `{}` has no rows ({} file(s))",
+                    accounts.uri,
+                    accounts.files.len()
+                )));
+            }
+            Ok((all, rows))
+        },
+        |(_, rows)| format!("{rows} account rows"),
+    )?;
     let known_ids = all_accounts
         .column("account_id")
         .ctx(|| "accounts".into())?
@@ -147,12 +161,17 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
 
     // Usage: one streaming pass, grouped by account.
     let drop_negative = quality.policy(Check::NegativeUsage) == Policy::Drop;
-    let grouped = timed(&mut timings, "aggregate_usage", || {
-        features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
-            .collect_with_engine(Engine::Streaming)
-            .map(|r| r.unwrap_single())
-            .map_err(|e| usage.read_error(e))
-    })?;
+    let grouped = timed(
+        &mut timings,
+        "aggregate_usage",
+        || {
+            features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
+                .collect_with_engine(Engine::Streaming)
+                .map(|r| r.unwrap_single())
+                .map_err(|e| usage.read_error(e))
+        },
+        |g| format!("{} accounts with usage", g.height()),
+    )?;
     let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
     if usage_rows_in_windows == 0
         && let Some((after, through)) = features::usage_range(pipeline, as_of)
@@ -171,26 +190,31 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         ],
     )?;
 
-    let snapshot = timed(&mut timings, "features_and_rules", || {
-        // A fixed row order makes base-wide float sums, and so every
-        // feature, the same from run to run.
-        let accounts = frame.lazy().sort(["account_id"], SortMultipleOptions::default());
-        let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
-        let with_features = features::add_features(joined, pipeline, as_of);
-        let segments: Vec<Expr> = pipeline
-            .segmentations
-            .iter()
-            .flat_map(|s| rules::segment(s, as_of))
-            .collect();
-        let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
-        columns[0] = crate::expr::date_lit(as_of).alias("as_of");
-        with_features
-            .with_columns(segments)
-            .select(columns)
-            .sort(["account_id"], SortMultipleOptions::default())
-            .collect()
-            .ctx(|| "cannot compute features and segments".into())
-    })?;
+    let snapshot = timed(
+        &mut timings,
+        "features_and_rules",
+        || {
+            // A fixed row order makes base-wide float sums, and so every
+            // feature, the same from run to run.
+            let accounts = frame.lazy().sort(["account_id"], SortMultipleOptions::default());
+            let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
+            let with_features = features::add_features(joined, pipeline, as_of);
+            let segments: Vec<Expr> = pipeline
+                .segmentations
+                .iter()
+                .flat_map(|s| rules::segment(s, as_of))
+                .collect();
+            let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
+            columns[0] = crate::expr::date_lit(as_of).alias("as_of");
+            with_features
+                .with_columns(segments)
+                .select(columns)
+                .sort(["account_id"], SortMultipleOptions::default())
+                .collect()
+                .ctx(|| "cannot compute features and segments".into())
+        },
+        |f| format!("{} accounts segmented", f.height()),
+    )?;
 
     Ok(Evaluation {
         snapshot,

@@ -25,7 +25,8 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// Runs a future of the storage or HTTP clients to completion.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
 }
 

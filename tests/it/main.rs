@@ -1,5 +1,7 @@
 //! Integration tests: the real `quadrant` binary on real files.
 
+mod bi;
+mod clients;
 mod commit;
 mod compare;
 mod corpus;

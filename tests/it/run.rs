@@ -582,3 +582,41 @@ fn json_logs_are_one_object_per_line() {
     );
     assert!(stdout(&o).contains("cycle 2026-Q3"), "results stay on stdout");
 }
+
+#[test]
+fn progress_shows_on_a_terminal_and_never_under_an_orchestrator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // `script` gives the run a pseudo-terminal, as a person's shell would.
+    let command = format!(
+        "{} run --cycle 2026-Q3 --output {}",
+        env!("CARGO_BIN_EXE_quadrant"),
+        out.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(root())
+        .output()
+        .expect("script(1) from util-linux");
+    expect_code(&o, 0);
+    let shown = stdout(&o);
+    for stage in [
+        "scan_accounts",
+        "aggregate_usage",
+        "features_and_rules",
+        "write_and_commit",
+    ] {
+        assert!(shown.contains(&format!("ok {stage}")), "{stage} missing from:\n{shown}");
+    }
+    assert!(shown.contains("186 accounts segmented"), "{shown}");
+
+    // Without a terminal: no progress, plain log lines.
+    let o = run(&["run", "--cycle", "2026-Q2", "--output", out.to_str().unwrap()]);
+    expect_code(&o, 0);
+    assert!(
+        !stderr(&o).contains('\r') && !stderr(&o).contains("ok scan_accounts"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("stage aggregate_usage done"));
+}
