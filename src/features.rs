@@ -77,7 +77,7 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
         let agg = match a.agg {
             Agg::Sum => m.sum(),
             Agg::Count => m.count().cast(DataType::Int64),
-            Agg::Mean => m.cast(DataType::Float64).mean(),
+            Agg::Mean => m.mean(),
             Agg::Min => m.min(),
             Agg::Max => m.max(),
             Agg::NUnique => m.drop_nulls().n_unique().cast(DataType::Int64),
@@ -98,14 +98,15 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
                     )
                     .last()
             }
-            Agg::PerDay => m.cast(DataType::Float64).sum() / lit(a.window_days as f64),
+            // Cast the sum, not every row.
+            Agg::PerDay => m.sum().cast(DataType::Float64) / lit(a.window_days as f64),
         };
         masks.push(value.alias(masked.as_str()));
         aggs.push(agg.alias(a.name.as_str()));
     }
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
-    aggs.push(col(NEGATIVE_ROWS).sum().alias(NEGATIVE_ROWS));
-    masks.push(negative.cast(DataType::Int64).alias(NEGATIVE_ROWS));
+    aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
+    masks.push(negative.alias(NEGATIVE_ROWS));
     in_range(usage, pipeline, as_of)
         .with_columns(masks)
         .group_by([col("account_id")])
