@@ -37,8 +37,8 @@ acc AS (
 ),
 u AS (
     SELECT account_id,
-        sum(events) FILTER (WHERE date > {d} - 90) / 90.0 AS events_per_day_90d,
-        sum(events) FILTER (WHERE date <= {d} - 90) / 90.0 AS events_per_day_prior_90d,
+        CAST(sum(events) FILTER (WHERE date > {d} - 90) AS DOUBLE) / 90 AS events_per_day_90d,
+        CAST(sum(events) FILTER (WHERE date <= {d} - 90) AS DOUBLE) / 90 AS events_per_day_prior_90d,
         avg(active_users) FILTER (WHERE date > {d} - 30) AS active_users_30d
     FROM read_parquet('{usage}')
     WHERE date > {d} - 180 AND date <= {d}
@@ -46,7 +46,7 @@ u AS (
 ),
 f AS (
     SELECT acc.*,
-        ({d} - customer_since) / 30.4375 AS tenure_months,
+        CAST({d} - customer_since AS DOUBLE) / 30.4375 AS tenure_months,
         COALESCE(wallet, employees * {p['wallet_per_employee']}) AS wallet_estimate,
         arr / NULLIF(wallet_estimate, 0) AS wallet_share,
         CASE WHEN wallet_estimate IS NULL THEN 0 ELSE GREATEST(wallet_estimate - arr, 0) END AS whitespace,
@@ -131,18 +131,28 @@ def run_polars(a):
         .filter((d > day(180)) & (d <= as_of))
         .group_by("account_id")
         .agg(
-            (pl.col("events").filter(d > day(90)).sum() / 90.0).alias("events_per_day_90d"),
-            (pl.col("events").filter(d <= day(90)).sum() / 90.0).alias("events_per_day_prior_90d"),
+            pl.col("events").filter(d > day(90)).sum().alias("events_sum_90d"),
+            pl.col("events").filter(d <= day(90)).sum().alias("events_sum_prior_90d"),
             pl.col("active_users").filter(d > day(30)).mean().alias("active_users_30d"),
         )
     )
 
+    def exact(x, y):
+        # polars divides by a scalar through its reciprocal, a unit in the last
+        # place off the quotient; dividing by a column of it is exact.
+        if not isinstance(y, pl.Expr):
+            y = pl.repeat(float(y), pl.len(), dtype=pl.Float64)
+        return x / y
+
     def div(x, y):
-        return pl.when(y == 0).then(None).otherwise(x / y)
+        return pl.when(y == 0).then(None).otherwise(exact(x, y))
 
     c = pl.col
     f = acc.join(u, on="account_id", how="left").with_columns(
-        ((pl.lit(as_of) - c("customer_since")).dt.total_days() / 30.4375).alias("tenure_months"),
+        exact(c("events_sum_90d").cast(pl.Float64), 90.0).alias("events_per_day_90d"),
+        exact(c("events_sum_prior_90d").cast(pl.Float64), 90.0).alias("events_per_day_prior_90d"),
+    ).drop("events_sum_90d", "events_sum_prior_90d").with_columns(
+        exact((pl.lit(as_of) - c("customer_since")).dt.total_days().cast(pl.Float64), 30.4375).alias("tenure_months"),
         pl.coalesce(c("wallet"), c("employees") * p["wallet_per_employee"]).alias("wallet_estimate"),
         c("events_per_day_90d").fill_null(0).alias("usage_recent"),
         c("events_per_day_prior_90d").fill_null(0).alias("usage_prior"),
@@ -157,12 +167,12 @@ def run_polars(a):
     f = f.with_columns(
         (
             p["weight_whitespace"] * (1 - pl.min_horizontal(c("wallet_share").fill_null(1), pl.lit(1)))
-            + p["weight_headcount_growth"] * pl.min_horizontal(pl.max_horizontal(c("employee_growth").fill_null(0), pl.lit(0)) / p["headcount_growth_full"], pl.lit(1))
-            + p["weight_usage_growth"] * pl.min_horizontal(pl.max_horizontal(c("usage_growth").fill_null(0), pl.lit(0)) / p["usage_growth_full"], pl.lit(1))
+            + p["weight_headcount_growth"] * pl.min_horizontal(exact(pl.max_horizontal(c("employee_growth").fill_null(0), pl.lit(0)), p["headcount_growth_full"]), pl.lit(1))
+            + p["weight_usage_growth"] * pl.min_horizontal(exact(pl.max_horizontal(c("usage_growth").fill_null(0), pl.lit(0)), p["usage_growth_full"]), pl.lit(1))
         ).alias("growth_potential"),
         (
             p["weight_nps"] * pl.when(c("nps") <= p["detractor_nps"]).then(1.0).when(c("nps") <= p["passive_nps"]).then(0.4).otherwise(0.0)
-            + p["weight_usage_decline"] * pl.min_horizontal(pl.max_horizontal(-c("usage_growth").fill_null(0), pl.lit(0)) / p["usage_decline_full"], pl.lit(1))
+            + p["weight_usage_decline"] * pl.min_horizontal(exact(pl.max_horizontal(-c("usage_growth").fill_null(0), pl.lit(0)), p["usage_decline_full"]), pl.lit(1))
             + p["weight_low_adoption"] * (1 - pl.min_horizontal(c("seat_utilization"), pl.lit(1)))
             + p["weight_renewal_soon"] * pl.when((c("renewal_date") - pl.lit(as_of)).dt.total_days().is_between(0, p["renewal_window_days"])).then(1.0).otherwise(0.0)
         ).alias("risk_score"),
@@ -170,7 +180,7 @@ def run_polars(a):
         c("arr").quantile(p["high_stakes_arr_quantile"], "linear").alias("arr_q_stakes"),
     )
     f = f.sort(["arr", "account_id"], descending=[True, False]).with_columns(
-        (c("arr").cum_sum() / c("arr").sum()).alias("arr_pareto")
+        exact(c("arr").cum_sum(), pl.repeat(c("arr").sum(), pl.len())).alias("arr_pareto")
     )
 
     def first(*pairs, default):

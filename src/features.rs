@@ -98,8 +98,8 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
                     )
                     .last()
             }
-            // Cast the sum, not every row.
-            Agg::PerDay => m.sum().cast(DataType::Float64) / lit(a.window_days as f64),
+            // Divided by the window after grouping (see `per_day`).
+            Agg::PerDay => m.sum(),
         };
         masks.push(value.alias(masked.as_str()));
         aggs.push(agg.alias(a.name.as_str()));
@@ -107,10 +107,21 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
     aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
     masks.push(negative.alias(NEGATIVE_ROWS));
-    in_range(usage, pipeline, as_of)
+    let per_day: Vec<Expr> = pipeline
+        .aggregates
+        .iter()
+        .filter(|a| a.agg == Agg::PerDay)
+        .map(|a| crate::expr::exact_div(col(a.name.as_str()), lit(a.window_days as f64)).alias(a.name.as_str()))
+        .collect();
+    let grouped = in_range(usage, pipeline, as_of)
         .with_columns(masks)
         .group_by([col("account_id")])
-        .agg(aggs)
+        .agg(aggs);
+    if per_day.is_empty() {
+        grouped
+    } else {
+        grouped.with_columns(per_day)
+    }
 }
 
 /// Joins the aggregates onto the accounts, filling the zero that an

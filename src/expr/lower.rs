@@ -19,6 +19,39 @@ fn float(e: Expr) -> Expr {
     e.cast(DataType::Float64)
 }
 
+/// `l / r` as IEEE division of every pair of values. polars divides by a
+/// scalar by multiplying with its reciprocal, which can land one unit in the
+/// last place away from the quotient that SQL engines, numpy or a calculator
+/// give; at a rule's threshold that unit changes a label.
+pub fn exact_div(l: Expr, r: Expr) -> Expr {
+    float(l).map_many(
+        |columns: &mut [Column]| {
+            let a = columns[0].as_materialized_series().f64()?.clone();
+            let b = columns[1].as_materialized_series().f64()?.clone();
+            let out: Float64Chunked = match (a.len(), b.len()) {
+                // Equal lengths: polars divides pair by pair, exactly.
+                (n, m) if n == m => &a / &b,
+                (_, 1) => match b.get(0) {
+                    Some(d) => a.apply_values(|x| x / d),
+                    None => Float64Chunked::full_null(a.name().clone(), a.len()),
+                },
+                (1, _) => match a.get(0) {
+                    Some(n) => b.apply_values(|y| n / y),
+                    None => Float64Chunked::full_null(a.name().clone(), b.len()),
+                },
+                (n, m) => {
+                    return Err(PolarsError::ShapeMismatch(
+                        format!("cannot divide {n} values by {m}").into(),
+                    ));
+                }
+            };
+            Ok(out.with_name(columns[0].name().clone()).into_column())
+        },
+        &[float(r)],
+        |_, fields| Ok(Field::new(fields[0].name().clone(), DataType::Float64)),
+    )
+}
+
 /// A date as a polars literal.
 pub fn date_lit(date: NaiveDate) -> Expr {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
@@ -45,7 +78,7 @@ pub fn lower(ast: &Ast, as_of: NaiveDate) -> Expr {
                 BinOp::Add => l + r,
                 BinOp::Sub => l - r,
                 BinOp::Mul => l * r,
-                BinOp::Div => when(r.clone().eq(lit(0))).then(null()).otherwise(float(l) / float(r)),
+                BinOp::Div => when(r.clone().eq(lit(0))).then(null()).otherwise(exact_div(l, r)),
                 BinOp::Eq => l.eq(r),
                 BinOp::NotEq => l.neq(r),
                 BinOp::Lt => l.lt(r),
@@ -159,7 +192,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
             ));
             when(x().is_null().or(n.clone().lt(lit(2.0))))
                 .then(null())
-                .otherwise((rank - lit(1.0)) / (n - lit(1.0)))
+                .otherwise(exact_div(rank - lit(1.0), n - lit(1.0)))
         }
         Func::ParetoShare => {
             // The running sum in the order x descending, ties by account id:
@@ -183,7 +216,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
             let total = xf.clone().sum();
             when(xf.is_null().or(total.clone().eq(lit(0.0))))
                 .then(null())
-                .otherwise(running / total)
+                .otherwise(exact_div(running, total))
         }
     }
 }
@@ -241,6 +274,38 @@ mod tests {
                 other => other.to_string(),
             })
             .collect()
+    }
+
+    #[test]
+    fn division_is_correctly_rounded_even_by_a_scalar() {
+        // polars' own `column / scalar` multiplies by the reciprocal:
+        // 1750.0 * (1/90) is 19.444444444444446, the quotient 19.444444444444443.
+        let frame = df! { "x" => [1750.0, 436.0, 1.0] }.unwrap();
+        let out = frame
+            .lazy()
+            .with_columns([
+                exact_div(col("x"), lit(90.0)).alias("by_scalar"),
+                exact_div(lit(1750.0), col("x")).alias("scalar_by"),
+            ])
+            .collect()
+            .unwrap();
+        let by: Vec<f64> = out
+            .column("by_scalar")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(by, [1750.0 / 90.0, 436.0 / 90.0, 1.0 / 90.0]);
+        assert_eq!(by[0].to_bits(), 19.444444444444443f64.to_bits());
+        let scalar_by: Vec<f64> = out
+            .column("scalar_by")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(scalar_by, [1.0, 1750.0 / 436.0, 1750.0]);
     }
 
     #[test]

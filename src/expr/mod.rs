@@ -11,7 +11,7 @@ mod parse;
 use std::fmt;
 
 pub use check::{Names, Resolved, Type, check};
-pub use lower::{date_lit, lower};
+pub use lower::{date_lit, exact_div, lower};
 pub use parse::{ParseError, parse};
 
 /// Byte offsets into the expression text.
