@@ -23,7 +23,10 @@ SEGMENTATIONS = ["wallet_share_matrix", "growth_risk", "size_contract", "touch_t
 
 
 def duckdb_sql(accounts, usage, as_of, history):
-    p = P
+    # DuckDB reads 0.4 as a DECIMAL; quadrant computes in doubles, as Python,
+    # numpy or pandas would. Casting the literals keeps the arithmetic the same
+    # down to the last bit, which decides labels that sit on a threshold.
+    p = {k: f"CAST({v} AS DOUBLE)" if isinstance(v, float) else v for k, v in P.items()}
     d = f"DATE '{as_of}'"
     pit = f"""
     WHERE snapshot_date IS NULL OR snapshot_date <= {d}
@@ -46,7 +49,7 @@ u AS (
 ),
 f AS (
     SELECT acc.*,
-        CAST({d} - customer_since AS DOUBLE) / 30.4375 AS tenure_months,
+        CAST({d} - customer_since AS DOUBLE) / CAST(30.4375 AS DOUBLE) AS tenure_months,
         COALESCE(wallet, employees * {p['wallet_per_employee']}) AS wallet_estimate,
         arr / NULLIF(wallet_estimate, 0) AS wallet_share,
         CASE WHEN wallet_estimate IS NULL THEN 0 ELSE GREATEST(wallet_estimate - arr, 0) END AS whitespace,
@@ -59,7 +62,7 @@ f AS (
           + {p['weight_headcount_growth']} * LEAST(GREATEST(COALESCE(employee_growth, 0), 0) / {p['headcount_growth_full']}, 1)
           + {p['weight_usage_growth']} * LEAST(GREATEST(COALESCE(usage_growth, 0), 0) / {p['usage_growth_full']}, 1)
           AS growth_potential,
-        {p['weight_nps']} * CASE WHEN nps <= {p['detractor_nps']} THEN 1 WHEN nps <= {p['passive_nps']} THEN 0.4 ELSE 0 END
+        {p['weight_nps']} * CASE WHEN nps <= {p['detractor_nps']} THEN 1 WHEN nps <= {p['passive_nps']} THEN CAST(0.4 AS DOUBLE) ELSE 0 END
           + {p['weight_usage_decline']} * LEAST(GREATEST(-COALESCE(usage_growth, 0), 0) / {p['usage_decline_full']}, 1)
           + {p['weight_low_adoption']} * (1 - LEAST(seat_utilization, 1))
           + {p['weight_renewal_soon']} * CASE WHEN (renewal_date - {d}) BETWEEN 0 AND {p['renewal_window_days']} THEN 1 ELSE 0 END
@@ -139,10 +142,18 @@ def run_polars(a):
 
     def exact(x, y):
         # polars divides by a scalar through its reciprocal, a unit in the last
-        # place off the quotient; dividing by a column of it is exact.
+        # place off the quotient (also for a column it knows to be constant);
+        # Arrow's divide kernel divides exactly, as quadrant does.
+        import pyarrow.compute as pc
+
         if not isinstance(y, pl.Expr):
-            y = pl.repeat(float(y), pl.len(), dtype=pl.Float64)
-        return x / y
+            return x.cast(pl.Float64).map_batches(
+                lambda s: pl.from_arrow(pc.divide(s.to_arrow(), float(y))), return_dtype=pl.Float64
+            )
+        return pl.struct(x.cast(pl.Float64).alias("a"), y.cast(pl.Float64).alias("b")).map_batches(
+            lambda s: pl.from_arrow(pc.divide(s.struct.field("a").to_arrow(), s.struct.field("b").to_arrow())),
+            return_dtype=pl.Float64,
+        )
 
     def div(x, y):
         return pl.when(y == 0).then(None).otherwise(exact(x, y))

@@ -127,11 +127,35 @@ fn joined(store: &Store, from: &Manifest, to: &Manifest, segmentation: &str) -> 
         ]))
 }
 
+/// ARR gained by accounts present in both cycles.
+fn expansion() -> Expr {
+    let both = col("in_start").and(col("in_end"));
+    (col("arr_end") - col("arr_start"))
+        .clip_min(lit(0.0))
+        .filter(both)
+        .sum()
+        .alias("expansion")
+}
+
+/// ARR lost by accounts present in both cycles.
+fn contraction() -> Expr {
+    let both = col("in_start").and(col("in_end"));
+    (col("arr_start") - col("arr_end"))
+        .clip_min(lit(0.0))
+        .filter(both)
+        .sum()
+        .alias("contraction")
+}
+
+/// Starting ARR of the accounts that are gone at the end.
+fn churned_arr() -> Expr {
+    col("arr_start").filter(col("in_end").not()).sum().alias("churned_arr")
+}
+
 pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec<String>) -> Result<Comparison> {
     let mut transitions = Vec::new();
     let mut retention = Vec::new();
     let mut moves = Vec::new();
-    let both = col("in_start").and(col("in_end"));
     for name in &segmentations {
         let j = joined(store, from, to, name)?.cache();
         transitions.push(
@@ -151,17 +175,9 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
                 .agg([
                     len().cast(DataType::Int64).alias("accounts_start"),
                     col("arr_start").sum().alias("starting_arr"),
-                    (col("arr_end") - col("arr_start"))
-                        .clip_min(lit(0.0))
-                        .filter(both.clone())
-                        .sum()
-                        .alias("expansion"),
-                    (col("arr_start") - col("arr_end"))
-                        .clip_min(lit(0.0))
-                        .filter(both.clone())
-                        .sum()
-                        .alias("contraction"),
-                    col("arr_start").filter(col("in_end").not()).sum().alias("churned_arr"),
+                    expansion(),
+                    contraction(),
+                    churned_arr(),
                     col("arr_end").sum().alias("ending_arr"),
                     polars::lazy::dsl::min_horizontal([col("arr_start"), col("arr_end")])
                         .ctx(|| "grr".into())?
@@ -249,22 +265,13 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
     let first = segmentations
         .first()
         .ok_or_else(|| Error::config("no segmentation to compare"))?;
-    let both = col("in_start").and(col("in_end"));
     let bridge = joined(store, from, to, first)?
         .select([
             col("arr_start").sum().alias("starting_arr"),
             col("arr_end").filter(col("in_start").not()).sum().alias("new_arr"),
-            (col("arr_end") - col("arr_start"))
-                .clip_min(lit(0.0))
-                .filter(both.clone())
-                .sum()
-                .alias("expansion"),
-            (col("arr_start") - col("arr_end"))
-                .clip_min(lit(0.0))
-                .filter(both.clone())
-                .sum()
-                .alias("contraction"),
-            col("arr_start").filter(col("in_end").not()).sum().alias("churned_arr"),
+            expansion(),
+            contraction(),
+            churned_arr(),
             col("arr_end").sum().alias("ending_arr"),
             col("in_start").cast(DataType::Int64).sum().alias("accounts_start"),
             col("in_start").not().cast(DataType::Int64).sum().alias("accounts_new"),

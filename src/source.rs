@@ -239,8 +239,34 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
             }
         }
     }
+    finish(
+        dataset,
+        uri,
+        files,
+        &schema,
+        renames,
+        exprs,
+        columns,
+        &pipeline.accounts,
+        pipeline,
+    )
+}
+
+/// The checked scan of a dataset: its columns renamed, then conformed.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    dataset: &'static str,
+    uri: &str,
+    files: Vec<InputFile>,
+    schema: &Schema,
+    renames: Vec<Expr>,
+    exprs: Vec<Expr>,
+    columns: Vec<String>,
+    input: &Input,
+    pipeline: &Pipeline,
+) -> Result<Dataset> {
     let frame = scan_files(&files, &pipeline.storage)?.select(renames).select(exprs);
-    let source_columns = present(&columns, &pipeline.accounts, &schema);
+    let source_columns = present(&columns, input, schema);
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),
@@ -316,15 +342,15 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
         exprs.push(conform(dataset, file, name, *ty, found, &names)?);
         columns.push(name.clone());
     }
-    let frame = scan_files(&files, &pipeline.storage)?.select(renames).select(exprs);
-    let source_columns = present(&columns, &pipeline.usage, &schema);
-    Ok(Dataset {
-        name: dataset,
-        uri: uri.to_string(),
+    finish(
+        dataset,
+        uri,
         files,
-        frame,
+        &schema,
+        renames,
+        exprs,
         columns,
-        source_columns,
-        options: pipeline.storage.clone(),
-    })
+        &pipeline.usage,
+        pipeline,
+    )
 }
