@@ -86,11 +86,14 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         },
         |(_, rows)| format!("{rows} account rows"),
     )?;
+    // Every account id of the dataset, for the usage-of-unknown-accounts check.
     let known_ids = all_accounts
-        .column("account_id")
-        .ctx(|| "accounts".into())?
-        .as_materialized_series()
-        .clone();
+        .clone()
+        .lazy()
+        .select([col("account_id")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .collect()
+        .ctx(|| "accounts".into())?;
     let candidates = if has_snapshot_date {
         all_accounts
             .lazy()
@@ -242,20 +245,22 @@ fn usage_findings(
     pipeline: &Pipeline,
     usage: &Dataset,
     grouped: &DataFrame,
-    known_ids: &Series,
+    known_ids: &DataFrame,
     as_of: NaiveDate,
     outcome: &mut Outcome,
 ) -> Result<()> {
     let quality = &pipeline.quality;
-    let unknown = grouped
-        .clone()
-        .lazy()
-        .filter(
-            col("account_id")
-                .is_in(lit(known_ids.clone()).implode(false), false)
-                .not()
-                .fill_null(lit(true)),
+    // An anti join keeps the usage of ids the accounts do not have (and of
+    // null ids, which match nothing).
+    let unknown_only = |usage: LazyFrame| {
+        usage.join(
+            known_ids.clone().lazy(),
+            [col("account_id")],
+            [col("account_id")],
+            JoinArgs::new(JoinType::Anti),
         )
+    };
+    let unknown = unknown_only(grouped.clone().lazy())
         .collect()
         .ctx(|| "unknown accounts in usage".into())?;
     let checks = [
@@ -294,15 +299,12 @@ fn usage_findings(
             examples,
         });
         if policy == Policy::Drop {
+            let rows = features::in_range(usage.frame.clone(), pipeline, as_of);
             let flagged = match check {
-                Check::UnknownAccountUsage => col("account_id")
-                    .is_in(lit(known_ids.clone()).implode(false), false)
-                    .not()
-                    .fill_null(lit(true)),
-                _ => features::negative_metric(pipeline),
+                Check::UnknownAccountUsage => unknown_only(rows),
+                _ => rows.filter(features::negative_metric(pipeline)),
             };
-            let rejected = features::in_range(usage.frame.clone(), pipeline, as_of)
-                .filter(flagged)
+            let rejected = flagged
                 .with_column(lit(check.name()).alias(REASON))
                 .collect_with_engine(Engine::Streaming)
                 .map(|r| r.unwrap_single())
