@@ -177,15 +177,8 @@ fn renamed(input: &Input, schema: &Schema, dataset: &str, file: &str) -> Result<
 /// nulls (a warning says so).
 pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let dataset = "accounts";
-    let files = resolve_input(dataset, uri, &pipeline.storage)?;
-    let schema = file_schemas(dataset, &files, &pipeline.storage)?;
-    let file = files[0].uri.as_str();
-    let (renames, names) = renamed(&pipeline.accounts, &schema, dataset, file)?;
-    let mapped: Schema = names
-        .iter()
-        .zip(schema.iter_values())
-        .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
-        .collect();
+    let opened = open(dataset, uri, &pipeline.accounts, pipeline)?;
+    let (file, names, mapped) = (opened.files[0].uri.as_str(), &opened.names, &opened.mapped);
 
     // Every standard column, so that the data checks and point-in-time
     // selection can rely on them; absent optional ones are null.
@@ -210,7 +203,7 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     for (name, ty, required) in &needed {
         match mapped.get(name) {
             Some(found) => {
-                exprs.push(conform(dataset, file, name, *ty, found, &names)?);
+                exprs.push(conform(dataset, file, name, *ty, found, names)?);
                 columns.push(name.clone());
             }
             None if *required => {
@@ -239,38 +232,55 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
             }
         }
     }
-    finish(
-        dataset,
-        uri,
+    finish(dataset, uri, opened, exprs, columns, &pipeline.accounts, pipeline)
+}
+
+/// A dataset's files, the schema they share, and its columns under our
+/// names.
+struct Opened {
+    files: Vec<InputFile>,
+    schema: Schema,
+    renames: Vec<Expr>,
+    names: Vec<String>,
+    mapped: Schema,
+}
+
+fn open(dataset: &'static str, uri: &str, input: &Input, pipeline: &Pipeline) -> Result<Opened> {
+    let files = resolve_input(dataset, uri, &pipeline.storage)?;
+    let schema = file_schemas(dataset, &files, &pipeline.storage)?;
+    let (renames, names) = renamed(input, &schema, dataset, &files[0].uri)?;
+    let mapped: Schema = names
+        .iter()
+        .zip(schema.iter_values())
+        .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
+        .collect();
+    Ok(Opened {
         files,
-        &schema,
+        schema,
         renames,
-        exprs,
-        columns,
-        &pipeline.accounts,
-        pipeline,
-    )
+        names,
+        mapped,
+    })
 }
 
 /// The checked scan of a dataset: its columns renamed, then conformed.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     dataset: &'static str,
     uri: &str,
-    files: Vec<InputFile>,
-    schema: &Schema,
-    renames: Vec<Expr>,
+    opened: Opened,
     exprs: Vec<Expr>,
     columns: Vec<String>,
     input: &Input,
     pipeline: &Pipeline,
 ) -> Result<Dataset> {
-    let frame = scan_files(&files, &pipeline.storage)?.select(renames).select(exprs);
-    let source_columns = present(&columns, input, schema);
+    let frame = scan_files(&opened.files, &pipeline.storage)?
+        .select(opened.renames)
+        .select(exprs);
+    let source_columns = present(&columns, input, &opened.schema);
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),
-        files,
+        files: opened.files,
         frame,
         columns,
         source_columns,
@@ -301,15 +311,8 @@ fn type_name(ty: Type) -> &'static str {
 /// read, with timestamps truncated to dates.
 pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let dataset = "usage";
-    let files = resolve_input(dataset, uri, &pipeline.storage)?;
-    let schema = file_schemas(dataset, &files, &pipeline.storage)?;
-    let file = files[0].uri.as_str();
-    let (renames, names) = renamed(&pipeline.usage, &schema, dataset, file)?;
-    let mapped: Schema = names
-        .iter()
-        .zip(schema.iter_values())
-        .map(|(n, t)| Field::new(n.as_str().into(), t.clone()))
-        .collect();
+    let opened = open(dataset, uri, &pipeline.usage, pipeline)?;
+    let (file, names, mapped) = (opened.files[0].uri.as_str(), &opened.names, &opened.mapped);
     let mut needed = vec![("account_id".to_string(), Type::Str), ("date".to_string(), Type::Date)];
     for c in pipeline.usage_columns() {
         needed.push((c.to_string(), Type::Num));
@@ -339,18 +342,8 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
                 names.join(", ")
             )));
         };
-        exprs.push(conform(dataset, file, name, *ty, found, &names)?);
+        exprs.push(conform(dataset, file, name, *ty, found, names)?);
         columns.push(name.clone());
     }
-    finish(
-        dataset,
-        uri,
-        files,
-        &schema,
-        renames,
-        exprs,
-        columns,
-        &pipeline.usage,
-        pipeline,
-    )
+    finish(dataset, uri, opened, exprs, columns, &pipeline.usage, pipeline)
 }
