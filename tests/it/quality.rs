@@ -273,15 +273,18 @@ fn a_corrupt_or_truncated_file_is_named_and_nothing_is_written() {
     damaged[2000..60000].fill(0x5a);
     std::fs::write(usage.join("b.parquet"), &damaged).unwrap();
     let out = tmp.path().join("out");
-    let o = run(&[
-        "run",
-        "--cycle",
-        "2026-Q3",
-        "--usage",
-        usage.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let run_on_usage = || {
+        run(&[
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--usage",
+            usage.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = run_on_usage();
     expect_code(&o, 3);
     assert!(
         stderr(&o).contains("usage file") && stderr(&o).contains("b.parquet` cannot be read"),
@@ -293,15 +296,7 @@ fn a_corrupt_or_truncated_file_is_named_and_nothing_is_written() {
     // Cut short: no footer at all.
     std::fs::remove_file(usage.join("b.parquet")).unwrap();
     std::fs::write(usage.join("c.parquet"), &good[..good.len() / 2]).unwrap();
-    let o = run(&[
-        "run",
-        "--cycle",
-        "2026-Q3",
-        "--usage",
-        usage.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_on_usage();
     expect_code(&o, 3);
     assert!(
         stderr(&o).contains("c.parquet` cannot be read as Parquet"),
