@@ -62,36 +62,137 @@ fn timed<T>(
     Ok(out)
 }
 
+/// The accounts valid for the cycle, after point-in-time selection and the
+/// account checks.
+struct CycleAccounts {
+    frame: DataFrame,
+    /// Every account id of the dataset, for the unknown-account check.
+    known_ids: DataFrame,
+    rows: u64,
+    outcome: Outcome,
+}
+
 pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of: NaiveDate) -> Result<Evaluation> {
+    // The accounts are read and checked on a thread of their own while the
+    // usage streams through the group-by: the two do not depend on each other,
+    // and the group-by alone does not keep both cores busy.
+    let drop_negative = pipeline.quality.policy(Check::NegativeUsage) == Policy::Drop;
     let mut timings = Vec::new();
+    let mut usage_timings = Vec::new();
+    let span = tracing::Span::current();
+    let (accounts, grouped) = std::thread::scope(|scope| {
+        let accounts = scope.spawn(|| {
+            let _run = span.enter();
+            timed(
+                &mut timings,
+                "scan_accounts",
+                || cycle_accounts(pipeline, accounts, as_of),
+                |a| format!("{} account rows, {} in the cycle", a.rows, a.frame.height()),
+            )
+        });
+        let grouped = timed(
+            &mut usage_timings,
+            "aggregate_usage",
+            || {
+                features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
+                    .collect_with_engine(Engine::Streaming)
+                    .map(|r| r.unwrap_single())
+                    .map_err(|e| usage.read_error(e))
+            },
+            |g| format!("{} accounts with usage", g.height()),
+        );
+        (
+            accounts.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            grouped,
+        )
+    });
+    timings.extend(usage_timings);
+    // An error in the accounts is reported before one in the usage, as if
+    // they had been read one after the other.
+    let CycleAccounts {
+        frame,
+        known_ids,
+        rows: accounts_rows,
+        mut outcome,
+    } = accounts?;
+    let grouped = grouped?;
+    let quality = &pipeline.quality;
+
+    let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
+    if usage_rows_in_windows == 0
+        && let Some((after, through)) = features::usage_range(pipeline, as_of)
+    {
+        return Err(Error::Schema(format!(
+            "usage `{}` has no rows in any aggregate window (dates after {after} through {through}, for as_of {as_of}): check the cycle and the dates of the usage data",
+            usage.uri
+        )));
+    }
+    usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
+    outcome.enforce(
+        quality,
+        &[
+            ("accounts", frame.height() as u64 + outcome.dropped("accounts")),
+            ("usage", usage_rows_in_windows),
+        ],
+    )?;
+
+    let snapshot = timed(
+        &mut timings,
+        "features_and_rules",
+        || {
+            // A fixed row order makes base-wide float sums, and so every
+            // feature, the same from run to run.
+            let accounts = frame.lazy().sort(["account_id"], SortMultipleOptions::default());
+            let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
+            let with_features = features::add_features(joined, pipeline, as_of);
+            let segments: Vec<Expr> = pipeline
+                .segmentations
+                .iter()
+                .flat_map(|s| rules::segment(s, as_of))
+                .collect();
+            let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
+            columns[0] = crate::expr::date_lit(as_of).alias("as_of");
+            with_features
+                .with_columns(segments)
+                // Still in account id order: the join keeps the left order.
+                .select(columns)
+                .collect()
+                .ctx(|| "cannot compute features and segments".into())
+        },
+        |f| format!("{} accounts segmented", f.height()),
+    )?;
+
+    Ok(Evaluation {
+        snapshot,
+        quality: outcome,
+        accounts_rows,
+        usage_rows_in_windows,
+        timings,
+    })
+}
+
+/// Reads the accounts, selects the rows valid at `as_of` and runs the
+/// account checks.
+fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> Result<CycleAccounts> {
     let mut outcome = Outcome::default();
     let quality = &pipeline.quality;
     let has_snapshot_date = accounts.columns.iter().any(|c| c == "snapshot_date");
 
     // Point in time: rows dated after as_of do not exist yet for this cycle.
-    let (all_accounts, accounts_rows) = timed(
-        &mut timings,
-        "scan_accounts",
-        || {
-            let all = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
-            let rows = all.height() as u64;
-            if rows == 0 {
-                return Err(Error::Schema(format!(
-                    "accounts `{}` has no rows ({} file(s))",
-                    accounts.uri,
-                    accounts.files.len()
-                )));
-            }
-            Ok((all, rows))
-        },
-        |(_, rows)| format!("{rows} account rows"),
-    )?;
+    let all_accounts = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
+    let rows = all_accounts.height() as u64;
+    if rows == 0 {
+        return Err(Error::Schema(format!(
+            "accounts `{}` has no rows ({} file(s))",
+            accounts.uri,
+            accounts.files.len()
+        )));
+    }
     // Every account id of the dataset, for the usage-of-unknown-accounts check.
     let known_ids = all_accounts
         .clone()
         .lazy()
         .select([col("account_id")])
-        .unique(None, UniqueKeepStrategy::Any)
         .collect()
         .ctx(|| "accounts".into())?;
     let candidates = if has_snapshot_date {
@@ -161,70 +262,11 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
     for (check, flagged) in row_checks {
         frame = quality::check_frame(frame, check, "accounts", flagged, quality, &mut outcome)?;
     }
-
-    // Usage: one streaming pass, grouped by account.
-    let drop_negative = quality.policy(Check::NegativeUsage) == Policy::Drop;
-    let grouped = timed(
-        &mut timings,
-        "aggregate_usage",
-        || {
-            features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
-                .collect_with_engine(Engine::Streaming)
-                .map(|r| r.unwrap_single())
-                .map_err(|e| usage.read_error(e))
-        },
-        |g| format!("{} accounts with usage", g.height()),
-    )?;
-    let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
-    if usage_rows_in_windows == 0
-        && let Some((after, through)) = features::usage_range(pipeline, as_of)
-    {
-        return Err(Error::Schema(format!(
-            "usage `{}` has no rows in any aggregate window (dates after {after} through {through}, for as_of {as_of}): check the cycle and the dates of the usage data",
-            usage.uri
-        )));
-    }
-    usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
-    outcome.enforce(
-        quality,
-        &[
-            ("accounts", frame.height() as u64 + outcome.dropped("accounts")),
-            ("usage", usage_rows_in_windows),
-        ],
-    )?;
-
-    let snapshot = timed(
-        &mut timings,
-        "features_and_rules",
-        || {
-            // A fixed row order makes base-wide float sums, and so every
-            // feature, the same from run to run.
-            let accounts = frame.lazy().sort(["account_id"], SortMultipleOptions::default());
-            let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
-            let with_features = features::add_features(joined, pipeline, as_of);
-            let segments: Vec<Expr> = pipeline
-                .segmentations
-                .iter()
-                .flat_map(|s| rules::segment(s, as_of))
-                .collect();
-            let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
-            columns[0] = crate::expr::date_lit(as_of).alias("as_of");
-            with_features
-                .with_columns(segments)
-                .select(columns)
-                .sort(["account_id"], SortMultipleOptions::default())
-                .collect()
-                .ctx(|| "cannot compute features and segments".into())
-        },
-        |f| format!("{} accounts segmented", f.height()),
-    )?;
-
-    Ok(Evaluation {
-        snapshot,
-        quality: outcome,
-        accounts_rows,
-        usage_rows_in_windows,
-        timings,
+    Ok(CycleAccounts {
+        frame,
+        known_ids,
+        rows,
+        outcome,
     })
 }
 

@@ -4,9 +4,12 @@
 //! same stage timings instead.
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+/// Stages under way; two run at once while the accounts and the usage are read.
+static RUNNING: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
@@ -18,15 +21,27 @@ pub fn enabled() -> bool {
 
 pub fn started(stage: &str) {
     if enabled() {
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K  .. {stage}");
-        let _ = err.flush();
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.push(stage.to_string());
+        show_running(&running);
     }
 }
 
 pub fn done(stage: &str, seconds: f64, detail: &str) {
     if enabled() {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.retain(|s| s != stage);
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "\r\x1b[2K  ok {stage:<20} {seconds:>7.2} s  {detail}");
+        drop(err);
+        if !running.is_empty() {
+            show_running(&running);
+        }
     }
+}
+
+fn show_running(running: &[String]) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[2K  .. {}", running.join(", "));
+    let _ = err.flush();
 }

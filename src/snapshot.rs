@@ -20,6 +20,12 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
+use polars_core::runtime::THREAD_POOL;
+use polars_parquet::write::{
+    CompressedPage, CompressionOptions, Encoding, ParquetType, Version, WriteOptions, ZstdLevel, array_to_columns,
+    compress,
+};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Pipeline;
@@ -199,12 +205,72 @@ pub fn write_parquet(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame
     })
 }
 
+/// Encodes a frame as Parquet: zstd at level 1 (a third less time than
+/// polars' default level 3, for 8% more bytes), row groups of polars' default
+/// size, each column's pages encoded and compressed in parallel.
+///
+/// polars 0.55's `ParquetWriter` encodes and compresses pages lazily, as its
+/// file writer pulls them, so on one thread; for a snapshot of 40-odd
+/// columns that was a fifth of a run. Here the same encoder and compressor
+/// run per column on polars' thread pool and the file writer only lays the
+/// finished pages out.
 fn parquet_bytes(frame: &mut DataFrame) -> Result<Vec<u8>> {
+    const ROW_GROUP_ROWS: usize = 512 * 512;
+    let level = ZstdLevel::try_new(1).expect("1 is a zstd level");
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        compression: CompressionOptions::Zstd(Some(level)),
+        version: Version::V1,
+        data_page_size: None,
+    };
+    let encodings = get_encodings(&frame.schema().to_arrow(CompatLevel::newest()));
     let mut buf = Vec::new();
-    ParquetWriter::new(&mut buf)
-        .finish(frame)
+    let mut writer = ParquetWriter::new(&mut buf)
+        .with_compression(ParquetCompression::Zstd(Some(level)))
+        .batched(frame.schema())
         .ctx(|| "cannot encode Parquet".into())?;
+    let fields = writer.parquet_schema().fields().to_vec();
+    frame.rechunk_mut_par();
+    for offset in (0..frame.height()).step_by(ROW_GROUP_ROWS) {
+        let part = frame.slice(offset as i64, ROW_GROUP_ROWS);
+        for batch in part.iter_chunks(CompatLevel::newest(), false) {
+            let columns = THREAD_POOL
+                .install(|| {
+                    batch
+                        .columns()
+                        .par_iter()
+                        .zip(&fields)
+                        .zip(encodings.as_slice())
+                        .map(|((array, field), encoding)| encode_column(array, field, encoding, options))
+                        .collect::<PolarsResult<Vec<_>>>()
+                })
+                .ctx(|| "cannot encode Parquet".into())?;
+            let leaves: Vec<Vec<CompressedPage>> = columns.into_iter().flatten().collect();
+            writer
+                .write_row_group(batch.height() as u64, &leaves)
+                .ctx(|| "cannot encode Parquet".into())?;
+        }
+    }
+    writer.finish().ctx(|| "cannot encode Parquet".into())?;
+    drop(writer);
     Ok(buf)
+}
+
+/// The compressed pages of one column, per leaf (one for a flat column).
+fn encode_column(
+    array: &ArrayRef,
+    field: &ParquetType,
+    encoding: &[Encoding],
+    options: WriteOptions,
+) -> PolarsResult<Vec<Vec<CompressedPage>>> {
+    array_to_columns(array, field.clone(), options, encoding)?
+        .into_iter()
+        .map(|pages| {
+            pages
+                .map(|page| Ok(compress(page?, Vec::new(), options.compression)?))
+                .collect()
+        })
+        .collect()
 }
 
 /// Label counts and ARR per label, in the pipeline's label order.
