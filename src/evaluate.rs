@@ -65,6 +65,7 @@ fn timed<T>(
 /// The accounts valid for the cycle, after point-in-time selection and the
 /// account checks.
 struct CycleAccounts {
+    /// Sorted by account id.
     frame: DataFrame,
     /// Every account id of the dataset, for the unknown-account check.
     known_ids: DataFrame,
@@ -140,10 +141,7 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         &mut timings,
         "features_and_rules",
         || {
-            // A fixed row order makes base-wide float sums, and so every
-            // feature, the same from run to run.
-            let accounts = frame.lazy().sort(["account_id"], SortMultipleOptions::default());
-            let joined = features::join_aggregates(accounts, grouped.lazy(), pipeline);
+            let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), pipeline);
             let with_features = features::add_features(joined, pipeline, as_of);
             let segments: Vec<Expr> = pipeline
                 .segmentations
@@ -262,6 +260,11 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
     for (check, flagged) in row_checks {
         frame = quality::check_frame(frame, check, "accounts", flagged, quality, &mut outcome)?;
     }
+    // A fixed row order makes base-wide float sums, and so every feature, the
+    // same from run to run; sorted here, off the usage's critical path.
+    let frame = frame
+        .sort(["account_id"], SortMultipleOptions::default())
+        .ctx(|| "accounts".into())?;
     Ok(CycleAccounts {
         frame,
         known_ids,

@@ -502,14 +502,18 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
                 frame,
             ));
         }
-        let started = std::time::Instant::now();
-        let summary = summarize(c.pipeline, &files[0].2)?;
-        tracing::debug!(seconds = started.elapsed().as_secs_f64(), "label summary");
         pause_point("before-data");
-        for (rel, kind, mut frame) in files {
-            written.push(store.path(&rel));
-            outputs.push(write_parquet(store, &rel, kind, &mut frame)?);
-        }
+        // The label summary for the manifest is counted while the files are
+        // encoded and put.
+        let snapshot = files[0].2.clone();
+        let summary = std::thread::scope(|scope| {
+            let summary = scope.spawn(|| summarize(c.pipeline, &snapshot));
+            for (rel, kind, mut frame) in files {
+                written.push(store.path(&rel));
+                outputs.push(write_parquet(store, &rel, kind, &mut frame)?);
+            }
+            summary.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })?;
         pause_point("before-manifest");
         let manifest = Manifest {
             format_version: FORMAT_VERSION,
