@@ -305,7 +305,7 @@ fn run_one(
         },
     )?;
     let commit_seconds = commit_start.elapsed().as_secs_f64();
-    crate::progress::done(
+    crate::progress::stage_done(
         "write_and_commit",
         commit_seconds,
         &format!("{} rows committed", manifest.rows),

@@ -56,8 +56,7 @@ fn timed<T>(
     let out = f()?;
     let secs = start.elapsed().as_secs_f64();
     let detail = count(&out);
-    tracing::info!(stage, seconds = format!("{secs:.3}"), %detail, "stage {stage} done");
-    crate::progress::done(stage, secs, &detail);
+    crate::progress::stage_done(stage, secs, &detail);
     timings.push((stage, secs));
     Ok(out)
 }

@@ -72,11 +72,18 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
             keep = keep.and(negative.clone().not());
         }
         let masked = format!("__window_{i}");
-        let value = when(keep.clone()).then(col(a.column.as_str())).otherwise(lit(NULL));
+        let value = col(a.column.as_str());
+        // Sums add zero for a row outside the window and counts add a false,
+        // so their masked columns carry no nulls the group-by must skip.
+        let value = match a.agg {
+            Agg::Sum | Agg::PerDay => when(keep.clone()).then(value).otherwise(lit(0)),
+            Agg::Count => keep.clone().and(value.is_not_null()),
+            _ => when(keep.clone()).then(value).otherwise(lit(NULL)),
+        };
         let m = col(masked.as_str());
         let agg = match a.agg {
             Agg::Sum => m.sum(),
-            Agg::Count => m.count().cast(DataType::Int64),
+            Agg::Count => m.sum().cast(DataType::Int64),
             Agg::Mean => m.mean(),
             Agg::Min => m.min(),
             Agg::Max => m.max(),

@@ -45,3 +45,27 @@ fn show_running(running: &[String]) {
     let _ = write!(err, "\r\x1b[2K  .. {}", running.join(", "));
     let _ = err.flush();
 }
+
+/// Ends a stage: logs its time, what it counted and the peak memory so far at
+/// info level, and shows it on a terminal.
+pub fn stage_done(stage: &'static str, seconds: f64, detail: &str) {
+    match peak_rss_mib() {
+        Some(peak) => tracing::info!(
+            stage,
+            seconds = format!("{seconds:.3}"),
+            peak_rss_mib = peak,
+            %detail,
+            "stage {stage} done"
+        ),
+        None => tracing::info!(stage, seconds = format!("{seconds:.3}"), %detail, "stage {stage} done"),
+    }
+    done(stage, seconds, detail);
+}
+
+/// The process's peak resident set so far, where the OS tells it (Linux).
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}

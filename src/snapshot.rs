@@ -481,15 +481,12 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     let result = (|| -> Result<Manifest> {
         let mut snapshot = c.snapshot;
         let rows = snapshot.height();
-        snapshot
-            .with_column(Column::new("run_id".into(), vec![c.run_id.as_str(); rows]))
-            .ctx(|| "run_id".into())?;
-        snapshot
-            .with_column(Column::new(
-                "pipeline_hash".into(),
-                vec![c.pipeline.hash.as_str(); rows],
-            ))
-            .ctx(|| "pipeline_hash".into())?;
+        for (name, value) in [("run_id", &c.run_id), ("pipeline_hash", &c.pipeline.hash)] {
+            let value = Scalar::new(DataType::String, AnyValue::StringOwned(value.as_str().into()));
+            snapshot
+                .with_column(Column::new_scalar(name.into(), value, rows))
+                .ctx(|| name.into())?;
+        }
         let mut files: Vec<(String, &str, DataFrame)> = vec![(
             format!("{}/part-{}-0.parquet", partition(&cycle), c.run_id),
             "segments",

@@ -8,9 +8,6 @@ use polars::prelude::*;
 
 use super::{Ast, BinOp, Func, Kind};
 
-/// The key column; `pareto_share` breaks ties with it.
-pub const KEY: &str = "account_id";
-
 fn null() -> Expr {
     lit(NULL)
 }
@@ -195,29 +192,52 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
                 .otherwise(exact_div(rank - lit(1.0), n - lit(1.0)))
         }
         Func::ParetoShare => {
-            // The running sum in the order x descending, ties by account id:
-            // a stable sort of the row positions by x puts equal values in
-            // row order, which is account order (features are computed over
-            // accounts sorted by id). The sums are then put back in place.
             let xf = float(x());
-            let position = (col(KEY).cum_count(false) - lit(1)).cast(IDX_DTYPE);
-            let order = position.sort_by(
-                [xf.clone()],
-                SortMultipleOptions::default()
-                    .with_order_descending(true)
-                    .with_nulls_last(true)
-                    .with_maintain_order(true),
-            );
-            let running = xf
-                .clone()
-                .gather(order.clone(), false)
-                .cum_sum(false)
-                .gather(order.arg_sort(false, false), false);
             let total = xf.clone().sum();
-            when(xf.is_null().or(total.clone().eq(lit(0.0))))
+            when(xf.clone().is_null().or(total.clone().eq(lit(0.0))))
                 .then(null())
-                .otherwise(exact_div(running, total))
+                .otherwise(exact_div(pareto_running_sum(xf), total))
         }
+    }
+}
+
+/// Each row's running sum of `x` in the order x descending, ties in row
+/// order, which is account id order (features are computed over accounts
+/// sorted by id); null where x is null. NaN sorts first, as the largest
+/// value does in polars.
+///
+/// One stable sort of the row positions and one pass, where the same in
+/// polars expressions takes two sorts and an inverse permutation.
+fn pareto_running_sum(x: Expr) -> Expr {
+    x.apply(
+        |column: Column| {
+            let x = column.as_materialized_series().f64()?.clone();
+            // (value, row) of the non-null rows; the row breaks ties, so an
+            // unstable sort gives the stable order.
+            let mut order: Vec<(f64, usize)> = x.iter().enumerate().filter_map(|(i, v)| Some((v?, i))).collect();
+            polars_core::runtime::THREAD_POOL.install(|| {
+                use rayon::slice::ParallelSliceMut;
+                order.par_sort_unstable_by(|&(p, i), &(q, j)| descending(p, q).then(i.cmp(&j)))
+            });
+            let mut running = vec![None; x.len()];
+            let mut sum = 0.0;
+            for (v, i) in order {
+                sum += v;
+                running[i] = Some(sum);
+            }
+            Ok(Float64Chunked::from_iter_options(x.name().clone(), running.into_iter()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Float64)),
+    )
+}
+
+/// Larger first; NaN before every number.
+fn descending(p: f64, q: f64) -> std::cmp::Ordering {
+    match (p.is_nan(), q.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        (false, false) => q.partial_cmp(&p).expect("neither is NaN"),
     }
 }
 
@@ -233,6 +253,17 @@ mod tests {
     use crate::expr::{Names, Type, check, parse};
 
     /// Evaluates `src` over a small frame and returns the values as text.
+    /// `src` parsed and checked against a numeric column `x`.
+    fn checked(src: &str) -> Ast {
+        let params = BTreeMap::new();
+        let columns = BTreeMap::from([("account_id".to_string(), Type::Str), ("x".to_string(), Type::Num)]);
+        let names = Names {
+            params: &params,
+            columns: &columns,
+        };
+        check(&parse(src).unwrap(), &names).unwrap().ast
+    }
+
     fn eval(src: &str) -> Vec<String> {
         let frame = df! {
             "account_id" => ["a", "b", "c", "d", "e"],
@@ -374,5 +405,41 @@ mod tests {
     fn pareto_share_breaks_ties_by_account_id() {
         // Order: b (4), d (4), a (1), e (1); total 10.
         assert_eq!(eval("pareto_share(x)"), ["0.9", "0.4", "null", "0.8", "1"]);
+    }
+
+    proptest::proptest! {
+        /// The definition, row by row: the sum of x over the accounts that
+        /// come before or at this one (x larger, or equal with a smaller
+        /// account id), over the total. Small integers: many ties, exact sums.
+        #[test]
+        fn pareto_share_matches_its_definition(xs in proptest::collection::vec(proptest::option::of(0i32..6), 1..60)) {
+            let ids: Vec<String> = (0..xs.len()).map(|i| format!("a{i:03}")).collect();
+            let values: Vec<Option<f64>> = xs.iter().map(|x| x.map(f64::from)).collect();
+            let frame = df! { "account_id" => ids, "x" => values.clone() }.unwrap();
+            let out = frame
+                .lazy()
+                .select([lower(&checked("pareto_share(x)"), NaiveDate::MIN).alias("p")])
+                .collect()
+                .unwrap();
+            let got: Vec<Option<f64>> = out.column("p").unwrap().f64().unwrap().iter().collect();
+            let total: f64 = values.iter().flatten().sum();
+            let want: Vec<Option<f64>> = values
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    let x = (*x)?;
+                    if total == 0.0 {
+                        return None;
+                    }
+                    let before: f64 = values
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, y)| y.filter(|y| *y > x || (*y == x && j <= i)))
+                        .sum();
+                    Some(before / total)
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }
