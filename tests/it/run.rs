@@ -576,10 +576,23 @@ fn json_logs_are_one_object_per_line() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert!(v["level"].is_string() && v["message"].is_string(), "{line}");
     }
-    assert!(
-        lines.iter().any(|l| l.contains("\"stage\":\"aggregate_usage\"")),
-        "{err}"
-    );
+    // Every stage's time, at info level, with the run's cycle and id.
+    for stage in [
+        "scan_accounts",
+        "aggregate_usage",
+        "features_and_rules",
+        "write_and_commit",
+    ] {
+        let line = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["stage"] == stage)
+            .unwrap_or_else(|| panic!("no log line for stage {stage}:\n{err}"));
+        assert_eq!(line["level"], "INFO", "{line}");
+        let seconds: f64 = line["seconds"].as_str().unwrap().parse().unwrap();
+        assert!(seconds >= 0.0, "{line}");
+        assert!(line.to_string().contains("\"cycle\":\"2026-Q3\""), "{line}");
+    }
     assert!(stdout(&o).contains("cycle 2026-Q3"), "results stay on stdout");
 }
 
