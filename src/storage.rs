@@ -78,12 +78,17 @@ impl StorageOptions {
     }
 }
 
-/// Transient failures (timeouts, 5xx, throttling) are retried with
-/// exponential backoff; 4xx answers such as 403 or 404 fail at once.
+// Transient failures (timeouts, 5xx, throttling) are retried with
+// exponential backoff, by the store and by polars' reads of the inputs alike
+// (polars' own default is 2 retries within 10 s); 4xx answers such as 403 or
+// 404 fail at once.
+const MAX_RETRIES: usize = 6;
+const RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn retry_config() -> object_store::RetryConfig {
     object_store::RetryConfig {
-        max_retries: 6,
-        retry_timeout: std::time::Duration::from_secs(60),
+        max_retries: MAX_RETRIES,
+        retry_timeout: RETRY_TIMEOUT,
         ..Default::default()
     }
 }
@@ -97,9 +102,11 @@ pub fn polars_cloud_options(
         return Ok(None);
     };
     let scheme = polars::prelude::CloudScheme::from_path(uri);
-    polars::prelude::cloud::CloudOptions::from_untyped_config(scheme, options.pairs(cloud))
-        .map(Some)
-        .map_err(|e| Error::config(format!("[storage] options for `{uri}`: {e}")))
+    let mut cloud_options = polars::prelude::cloud::CloudOptions::from_untyped_config(scheme, options.pairs(cloud))
+        .map_err(|e| Error::config(format!("[storage] options for `{uri}`: {e}")))?;
+    cloud_options.retry_config.max_retries = Some(MAX_RETRIES);
+    cloud_options.retry_config.retry_timeout = Some(RETRY_TIMEOUT);
+    Ok(Some(cloud_options))
 }
 
 /// A folder in some store: where inputs are listed or snapshots written.

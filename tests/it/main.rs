@@ -5,6 +5,7 @@ mod clients;
 mod commit;
 mod compare;
 mod corpus;
+mod flaky;
 mod quality;
 mod report;
 mod run;

@@ -184,3 +184,68 @@ fn create_only_puts_are_honoured_by_every_store() {
         assert!(store.get(&path).unwrap().is_none());
     }
 }
+
+#[test]
+fn transient_store_failures_are_retried_and_persistent_ones_fail_with_exit_1() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("scripts/test sets AWS_ENDPOINT_URL for moto");
+    let upstream: std::net::SocketAddr = endpoint.trim_start_matches("http://").parse().unwrap();
+    let local = Target::local();
+    expect_code(&run(&["run", "--cycle", "2026-Q3", "--output", &local.uri()]), 0);
+    let want = local.glob_rows("2026-Q3").unwrap().drop("run_id").unwrap();
+
+    // Each request to the store is answered 503 three times before it goes
+    // through: the inputs' listing and reads (by polars, whose own default
+    // is two retries), the lock, the data and the manifest are all retried.
+    let target = Target::s3();
+    let (accounts, usage) = upload_fixtures(&target);
+    let out = format!("{}/out", target.uri());
+    let flaky = crate::flaky::FlakyProxy::start(upstream, 3);
+    let through = |proxy: &crate::flaky::FlakyProxy, args: &[&str]| {
+        quadrant()
+            .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let args = [
+        "run",
+        "--cycle",
+        "2026-Q3",
+        "--accounts",
+        &accounts,
+        "--usage",
+        &usage,
+        "--output",
+        &out,
+    ];
+    let o = through(&flaky, &args);
+    expect_code(&o, 0);
+    // Every distinct request was refused three times, then went through.
+    assert!(flaky.distinct() >= 6, "{}", flaky.distinct());
+    assert_eq!(flaky.refused(), 3 * flaky.distinct());
+    assert!(flaky.passed() >= flaky.distinct());
+    let part = target
+        .files()
+        .into_iter()
+        .find(|f| f.starts_with("out/segments/cycle=2026-Q3/part-"))
+        .unwrap();
+    let got = target.read_parquet(&part).drop("run_id").unwrap();
+    assert!(got.equals_missing(&want));
+    let listed = through(&flaky, &["cycles", "--output", &out, "--json"]);
+    expect_code(&listed, 0);
+    assert!(stdout(&listed).contains("2026-Q3"));
+
+    // A store that never answers but 503 fails the run once the retries are
+    // spent, with exit 1 and the URI; nothing is written.
+    let down = crate::flaky::FlakyProxy::start(upstream, usize::MAX);
+    let other = Target::s3();
+    let out = format!("{}/out", other.uri());
+    let started = std::time::Instant::now();
+    let o = through(&down, &["run", "--cycle", "2026-Q3", "--output", &out]);
+    expect_code(&o, 1);
+    assert!(stderr(&o).contains("after 6 retries"), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&out), "{}", stderr(&o));
+    assert!(down.refused() >= 7 && down.passed() == 0, "refused {}", down.refused());
+    assert!(started.elapsed() < std::time::Duration::from_secs(90));
+    assert!(other.files().is_empty(), "{:?}", other.files());
+}
