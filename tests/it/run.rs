@@ -633,3 +633,68 @@ fn progress_shows_on_a_terminal_and_never_under_an_orchestrator() {
     );
     assert!(stderr(&o).contains("stage aggregate_usage done"));
 }
+
+/// SPEC §10: peak memory is bounded by the account base, not by the number
+/// of usage rows. The same 5,000 accounts with 180 days of usage and with ten
+/// years of it (18 million rows, 650 MB if they were held in memory): the
+/// peak the run logs may not grow by more than a fraction of that.
+#[test]
+fn peak_memory_does_not_grow_with_the_usage_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let o = run(&[
+        "generate",
+        "--out",
+        data.to_str().unwrap(),
+        "--accounts",
+        "5000",
+        "--days",
+        "1",
+    ]);
+    expect_code(&o, 0);
+    let accounts = data.join("accounts.parquet");
+    let peak_for = |days: u32| -> u64 {
+        let usage = tmp.path().join(format!("usage-{days}.parquet"));
+        // One row per account and day, through 2026-09-30, written by DuckDB.
+        let sql = format!(
+            "COPY (SELECT a.account_id, DATE '2026-09-30' - d::INTEGER AS date, \
+             ((hash(a.account_id, d) % 50) + 1)::BIGINT AS events, \
+             ((hash(d, a.account_id) % 9) + 1)::BIGINT AS active_users \
+             FROM read_parquet('{}') a, range({days}) r(d)) TO '{}' (FORMAT parquet)",
+            accounts.display(),
+            usage.display()
+        );
+        let o = std::process::Command::new("python3")
+            .args(["-c", "import duckdb, sys; duckdb.sql(sys.argv[1])", &sql])
+            .output()
+            .expect("python3 runs; scripts/test installs duckdb");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = tmp.path().join(format!("out-{days}"));
+        let o = run(&[
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--accounts",
+            accounts.to_str().unwrap(),
+            "--usage",
+            usage.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ]);
+        expect_code(&o, 0);
+        stderr(&o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["peak_rss_mib"].as_u64())
+            .max()
+            .expect("stage lines carry peak_rss_mib on Linux")
+    };
+    let short = peak_for(180);
+    let long = peak_for(3650);
+    assert!(
+        long < short + 150,
+        "peak RSS {long} MiB with ten years of usage against {short} MiB with 180 days"
+    );
+}
