@@ -3,7 +3,7 @@
 //! materializing the example asset through Pipes, Airflow loading the example
 //! DAG, and the run summary file.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
@@ -23,25 +23,8 @@ fn lineage_server() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
                 .unwrap();
             let mut reader = BufReader::new(stream);
             // Several requests may come over one kept-alive connection.
-            loop {
-                let mut length = 0usize;
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                assert!(line.starts_with("POST /api/v1/lineage"), "{line}");
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
+            while let Ok(Some((head, body))) = crate::http::read_request(&mut reader) {
+                assert!(head[0].starts_with("POST /api/v1/lineage"), "{}", head[0]);
                 sink.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
                 reader
                     .get_mut()

@@ -5,7 +5,7 @@ mod clients;
 mod commit;
 mod compare;
 mod corpus;
-mod flaky;
+mod http;
 mod quality;
 mod report;
 mod run;

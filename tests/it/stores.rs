@@ -199,8 +199,8 @@ fn transient_store_failures_are_retried_and_persistent_ones_fail_with_exit_1() {
     let target = Target::s3();
     let (accounts, usage) = upload_fixtures(&target);
     let out = format!("{}/out", target.uri());
-    let flaky = crate::flaky::FlakyProxy::start(upstream, 3);
-    let through = |proxy: &crate::flaky::FlakyProxy, args: &[&str]| {
+    let flaky = crate::http::FlakyProxy::start(upstream, 3);
+    let through = |proxy: &crate::http::FlakyProxy, args: &[&str]| {
         quadrant()
             .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))
             .args(args)
@@ -237,7 +237,7 @@ fn transient_store_failures_are_retried_and_persistent_ones_fail_with_exit_1() {
 
     // A store that never answers but 503 fails the run once the retries are
     // spent, with exit 1 and the URI; nothing is written.
-    let down = crate::flaky::FlakyProxy::start(upstream, usize::MAX);
+    let down = crate::http::FlakyProxy::start(upstream, usize::MAX);
     let other = Target::s3();
     let out = format!("{}/out", other.uri());
     let started = std::time::Instant::now();

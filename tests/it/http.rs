@@ -1,7 +1,8 @@
-//! A loopback HTTP proxy in front of the S3 test server that answers the
-//! first attempts at each request with `503 Service Unavailable` instead of
-//! passing them on, as a throttled or briefly unavailable store does. A
-//! refused request never reaches the server, so retrying it is always safe.
+//! Loopback HTTP for tests: reading a request off a connection, and a proxy
+//! in front of the S3 test server that answers the first attempts at each
+//! request with `503 Service Unavailable` instead of passing them on, as a
+//! throttled or briefly unavailable store does. A refused request never
+//! reaches the server, so retrying it is always safe.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -60,7 +61,7 @@ impl FlakyProxy {
 /// One request per connection: refused, or passed on with
 /// `Connection: close` and the server's whole answer copied back.
 fn serve(
-    client: TcpStream,
+    mut client: TcpStream,
     upstream: SocketAddr,
     refusals: usize,
     seen: &Mutex<HashMap<String, usize>>,
@@ -68,36 +69,22 @@ fn serve(
     passed: &AtomicUsize,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
+    let Some((lines, body)) = read_request(&mut reader)? else {
+        return Ok(());
+    };
+    // The request line and any range identify a request and its retries.
+    let mut key = lines[0].trim_end().to_string();
     let mut head = Vec::new();
-    let mut key = String::new();
-    let mut content_length = 0usize;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
+    for line in &lines {
         let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            content_length = v.trim().parse().unwrap_or(0);
-        }
-        assert!(
-            !lower.starts_with("transfer-encoding:"),
-            "the proxy handles bodies with a Content-Length only: {line}"
-        );
-        if line == "\r\n" {
-            head.extend_from_slice(b"Connection: close\r\n\r\n");
-            break;
-        }
-        if key.is_empty() || lower.starts_with("range:") {
+        if lower.starts_with("range:") {
             key.push_str(line.trim_end());
         }
         if !lower.starts_with("connection:") {
             head.extend_from_slice(line.as_bytes());
         }
     }
-    let mut body = vec![0; content_length];
-    reader.read_exact(&mut body)?;
-    let mut client = client;
+    head.extend_from_slice(b"Connection: close\r\n\r\n");
     let attempt = {
         let mut seen = seen.lock().unwrap();
         let n = seen.entry(key).or_insert(0);
@@ -116,4 +103,33 @@ fn serve(
     server.read_to_end(&mut answer)?;
     passed.fetch_add(1, Ordering::SeqCst);
     client.write_all(&answer)
+}
+
+/// One HTTP/1.1 request read off a connection: its head lines, each with its
+/// line end (the blank line that ends the head left out), and its body,
+/// read by `Content-Length`. `None` when the client closed the connection.
+pub fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<(Vec<String>, Vec<u8>)>> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+        assert!(
+            !lower.starts_with("transfer-encoding:"),
+            "bodies with a Content-Length only: {line}"
+        );
+        head.push(line);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some((head, body)))
 }
