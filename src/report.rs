@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use polars::prelude::*;
+use sha2::{Digest, Sha256};
 
 use crate::compare::{self, Report};
 use crate::config::{Pipeline, Segmentation};
@@ -14,6 +15,10 @@ use crate::expr::{Ast, BinOp, Kind};
 use crate::snapshot::{self, Manifest};
 use crate::storage::Store;
 use crate::table;
+
+/// The most points a scatter draws: beyond that an SVG gets too heavy for a
+/// browser (226,000 accounts made a 97 MB page).
+const MAX_POINTS: usize = 5_000;
 
 const PALETTE: [&str; 8] = [
     "#2563eb", "#16a34a", "#dc2626", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563",
@@ -129,9 +134,9 @@ fn scatter(out: &mut String, frame: &DataFrame, s: &Segmentation, x: &str, y: &s
     let arr = values(frame, "arr");
     let ids = frame.column("account_id").ok();
     let seg_labels = frame.column(s.name.as_str()).ok();
-    let points: Vec<(f64, f64, f64, usize, String)> = (0..frame.height())
+    let points: Vec<Point> = (0..frame.height())
         .filter_map(|i| {
-            let (vx, vy) = (xs[i]?, ys[i]?);
+            let (x, y) = (xs[i]?, ys[i]?);
             let label = seg_labels
                 .and_then(|c| c.get(i).ok())
                 .map(|v| table::value(&v))
@@ -140,17 +145,23 @@ fn scatter(out: &mut String, frame: &DataFrame, s: &Segmentation, x: &str, y: &s
                 .and_then(|c| c.get(i).ok())
                 .map(|v| table::value(&v))
                 .unwrap_or_default();
-            let k = labels.iter().position(|l| *l == label).unwrap_or(labels.len() - 1);
-            Some((vx, vy, arr[i].unwrap_or(0.0).max(0.0), k, format!("{id}: {label}")))
+            let label = labels.iter().position(|l| *l == label).unwrap_or(labels.len() - 1);
+            Some(Point {
+                x,
+                y,
+                arr: arr[i].unwrap_or(0.0).max(0.0),
+                label,
+                id,
+            })
         })
         .collect();
     let skipped = frame.height() - points.len();
     let (w, h, left, bottom, top, right) = (680.0, 460.0, 64.0, 46.0, 16.0, 16.0);
     let xt = thresholds(s, x);
     let yt = thresholds(s, y);
-    let ax = Axis::new(&points.iter().map(|p| p.0).collect::<Vec<_>>(), &xt, left, w - right);
-    let ay = Axis::new(&points.iter().map(|p| p.1).collect::<Vec<_>>(), &yt, h - bottom, top);
-    let max_arr = points.iter().map(|p| p.2).fold(1.0, f64::max);
+    let ax = Axis::new(&points.iter().map(|p| p.x).collect::<Vec<_>>(), &xt, left, w - right);
+    let ay = Axis::new(&points.iter().map(|p| p.y).collect::<Vec<_>>(), &yt, h - bottom, top);
+    let max_arr = points.iter().map(|p| p.arr).fold(1.0, f64::max);
     let _ = write!(
         out,
         r#"<svg class="chart" data-chart="scatter-{name}" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img"><title>{name}: {x} x {y}</title>"#,
@@ -204,16 +215,16 @@ fn scatter(out: &mut String, frame: &DataFrame, s: &Segmentation, x: &str, y: &s
             y = escape(y)
         );
     }
-    for (vx, vy, a, k, title) in &points {
-        let r = 2.5 + 12.0 * (a / max_arr).sqrt();
+    for p in drawn(&points) {
+        let r = 2.5 + 12.0 * (p.arr / max_arr).sqrt();
+        let color = PALETTE[p.label % PALETTE.len()];
         let _ = write!(
             out,
-            r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="{}" fill-opacity="0.55" stroke="{}"><title>{}</title></circle>"#,
-            ax.at(*vx),
-            ay.at(*vy),
-            PALETTE[k % PALETTE.len()],
-            PALETTE[k % PALETTE.len()],
-            escape(title)
+            r#"<circle class="point" cx="{:.1}" cy="{:.1}" r="{r:.1}" fill="{color}" fill-opacity="0.55" stroke="{color}"><title>{}: {}</title></circle>"#,
+            ax.at(p.x),
+            ay.at(p.y),
+            escape(&p.id),
+            escape(labels.get(p.label).copied().unwrap_or_default())
         );
     }
     let _ = write!(
@@ -232,7 +243,7 @@ fn scatter(out: &mut String, frame: &DataFrame, s: &Segmentation, x: &str, y: &s
         .iter()
         .enumerate()
         .map(|(k, l)| {
-            let n = points.iter().filter(|p| p.3 == k).count();
+            let n = points.iter().filter(|p| p.label == k).count();
             format!(
                 r#"<span><i style="background:{}"></i>{} ({n})</span>"#,
                 PALETTE[k % PALETTE.len()],
@@ -247,6 +258,13 @@ fn scatter(out: &mut String, frame: &DataFrame, s: &Segmentation, x: &str, y: &s
             "<p class=\"note\">{skipped} accounts without a value for {} or {} are not drawn.</p>",
             escape(x),
             escape(y)
+        );
+    }
+    if points.len() > MAX_POINTS {
+        let _ = write!(
+            out,
+            "<p class=\"note\">{MAX_POINTS} of {} accounts drawn, chosen by a hash of the account id (the same accounts in every report); the axes, thresholds and the counts above cover all of them.</p>",
+            points.len()
         );
     }
     out.push_str(
@@ -384,6 +402,33 @@ fn history(out: &mut String, manifests: &[Manifest], name: &str) {
 }
 
 /// Builds the report page from the committed snapshots under a root.
+/// An account in a scatter.
+struct Point {
+    x: f64,
+    y: f64,
+    arr: f64,
+    /// Position of its label in the segmentation's labels.
+    label: usize,
+    id: String,
+}
+
+/// The points a scatter draws: all of them up to [`MAX_POINTS`], else the
+/// [`MAX_POINTS`] whose account id hashes lowest, in their original order.
+fn drawn(points: &[Point]) -> Vec<&Point> {
+    if points.len() <= MAX_POINTS {
+        return points.iter().collect();
+    }
+    let hash = |id: &str| {
+        let digest = Sha256::digest(id.as_bytes());
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    };
+    let mut ranked: Vec<(u64, usize)> = points.iter().enumerate().map(|(i, p)| (hash(&p.id), i)).collect();
+    ranked.select_nth_unstable(MAX_POINTS - 1);
+    let mut keep: Vec<usize> = ranked[..MAX_POINTS].iter().map(|(_, i)| *i).collect();
+    keep.sort_unstable();
+    keep.into_iter().map(|i| &points[i]).collect()
+}
+
 pub fn render(store: &Store) -> Result<String> {
     let manifests = snapshot::list_committed(store)?;
     let Some(latest) = manifests.last() else {
@@ -463,4 +508,39 @@ for (const c of document.querySelectorAll('[data-chart]')) {{
 </script></body></html>"#,
         title = escape(&pipeline.name)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(ids: impl Iterator<Item = usize>) -> Vec<Point> {
+        ids.map(|i| Point {
+            x: i as f64,
+            y: 0.0,
+            arr: 1.0,
+            label: 0,
+            id: format!("A{i:07}"),
+        })
+        .collect()
+    }
+
+    #[test]
+    fn a_large_base_draws_the_same_sample_of_accounts_whatever_their_order() {
+        let few = points(0..MAX_POINTS);
+        assert_eq!(drawn(&few).len(), MAX_POINTS);
+
+        let many = points(0..3 * MAX_POINTS);
+        let forward: Vec<&str> = drawn(&many).iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(forward.len(), MAX_POINTS);
+        assert!(forward.windows(2).all(|w| w[0] < w[1]), "kept in their order");
+        // Neither the first nor the last accounts only: spread over the base.
+        assert!(forward.iter().filter(|id| **id < "A0005000").count() > MAX_POINTS / 5);
+        assert!(forward.iter().filter(|id| **id >= "A0010000").count() > MAX_POINTS / 5);
+
+        let reversed = points((0..3 * MAX_POINTS).rev());
+        let mut backward: Vec<&str> = drawn(&reversed).iter().map(|p| p.id.as_str()).collect();
+        backward.reverse();
+        assert_eq!(forward, backward);
+    }
 }
