@@ -115,7 +115,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
     let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
     if let Some(cycle) = single {
         // Fail before any work when the answer is known already.
-        snapshot::ensure_replaceable(&store, &cycle, args.replace)?;
+        snapshot::check_replaceable(&store, &cycle, args.replace)?;
     }
 
     let lineage = Lineage::configure(args.lineage_url.as_deref());
@@ -144,7 +144,7 @@ fn run_cycles(args: RunArgs) -> Result<()> {
 
     let mut summaries = Vec::new();
     for cycle in cycles {
-        if args.cycles.is_some() && !args.replace && snapshot::read_manifest(&store, &cycle)?.is_some() {
+        if args.cycles.is_some() && !args.replace && snapshot::settle(&store, &cycle)?.is_some() {
             tracing::info!(%cycle, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
                 cycle: cycle.to_string(),
@@ -524,7 +524,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
     let setup = setup(&args.locations)?;
     let store = Store::open(&setup.output_uri, &setup.pipeline.storage)?;
     let manifest: Option<Manifest> = match &args.cycle {
-        Some(c) => snapshot::read_manifest(&store, &parse_cycle(c)?)?,
+        Some(c) => snapshot::settle(&store, &parse_cycle(c)?)?,
         None => snapshot::list_committed(&store)?.pop(),
     };
     // A committed snapshot is explained with the pipeline that made it;
@@ -684,7 +684,7 @@ fn explain(args: ExplainArgs) -> Result<()> {
 
 fn committed(store: &Store, cycle: &str) -> Result<Manifest> {
     let c = parse_cycle(cycle)?;
-    snapshot::read_manifest(store, &c)?.ok_or_else(|| {
+    snapshot::settle(store, &c)?.ok_or_else(|| {
         Error::config(format!(
             "cycle {c} is not committed under {}: run `quadrant run --cycle {c}` first (`quadrant cycles` lists what is)",
             store.uri()

@@ -313,7 +313,7 @@ pub struct CompareManifest {
 pub fn commit(store: &Store, from: &Manifest, to: &Manifest, c: &Comparison) -> Result<CompareManifest> {
     let now = chrono::Utc::now();
     let run_id = snapshot::new_run_id(now);
-    let dir = format!("compare/from={}/to={}", from.cycle, to.cycle);
+    let dir = snapshot::layout::compare_dir(&from.cycle, &to.cycle);
     let tables = [
         ("transitions", &c.transitions),
         ("retention", &c.retention),
@@ -322,10 +322,10 @@ pub fn commit(store: &Store, from: &Manifest, to: &Manifest, c: &Comparison) -> 
     ];
     let mut outputs = Vec::new();
     for (name, frame) in tables {
-        let rel = format!("{dir}/{name}/part-{run_id}-0.parquet");
-        outputs.push(snapshot::write_parquet(store, &rel, name, &mut frame.clone())?);
+        let rel = snapshot::layout::compare_table(&from.cycle, &to.cycle, name);
+        outputs.push(snapshot::put_table(store, &rel, name, &mut frame.clone())?);
     }
-    let manifest_path = store.path(&format!("{dir}/_manifest.json"));
+    let manifest_path = store.path(&format!("{dir}/{}", snapshot::layout::MANIFEST));
     let manifest = CompareManifest {
         format_version: snapshot::FORMAT_VERSION,
         quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -344,7 +344,7 @@ pub fn commit(store: &Store, from: &Manifest, to: &Manifest, c: &Comparison) -> 
     let listed: Vec<&str> = manifest.outputs.iter().map(|o| o.path.as_str()).collect();
     for meta in store.list(&store.path(&dir))? {
         let rel = store.relative(&meta.location).to_string();
-        if !rel.ends_with("_manifest.json") && !listed.contains(&rel.as_str()) {
+        if !rel.ends_with(snapshot::layout::MANIFEST) && !listed.contains(&rel.as_str()) {
             store.delete(&meta.location)?;
         }
     }

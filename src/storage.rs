@@ -281,6 +281,33 @@ impl Store {
         .ctx(|| format!("cannot read `{}`", self.uri_of(path)))
     }
 
+    /// Reads a byte range of an object.
+    pub fn get_range(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
+        block_on(self.inner.get_range(path, range)).ctx(|| format!("cannot read `{}`", self.uri_of(path)))
+    }
+
+    /// Overwrites an object only if it is still the version `meta` describes
+    /// (`Ok(false)` when it changed). Stores without conditional updates
+    /// (the local disk) overwrite: callers hold the cycle's lock anyway.
+    pub fn put_if_unchanged(&self, path: &Path, bytes: Bytes, meta: &ObjectMeta) -> Result<bool> {
+        if self.local || meta.e_tag.is_none() {
+            return self.put(path, bytes, false);
+        }
+        let opts = PutOptions {
+            mode: PutMode::Update(object_store::UpdateVersion {
+                e_tag: meta.e_tag.clone(),
+                version: meta.version.clone(),
+            }),
+            ..Default::default()
+        };
+        match block_on(self.inner.put_opts(path, PutPayload::from(bytes.clone()), opts)) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::Precondition { .. }) | Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. }) => self.put(path, bytes, false),
+            Err(e) => Err(e).ctx(|| format!("cannot write `{}`", self.uri_of(path))),
+        }
+    }
+
     /// Writes an object in one atomic step: readers see all of it or none.
     /// With `create_only`, fails with `Ok(false)` when the object exists.
     pub fn put(&self, path: &Path, bytes: Bytes, create_only: bool) -> Result<bool> {

@@ -30,47 +30,70 @@ fn run_on(target: &Target, extra: &[&str]) -> std::process::Output {
     run(&args)
 }
 
-/// Waits until the run says it paused, then kills it with SIGKILL.
-fn kill_when_paused(mut child: Child, point: &str) {
+/// Waits until the run says it paused at `point`.
+fn wait_for_pause(child: &mut Child, point: &str) {
     let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
     let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
         if line.contains(&format!("paused at {point}")) {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
+            // Keep draining stderr so the paused run never blocks on it.
+            std::thread::spawn(move || lines.for_each(drop));
             return;
         }
     }
     panic!("the run ended without pausing at {point}:\n{seen}");
 }
 
-/// What a reader sees is either no commit, or exactly one committed run.
+/// What a globbing reader sees: no rows, or exactly the rows of one
+/// complete run. Returns that run's id.
+fn glob_sees_one_run_or_none(target: &Target) -> Option<String> {
+    let rows = target.glob_rows(CYCLE)?;
+    let ids = rows
+        .column("run_id")
+        .unwrap()
+        .as_materialized_series()
+        .n_unique()
+        .unwrap();
+    assert_eq!(ids, 1, "{}: one run's rows only", target.name());
+    let run_id = strings(&rows, "run_id")[0].clone();
+    let ids = strings(&rows, "account_id");
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "{}: every account once", target.name());
+    assert!(rows.height() > 0, "{}", target.name());
+    Some(run_id)
+}
+
+/// The glob shows one run or none, and quadrant's own record agrees with it
+/// once a reader has looked (readers repair what a dead run left).
 fn assert_consistent(target: &Target) {
-    match target.manifest(CYCLE) {
-        Some(m) => {
-            let rows = target.glob_rows(CYCLE).expect("a committed cycle has rows");
+    let seen = glob_sees_one_run_or_none(target);
+    let listed = run(&["cycles", "--output", &target.uri(), "--json"]);
+    expect_code(&listed, 0);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    let listed_run = list
+        .as_array()
+        .unwrap()
+        .first()
+        .map(|c| c["run_id"].as_str().unwrap().to_string());
+    assert_eq!(
+        listed_run,
+        seen,
+        "{}: `cycles` lists the run a glob sees",
+        target.name()
+    );
+    match (&seen, target.manifest(CYCLE)) {
+        (Some(run_id), Some(m)) => {
+            assert_eq!(m["run_id"].as_str().unwrap(), run_id, "{}", target.name());
+            let rows = target.glob_rows(CYCLE).unwrap();
             assert_eq!(rows.height() as u64, m["rows"].as_u64().unwrap(), "{}", target.name());
-            let ids = rows
-                .column("run_id")
-                .unwrap()
-                .as_materialized_series()
-                .n_unique()
-                .unwrap();
-            assert_eq!(ids, 1, "{}: one run's rows only", target.name());
-            assert_eq!(strings(&rows, "run_id")[0], m["run_id"].as_str().unwrap());
         }
-        None => {
-            // No commit: quadrant lists nothing, and any file a dead run left
-            // in the partition is whole (each object appears atomically).
-            let listed = run(&["cycles", "--output", &target.uri(), "--json"]);
-            assert_eq!(stdout(&listed).trim(), "[]", "{}", target.name());
-            for f in target.partition_files(CYCLE) {
-                assert!(target.read_parquet(&f).height() > 0);
-            }
-        }
+        (None, None) => {}
+        (seen, m) => panic!("{}: glob sees {seen:?}, manifest {m:?}", target.name()),
     }
 }
 
@@ -105,31 +128,75 @@ fn commit_rerun_and_replace_on_every_store() {
     }
 }
 
-/// Guarantee 2: a run killed at any step leaves no partial snapshot, and
-/// the next run cleans up and commits.
-#[test]
-fn a_killed_run_leaves_no_partial_snapshot_and_the_next_run_commits() {
-    for target_kind in ["local", "s3", "azure"] {
-        for point in ["before-lock", "before-data", "before-manifest", "after-manifest"] {
-            let target = match target_kind {
-                "local" => Target::local(),
-                "s3" => Target::s3(),
-                _ => Target::azure(),
-            };
-            kill_when_paused(spawn_run(&target, Some(point), false), point);
-            assert_consistent(&target);
-            let committed = target.manifest(CYCLE).is_some();
-            assert_eq!(committed, point == "after-manifest", "{target_kind} {point}");
+/// Every step of the commit where a run can be killed, in order.
+const STEPS: [&str; 5] = [
+    "before-lock",
+    "after-lock",
+    "before-data",
+    "before-manifest",
+    "after-manifest",
+];
 
-            let next = run_on(&target, if committed { &["--replace"] } else { &[] });
-            expect_code(&next, 0);
-            assert_consistent(&target);
-            let files = target.files();
-            assert_eq!(
-                files.len(),
-                2,
-                "{target_kind} {point}: only the new data file and manifest remain: {files:?}"
-            );
+/// Guarantee 2: at every step of a run or of a `--replace` run, and after a
+/// SIGKILL there, a glob sees no rows or exactly one complete run; the data
+/// file's appearance is the commit. The next run of the cycle, even one that
+/// exits 4, first repairs what the dead run left: afterwards the folder holds
+/// exactly the committed run's files.
+#[test]
+fn a_run_killed_at_any_step_leaves_one_run_or_none_and_the_next_run_repairs() {
+    for make in [Target::local, Target::s3, Target::azure] {
+        for replace in [false, true] {
+            for (i, point) in STEPS.iter().enumerate() {
+                let target = make();
+                let name = format!("{} replace={replace} {point}", target.name());
+                let first = if replace {
+                    expect_code(&run_on(&target, &[]), 0);
+                    glob_sees_one_run_or_none(&target)
+                } else {
+                    None
+                };
+                let mut child = spawn_run(&target, Some(point), replace);
+                wait_for_pause(&mut child, point);
+                let seen_paused = glob_sees_one_run_or_none(&target);
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                let seen = glob_sees_one_run_or_none(&target);
+                assert_eq!(seen, seen_paused, "{name}: the kill changed nothing a reader sees");
+                let committed = i >= STEPS.iter().position(|s| *s == "before-manifest").unwrap();
+                if committed {
+                    assert!(seen.is_some() && seen != first, "{name}: the killed run committed");
+                } else {
+                    assert_eq!(seen, first, "{name}: the previous state is what a reader sees");
+                }
+
+                // A plain rerun: exits 4 when a run is committed, after repairing.
+                let next = run_on(&target, &[]);
+                expect_code(&next, if seen.is_some() { 4 } else { 0 });
+                assert_consistent(&target);
+                let files = target.files();
+                assert_eq!(
+                    files,
+                    [
+                        format!("segments/cycle={CYCLE}/_manifest.json"),
+                        format!("segments/cycle={CYCLE}/part-0.parquet")
+                    ],
+                    "{name}: only the committed run's files remain"
+                );
+                if seen.is_some() {
+                    assert_eq!(
+                        glob_sees_one_run_or_none(&target),
+                        seen,
+                        "{name}: the exit-4 run changed no rows"
+                    );
+                    let m = target.manifest(CYCLE).unwrap();
+                    let replaced = m["replaced"]["run_id"].as_str().map(str::to_string);
+                    assert_eq!(
+                        replaced,
+                        if replace && committed { first.clone() } else { None },
+                        "{name}"
+                    );
+                }
+            }
         }
     }
 }

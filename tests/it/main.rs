@@ -6,6 +6,7 @@ mod commit;
 mod compare;
 mod corpus;
 mod http;
+mod lost;
 mod quality;
 mod report;
 mod run;

@@ -1,0 +1,424 @@
+//! The commit protocol, and the repair that finishes or rolls back whatever
+//! a run that died left behind. Used for every cycle a command touches.
+//!
+//! A cycle's partition holds one data file of a fixed name,
+//! `segments/cycle=C/part-0.parquet`, with the run's manifest embedded in
+//! its Parquet footer. Putting that object (create-only for a new cycle; for
+//! `--replace`, an overwrite of the version that was read) is the commit:
+//! object stores and the local disk (write, then rename) show an object
+//! whole or not at all, so a reader that globs the partition sees no rows,
+//! the old run's rows or the new run's rows, and never two runs. In order:
+//!
+//! 1. take the cycle's lock (a create-only put);
+//! 2. repair: remove files no committed run owns, rewrite `_manifest.json`
+//!    from the data file if it lags behind;
+//! 3. put this run's rejects (`rejects/cycle=C/`, named by run id);
+//! 4. put the data file: the commit point;
+//! 5. put `_manifest.json`, a copy of the embedded manifest;
+//! 6. delete the replaced run's rejects; release the lock.
+//!
+//! A run killed before step 4 leaves the previous state (plus files of its
+//! own that no committed run owns, removed by the next repair); killed after
+//! it, the new run is committed and the next repair finishes steps 5-6.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use object_store::ObjectMeta;
+use polars::prelude::*;
+
+use super::encode::{footer_value, parquet_bytes, put_parquet};
+use super::layout;
+use super::lock;
+use super::manifest::{
+    FORMAT_VERSION, Inputs, Manifest, OutputFile, PipelineInfo, Replaced, SegmentationSummary, summarize,
+};
+use crate::config::Pipeline;
+use crate::cycle::Cycle;
+use crate::error::{Context, Error, Result};
+use crate::quality::Finding;
+use crate::storage::Store;
+
+/// The footer key that holds a snapshot's manifest.
+const MANIFEST_KEY: &str = "quadrant.manifest";
+
+/// Stops the process at a named step of the commit when `QUADRANT_PAUSE_AT`
+/// names it, so tests can kill a run there. Debug builds only: a release
+/// binary has no such hook.
+#[cfg(debug_assertions)]
+fn pause_point(name: &str) {
+    if std::env::var("QUADRANT_PAUSE_AT").as_deref() == Ok(name) {
+        eprintln!("quadrant: paused at {name}");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+fn pause_point(_: &str) {}
+
+/// What a cycle's folders hold, and what a repair would change.
+struct State {
+    /// The committed run, read from the data file (or a format-1 manifest).
+    committed: Option<Manifest>,
+    /// The data file as listed, for a conditional replace.
+    data: Option<ObjectMeta>,
+    /// Files that no committed run owns.
+    stale: Vec<ObjectMeta>,
+    /// `_manifest.json` is missing or describes another run.
+    manifest_lags: bool,
+    /// The cycle's lock was left by a run that died.
+    dead_lock: bool,
+}
+
+impl State {
+    fn needs_repair(&self) -> bool {
+        !self.stale.is_empty() || self.manifest_lags || self.dead_lock
+    }
+}
+
+/// The manifest embedded in a data file, with the file's own size filled in.
+fn embedded_manifest(store: &Store, path: &object_store::path::Path) -> Result<Option<Manifest>> {
+    let Some((value, size)) = footer_value(store, path, MANIFEST_KEY)? else {
+        return Ok(None);
+    };
+    let uri = store.uri_of(path);
+    let text = value.ok_or_else(|| {
+        Error::Runtime(format!(
+            "`{uri}` has no quadrant manifest in its footer: it was not written by quadrant; move it out of the snapshot folder"
+        ))
+    })?;
+    let mut manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::Runtime(format!("the manifest in the footer of `{uri}` is not valid: {e}")))?;
+    let rel = store.relative(path).to_string();
+    for o in manifest.outputs.iter_mut().filter(|o| o.path == rel) {
+        o.bytes = size;
+    }
+    Ok(Some(manifest))
+}
+
+fn read_json_manifest(store: &Store, rel: &str) -> Result<Option<Manifest>> {
+    let path = store.path(rel);
+    let Some(bytes) = store.get(&path)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::Runtime(format!("manifest `{}` is not valid: {e}", store.uri_of(&path))))
+}
+
+fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
+    let data_rel = layout::data_file(cycle);
+    let manifest_rel = layout::manifest_file(cycle);
+    let mut listed = store.list(&store.path(&layout::partition(cycle)))?;
+    listed.extend(store.list(&store.path(&layout::rejects_dir(cycle)))?);
+    let data = listed.iter().find(|m| store.relative(&m.location) == data_rel).cloned();
+    let json = read_json_manifest(store, &manifest_rel)?;
+    let committed = match &data {
+        Some(meta) => embedded_manifest(store, &meta.location)?,
+        // Snapshots of format 1 were committed by their manifest; they
+        // stay readable as long as the files it lists are there.
+        None => json.clone().filter(|m| {
+            m.format_version == 1
+                && m.outputs
+                    .iter()
+                    .all(|o| listed.iter().any(|meta| store.relative(&meta.location) == o.path))
+        }),
+    };
+    let owned: BTreeSet<&str> = committed
+        .iter()
+        .flat_map(|m| m.outputs.iter().map(|o| o.path.as_str()))
+        .collect();
+    let stale = listed
+        .iter()
+        .filter(|m| {
+            let rel = store.relative(&m.location);
+            !owned.contains(rel) && (rel != manifest_rel || committed.is_none())
+        })
+        .cloned()
+        .collect();
+    let manifest_lags = match (&committed, &json) {
+        (Some(c), Some(j)) => c.run_id != j.run_id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    Ok(State {
+        committed,
+        data,
+        stale,
+        manifest_lags,
+        dead_lock: lock::is_dead(store, cycle)?,
+    })
+}
+
+/// Finishes what a dead run left: removes files no committed run owns and
+/// brings `_manifest.json` up to the committed data file. The lock is held.
+fn repair(store: &Store, cycle: &Cycle, state: &State) -> Result<()> {
+    for meta in &state.stale {
+        tracing::info!(%cycle, file = %store.relative(&meta.location), "removing a file that no committed run owns (left by a run that died)");
+        store.delete(&meta.location)?;
+    }
+    if let (true, Some(m)) = (state.manifest_lags, &state.committed) {
+        tracing::info!(%cycle, run_id = %m.run_id, "writing the manifest of a run that died after it committed");
+        put_manifest(store, cycle, m)?;
+    }
+    // The local disk stages each put in a hidden `name#N` file first; one
+    // left by a killed put is not listed by the store, so it is removed here.
+    if store.is_local() {
+        let dir = std::path::PathBuf::from(store.uri_of(&store.path(&layout::partition(cycle))));
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn put_manifest(store: &Store, cycle: &Cycle, manifest: &Manifest) -> Result<()> {
+    let body = Bytes::from(serde_json::to_vec_pretty(manifest).expect("serializable"));
+    store.put(&store.path(&layout::manifest_file(cycle)), body, false)?;
+    Ok(())
+}
+
+/// The committed run of a cycle, if any, after repairing what a dead run
+/// left (when no live run holds the cycle: that one will finish its work).
+pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
+    let state = inspect(store, cycle)?;
+    if !state.needs_repair() {
+        return Ok(state.committed);
+    }
+    let id = format!("repair-{}", std::process::id());
+    match lock::take(store, cycle, &id)? {
+        Ok(_held) => {
+            let state = inspect(store, cycle)?;
+            repair(store, cycle, &state)?;
+            Ok(state.committed)
+        }
+        Err(_) => Ok(state.committed),
+    }
+}
+
+fn already_committed(store: &Store, cycle: &Cycle, m: &Manifest) -> Error {
+    Error::Conflict(format!(
+        "cycle {cycle} is already committed under {} (run {}, {}); pass --replace to replace it",
+        store.uri(),
+        m.run_id,
+        m.finished_at
+    ))
+}
+
+/// Fails with the conflict code when a cycle is committed and `replace` is
+/// off, after repairing the cycle. Checked before the work starts, and again
+/// under the lock.
+pub fn check_replaceable(store: &Store, cycle: &Cycle, replace: bool) -> Result<Option<Manifest>> {
+    match settle(store, cycle)? {
+        Some(m) if !replace => Err(already_committed(store, cycle, &m)),
+        other => Ok(other),
+    }
+}
+
+/// Every committed snapshot under the root, oldest cycle first.
+pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
+    let cycles: BTreeSet<Cycle> = store
+        .list(&store.path("segments"))?
+        .iter()
+        .filter_map(|m| layout::cycle_of(store.relative(&m.location)))
+        .collect();
+    let mut out = Vec::new();
+    for cycle in cycles {
+        out.extend(settle(store, &cycle)?);
+    }
+    Ok(out)
+}
+
+/// The rows of a committed snapshot, read through its manifest.
+pub fn scan_committed(store: &Store, manifest: &Manifest) -> Result<LazyFrame> {
+    let paths: Vec<PlRefPath> = manifest
+        .outputs
+        .iter()
+        .filter(|o| o.kind == "segments")
+        .map(|o| PlRefPath::new(store.uri_of(&store.path(&o.path)).as_str()))
+        .collect();
+    if paths.is_empty() {
+        return Err(Error::Runtime(format!(
+            "snapshot of cycle {} lists no files",
+            manifest.cycle
+        )));
+    }
+    let args = ScanArgsParquet {
+        cloud_options: store.cloud_options()?,
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+        .ctx(|| format!("cannot read the snapshot of cycle {}", manifest.cycle))
+}
+
+/// Puts a table's data file at its fixed name, replacing any earlier one in
+/// one atomic overwrite. For tables that are recomputed rather than
+/// committed once (compare's).
+pub fn put_table(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame) -> Result<OutputFile> {
+    let bytes = put_parquet(store, rel, frame, false)?.expect("an overwrite always writes");
+    Ok(OutputFile {
+        path: rel.to_string(),
+        kind: kind.to_string(),
+        rows: frame.height() as u64,
+        bytes,
+    })
+}
+
+/// What a run hands over for commit.
+pub struct Commit<'a> {
+    pub pipeline: &'a Pipeline,
+    pub cycle: Cycle,
+    pub as_of: chrono::NaiveDate,
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub snapshot: DataFrame,
+    pub rejects: Vec<(&'static str, DataFrame)>,
+    pub inputs: Inputs,
+    pub quality: Vec<Finding>,
+    pub replace: bool,
+}
+
+/// Writes and commits a snapshot; returns its manifest.
+pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
+    let cycle = c.cycle;
+    pause_point("before-lock");
+    let _lock = lock::take(store, &cycle, &c.run_id)?.map_err(|holder| holder.conflict(&cycle))?;
+    pause_point("after-lock");
+    let state = inspect(store, &cycle)?;
+    repair(store, &cycle, &state)?;
+    let previous = state.committed;
+    if let (Some(m), false) = (&previous, c.replace) {
+        return Err(already_committed(store, &cycle, m));
+    }
+
+    let mut snapshot = c.snapshot;
+    let rows = snapshot.height();
+    for (name, value) in [("run_id", &c.run_id), ("pipeline_hash", &c.pipeline.hash)] {
+        let value = Scalar::new(DataType::String, AnyValue::StringOwned(value.as_str().into()));
+        snapshot
+            .with_column(Column::new_scalar(name.into(), value, rows))
+            .ctx(|| name.into())?;
+    }
+    let segmentations: Vec<SegmentationSummary> = summarize(c.pipeline, &snapshot)?;
+
+    // Rejects first: when the data file appears, its rejects are there.
+    let mut outputs = Vec::new();
+    let mut ours = Vec::new();
+    for (dataset, mut frame) in c.rejects {
+        let rel = layout::rejects_file(&cycle, dataset, &c.run_id);
+        ours.push(store.path(&rel));
+        let bytes = put_parquet(store, &rel, &mut frame, true)?
+            .ok_or_else(|| Error::Conflict(format!("`{}` exists already", store.uri_of(&store.path(&rel)))))?;
+        outputs.push(OutputFile {
+            path: rel,
+            kind: "rejects".into(),
+            rows: frame.height() as u64,
+            bytes,
+        });
+    }
+    let data_rel = layout::data_file(&cycle);
+    outputs.insert(
+        0,
+        OutputFile {
+            path: data_rel.clone(),
+            kind: "segments".into(),
+            rows: rows as u64,
+            // The file cannot hold its own size: readers fill it in.
+            bytes: 0,
+        },
+    );
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
+        pipeline: PipelineInfo {
+            name: c.pipeline.name.clone(),
+            hash: c.pipeline.hash.clone(),
+            path: c.pipeline.path.clone(),
+            source: c.pipeline.source.clone(),
+        },
+        cycle: cycle.to_string(),
+        as_of: c.as_of.to_string(),
+        run_id: c.run_id.clone(),
+        started_at: c.started_at.to_rfc3339(),
+        finished_at: Utc::now().to_rfc3339(),
+        inputs: c.inputs,
+        outputs,
+        rows: rows as u64,
+        segmentations,
+        quality: c.quality,
+        replaced: previous.as_ref().map(|p| Replaced {
+            run_id: p.run_id.clone(),
+            finished_at: p.finished_at.clone(),
+        }),
+    };
+    let embedded = serde_json::to_string(&manifest).expect("serializable");
+    let start = std::time::Instant::now();
+    let bytes = Bytes::from(parquet_bytes(&mut snapshot, &[(MANIFEST_KEY, embedded)])?);
+    let size = bytes.len() as u64;
+    let encoded = start.elapsed().as_secs_f64();
+
+    pause_point("before-data");
+    let data_path = store.path(&data_rel);
+    let put = match &state.data {
+        Some(meta) => store.put_if_unchanged(&data_path, bytes, meta),
+        None => store.put(&data_path, bytes, true),
+    };
+    // The commit point. When the store's answer is lost, or says the object
+    // exists, what is stored decides: our run id in its footer means we
+    // committed (a retried put may find its own first attempt).
+    let committed_by_us =
+        || -> Result<bool> { Ok(embedded_manifest(store, &data_path)?.is_some_and(|m| m.run_id == c.run_id)) };
+    match put {
+        Ok(true) => {}
+        Ok(false) => {
+            if committed_by_us()? {
+                tracing::warn!(%cycle, "the store answered that the snapshot exists: it is this run's (a retried put)");
+            } else {
+                delete_all(store, &ours);
+                return Err(Error::Conflict(format!(
+                    "cycle {cycle} was committed by another run first"
+                )));
+            }
+        }
+        Err(e) => match committed_by_us() {
+            Ok(true) => {
+                tracing::warn!(%cycle, error = %e, "the store's answer to the snapshot put was lost; read back: it is committed");
+            }
+            Ok(false) => {
+                delete_all(store, &ours);
+                return Err(e);
+            }
+            // Unknown whether the snapshot is ours: keep our rejects; the
+            // next run's repair settles it.
+            Err(_) => return Err(e),
+        },
+    }
+    tracing::debug!(file = %data_rel, bytes = size, encode_seconds = encoded, put_seconds = start.elapsed().as_secs_f64() - encoded, "committed");
+    manifest.outputs[0].bytes = size;
+    pause_point("before-manifest");
+    put_manifest(store, &cycle, &manifest)?;
+    pause_point("after-manifest");
+    // The replaced run's files are no longer owned by any committed run.
+    let kept: BTreeSet<&str> = manifest.outputs.iter().map(|o| o.path.as_str()).collect();
+    for p in previous.iter().flat_map(|m| m.outputs.iter()) {
+        if !kept.contains(p.path.as_str()) {
+            store.delete(&store.path(&p.path))?;
+        }
+    }
+    Ok(manifest)
+}
+
+fn delete_all(store: &Store, paths: &[object_store::path::Path]) {
+    for path in paths {
+        if let Err(e) = store.delete(path) {
+            tracing::warn!(error = %e, "could not remove a file of this uncommitted run; the next run removes it");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Every path under the output root, in one place.
+//!
+//! ```text
+//! segments/cycle=C/part-0.parquet                  the snapshot: its appearance is the commit
+//! segments/cycle=C/_manifest.json                  the commit record, derived from the data file
+//! rejects/cycle=C/dataset=D/part-<run_id>-0.parquet rows dropped by data checks
+//! compare/from=C1/to=C2/<table>/part-0.parquet     compare's tables
+//! compare/from=C1/to=C2/_manifest.json
+//! _quadrant/locks/cycle=C.json                     held while a run commits or repairs
+//! ```
+
+use crate::cycle::Cycle;
+
+/// The commit record's file name, beside the data it describes.
+pub const MANIFEST: &str = "_manifest.json";
+
+/// The one data file of a committed table. Its name is fixed so that a
+/// replace is one atomic overwrite: a reader that globs the folder sees the
+/// old rows or the new rows, never both.
+pub const DATA_FILE: &str = "part-0.parquet";
+
+pub fn partition(cycle: &Cycle) -> String {
+    format!("segments/cycle={cycle}")
+}
+
+pub fn data_file(cycle: &Cycle) -> String {
+    format!("{}/{DATA_FILE}", partition(cycle))
+}
+
+pub fn manifest_file(cycle: &Cycle) -> String {
+    format!("{}/{MANIFEST}", partition(cycle))
+}
+
+pub fn rejects_dir(cycle: &Cycle) -> String {
+    format!("rejects/cycle={cycle}")
+}
+
+pub fn rejects_file(cycle: &Cycle, dataset: &str, run_id: &str) -> String {
+    format!("{}/dataset={dataset}/part-{run_id}-0.parquet", rejects_dir(cycle))
+}
+
+pub fn lock_file(cycle: &Cycle) -> String {
+    format!("_quadrant/locks/cycle={cycle}.json")
+}
+
+pub fn compare_dir(from: &str, to: &str) -> String {
+    format!("compare/from={from}/to={to}")
+}
+
+pub fn compare_table(from: &str, to: &str, table: &str) -> String {
+    format!("{}/{table}/{DATA_FILE}", compare_dir(from, to))
+}
+
+/// The cycle of a path below `segments/`, if it is one (`segments/cycle=C/...`).
+pub fn cycle_of(rel: &str) -> Option<Cycle> {
+    rel.strip_prefix("segments/cycle=")?.split('/').next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip_their_cycle() {
+        let cycle: Cycle = "2026-Q3".parse().unwrap();
+        assert_eq!(data_file(&cycle), "segments/cycle=2026-Q3/part-0.parquet");
+        assert_eq!(cycle_of(&data_file(&cycle)), Some(cycle));
+        assert_eq!(cycle_of(&manifest_file(&cycle)), Some(cycle));
+        assert_eq!(cycle_of("segments/cycle=../x/part-0.parquet"), None);
+        assert_eq!(cycle_of("rejects/cycle=2026-Q3/x"), None);
+    }
+}

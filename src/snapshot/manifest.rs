@@ -1,0 +1,151 @@
+//! The commit record of a snapshot: what ran, on which inputs, what it wrote
+//! and what it found. It is embedded in the snapshot's data file (so the
+//! data file alone proves what was committed) and copied to
+//! `_manifest.json` beside it for people and tools.
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Pipeline;
+use crate::error::{Context, Result};
+use crate::quality::Finding;
+use crate::storage::InputFile;
+
+/// 1: data files named by run id, `_manifest.json` the commit point.
+/// 2: one data file of a fixed name, its appearance the commit point, the
+///    manifest embedded in its Parquet footer.
+pub const FORMAT_VERSION: u32 = 2;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub quadrant_version: String,
+    pub pipeline: PipelineInfo,
+    pub cycle: String,
+    pub as_of: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub inputs: Inputs,
+    pub outputs: Vec<OutputFile>,
+    /// Accounts in the snapshot.
+    pub rows: u64,
+    pub segmentations: Vec<SegmentationSummary>,
+    pub quality: Vec<Finding>,
+    pub replaced: Option<Replaced>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelineInfo {
+    pub name: String,
+    pub hash: String,
+    pub path: String,
+    /// The pipeline file as it was, so the snapshot explains itself.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inputs {
+    pub accounts: InputInfo,
+    pub usage: InputInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputInfo {
+    pub uri: String,
+    /// accounts: rows read; usage: rows inside the aggregate windows.
+    pub rows: u64,
+    pub files: Vec<InputFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// Relative to the output root.
+    pub path: String,
+    /// `segments` or `rejects`.
+    pub kind: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentationSummary {
+    pub name: String,
+    pub labels: Vec<LabelSummary>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabelSummary {
+    pub label: String,
+    pub accounts: u64,
+    pub arr: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Replaced {
+    pub run_id: String,
+    pub finished_at: String,
+}
+
+/// A new run id: sortable by time, unique by a random suffix.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    let suffix: u32 = rand::random();
+    format!("{}-{suffix:08x}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Label counts and ARR per label, in the pipeline's label order.
+pub fn summarize(pipeline: &Pipeline, snapshot: &DataFrame) -> Result<Vec<SegmentationSummary>> {
+    let mut out = Vec::new();
+    for s in &pipeline.segmentations {
+        let grouped = snapshot
+            .clone()
+            .lazy()
+            .group_by([col(s.name.as_str())])
+            .agg([
+                len().cast(DataType::Int64).alias("accounts"),
+                col("arr").cast(DataType::Float64).sum().alias("arr"),
+            ])
+            .collect()
+            .ctx(|| format!("summary of {}", s.name))?;
+        let labels = grouped
+            .column(s.name.as_str())
+            .ctx(|| s.name.clone())?
+            .str()
+            .ctx(|| s.name.clone())?
+            .clone();
+        let counts = grouped
+            .column("accounts")
+            .ctx(|| s.name.clone())?
+            .i64()
+            .ctx(|| s.name.clone())?
+            .clone();
+        let arr = grouped
+            .column("arr")
+            .ctx(|| s.name.clone())?
+            .f64()
+            .ctx(|| s.name.clone())?
+            .clone();
+        let mut rows: Vec<LabelSummary> = s
+            .labels()
+            .into_iter()
+            .map(|l| LabelSummary {
+                label: l.to_string(),
+                accounts: 0,
+                arr: 0.0,
+            })
+            .collect();
+        for i in 0..grouped.height() {
+            let label = labels.get(i).unwrap_or_default();
+            if let Some(row) = rows.iter_mut().find(|r| r.label == label) {
+                row.accounts = counts.get(i).unwrap_or(0) as u64;
+                row.arr = arr.get(i).unwrap_or(0.0);
+            }
+        }
+        out.push(SegmentationSummary {
+            name: s.name.clone(),
+            labels: rows,
+        });
+    }
+    Ok(out)
+}
