@@ -271,3 +271,123 @@ fn the_same_inputs_give_the_same_rows_on_every_store() {
         assert!(got.equals_missing(&want), "{}", target.name());
     }
 }
+
+/// Accounts with a negative ARR on the accounts whose ids are in `ids`, and a
+/// pipeline that drops such rows into rejects/.
+fn dirty_inputs(dir: &std::path::Path, ids: &[&str]) -> (String, String) {
+    let ids = Series::new("ids".into(), ids);
+    let mut accounts = read_parquet(&root().join("fixtures/accounts.parquet"))
+        .lazy()
+        .with_column(
+            when(col("account_id").is_in(lit(ids).implode(false), false))
+                .then(-col("arr"))
+                .otherwise(col("arr"))
+                .alias("arr"),
+        )
+        .collect()
+        .unwrap();
+    let accounts_path = dir.join("accounts.parquet");
+    write_parquet(&mut accounts, &accounts_path);
+    let text = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    let pipeline = dir.join("pipeline.toml");
+    std::fs::write(&pipeline, text.replace("negative_arr = \"error\"", "negative_arr = \"drop\"")).unwrap();
+    (
+        pipeline.to_string_lossy().into_owned(),
+        accounts_path.to_string_lossy().into_owned(),
+    )
+}
+
+/// The reject files under the target, relative.
+fn rejects(target: &Target) -> Vec<String> {
+    target.files().into_iter().filter(|f| f.starts_with("rejects/")).collect()
+}
+
+/// Rejects are put before the data file and belong to the run whose data
+/// file is committed: a replace killed before its commit leaves the old
+/// run's rejects, one killed after it the new run's, once a reader looked.
+#[test]
+fn rejects_follow_the_committed_run_through_a_killed_replace() {
+    let inputs = tempfile::tempdir().unwrap();
+    let (pipeline, old_accounts) = dirty_inputs(&inputs.path().join("old"), &["A0000001", "A0000002"]);
+    let (_, new_accounts) = dirty_inputs(&inputs.path().join("new"), &["A0000003"]);
+    for make in [Target::local, Target::s3, Target::azure] {
+        for point in ["before-data", "before-manifest"] {
+            let target = make();
+            let uri = target.uri();
+            let base = ["run", "--cycle", CYCLE, "--output", &uri, "--pipeline", &pipeline];
+            let mut first = base.to_vec();
+            first.extend(["--accounts", &old_accounts]);
+            expect_code(&run(&first), 0);
+            let old = rejects(&target);
+            assert_eq!(old.len(), 1, "{}: {old:?}", target.name());
+
+            let mut cmd = quadrant();
+            cmd.args(base)
+                .args(["--accounts", &new_accounts, "--replace"])
+                .env("QUADRANT_PAUSE_AT", point)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            wait_for_pause(&mut child, point);
+            assert_eq!(rejects(&target).len(), 2, "{} {point}: the new rejects are put first", target.name());
+            child.kill().unwrap();
+            child.wait().unwrap();
+
+            expect_code(&run(&["cycles", "--output", &uri]), 0);
+            let m = target.manifest(CYCLE).unwrap();
+            let listed: Vec<String> = m["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| o["kind"] == "rejects")
+                .map(|o| o["path"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(rejects(&target), listed, "{} {point}", target.name());
+            let rejected = target.read_parquet(&listed[0]);
+            let want = if point == "before-data" { 2 } else { 1 };
+            let ids = strings(&rejected, "account_id");
+            let mut ids: Vec<&String> = ids.iter().collect();
+            ids.dedup();
+            assert_eq!(ids.len(), want, "{} {point}: {ids:?}", target.name());
+            assert_eq!(glob_sees_one_run_or_none(&target).as_deref(), m["run_id"].as_str());
+        }
+    }
+}
+
+/// Every command that reads a cycle repairs it first: after a run died
+/// between its commit and its manifest, `cycles`, `explain`, `compare` and
+/// `report` each bring the manifest up to the committed data file and
+/// remove the dead run's lock.
+#[test]
+fn readers_repair_a_cycle_a_dead_run_left() {
+    let report = tempfile::tempdir().unwrap();
+    let report_path = report.path().join("r.html");
+    let report_path = report_path.to_str().unwrap();
+    type Reader<'a> = &'a [&'a str];
+    let readers: [Reader; 4] = [
+        &["cycles"],
+        &["explain", "--account", "A0000002", "--cycle", CYCLE],
+        &["compare", "--from", "2026-Q2", "--to", CYCLE],
+        &["report", "--to", report_path],
+    ];
+    for reader in readers {
+        let target = Target::local();
+        let uri = target.uri();
+        expect_code(&run(&["run", "--cycle", "2026-Q2", "--output", &uri]), 0);
+        let mut child = spawn_run(&target, Some("before-manifest"), false);
+        wait_for_pause(&mut child, "before-manifest");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(target.manifest(CYCLE).is_none());
+        let seen = glob_sees_one_run_or_none(&target).unwrap();
+
+        let o = run(&[reader, &["--output", &uri]].concat());
+        expect_code(&o, 0);
+        assert_eq!(target.manifest(CYCLE).unwrap()["run_id"].as_str(), Some(seen.as_str()), "{reader:?}");
+        assert!(
+            !target.files().iter().any(|f| f.starts_with("_quadrant/locks/")),
+            "{reader:?}: {:?}",
+            target.files()
+        );
+    }
+}
