@@ -112,7 +112,7 @@ fn manifest_records_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     expect_code(&run_default(tmp.path(), &["--cycle", "2026-Q3"]), 0);
     let m = manifest(tmp.path(), "2026-Q3").unwrap();
-    assert_eq!(m["format_version"], 1);
+    assert_eq!(m["format_version"], 2);
     assert_eq!(m["cycle"], "2026-Q3");
     assert_eq!(m["as_of"], "2026-09-30");
     assert_eq!(m["pipeline"]["name"], "default");
@@ -138,6 +138,13 @@ fn manifest_records_the_run() {
         outputs[0]["bytes"].as_u64(),
         Some(std::fs::metadata(&path).unwrap().len())
     );
+    // The commit record is in the data file's footer; the manifest file is a copy.
+    let mut reader = ParquetReader::new(std::fs::File::open(&path).unwrap());
+    let footer = reader.get_metadata().unwrap().key_value_metadata().clone().unwrap();
+    let embedded = footer.iter().find(|kv| kv.key == "quadrant.manifest").unwrap();
+    let mut embedded: serde_json::Value = serde_json::from_str(embedded.value.as_deref().unwrap()).unwrap();
+    embedded["outputs"][0]["bytes"] = outputs[0]["bytes"].clone();
+    assert_eq!(embedded, m, "the manifest file is a copy of the footer's");
     let accounts_files = m["inputs"]["accounts"]["files"].as_array().unwrap();
     assert_eq!(accounts_files.len(), 1);
     assert!(
