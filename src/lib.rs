@@ -4,10 +4,10 @@
 //! data ([`quality`]), computes usage windows and features ([`features`]),
 //! applies segment rules ([`rules`]) and commits an immutable snapshot
 //! ([`snapshot`]). The pipeline file ([`config`]) and its expression
-//! language ([`expr`]) say what is computed; [`app`] holds the subcommands.
+//! language ([`expr`]) say what is computed; [`commands`] holds the subcommands.
 
-pub mod app;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod config;
 pub mod cycle;

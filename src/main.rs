@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     let cli = quadrant::cli::Cli::parse();
     quadrant::logging::init(&cli);
     let json_logs = cli.log_format == quadrant::cli::LogFormat::Json;
-    let result = quadrant::app::run(cli.command);
+    let result = quadrant::commands::run(cli.command);
     if let Some(pipes) = quadrant::pipes::get() {
         pipes.close(result.as_ref().err().map(|e| e.to_string()).as_deref());
     }

@@ -290,7 +290,11 @@ fn dirty_inputs(dir: &std::path::Path, ids: &[&str]) -> (String, String) {
     write_parquet(&mut accounts, &accounts_path);
     let text = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
     let pipeline = dir.join("pipeline.toml");
-    std::fs::write(&pipeline, text.replace("negative_arr = \"error\"", "negative_arr = \"drop\"")).unwrap();
+    std::fs::write(
+        &pipeline,
+        text.replace("negative_arr = \"error\"", "negative_arr = \"drop\""),
+    )
+    .unwrap();
     (
         pipeline.to_string_lossy().into_owned(),
         accounts_path.to_string_lossy().into_owned(),
@@ -299,7 +303,11 @@ fn dirty_inputs(dir: &std::path::Path, ids: &[&str]) -> (String, String) {
 
 /// The reject files under the target, relative.
 fn rejects(target: &Target) -> Vec<String> {
-    target.files().into_iter().filter(|f| f.starts_with("rejects/")).collect()
+    target
+        .files()
+        .into_iter()
+        .filter(|f| f.starts_with("rejects/"))
+        .collect()
 }
 
 /// Rejects are put before the data file and belong to the run whose data
@@ -329,7 +337,12 @@ fn rejects_follow_the_committed_run_through_a_killed_replace() {
                 .stderr(Stdio::piped());
             let mut child = cmd.spawn().unwrap();
             wait_for_pause(&mut child, point);
-            assert_eq!(rejects(&target).len(), 2, "{} {point}: the new rejects are put first", target.name());
+            assert_eq!(
+                rejects(&target).len(),
+                2,
+                "{} {point}: the new rejects are put first",
+                target.name()
+            );
             child.kill().unwrap();
             child.wait().unwrap();
 
@@ -383,7 +396,11 @@ fn readers_repair_a_cycle_a_dead_run_left() {
 
         let o = run(&[reader, &["--output", &uri]].concat());
         expect_code(&o, 0);
-        assert_eq!(target.manifest(CYCLE).unwrap()["run_id"].as_str(), Some(seen.as_str()), "{reader:?}");
+        assert_eq!(
+            target.manifest(CYCLE).unwrap()["run_id"].as_str(),
+            Some(seen.as_str()),
+            "{reader:?}"
+        );
         assert!(
             !target.files().iter().any(|f| f.starts_with("_quadrant/locks/")),
             "{reader:?}: {:?}",

@@ -1,0 +1,202 @@
+//! `quadrant explain`: one account's values and, per segmentation, the rule
+//! that fired and why the earlier rules did not.
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::cli::ExplainArgs;
+use crate::config::Pipeline;
+use crate::error::{Context, Error, Result};
+use crate::expr::lower;
+use crate::snapshot::{self, Manifest};
+use crate::{evaluate, source, table};
+
+use super::{Settings, parse_cycle, parse_date};
+
+/// One rule's verdict for the account, with the value of each condition
+/// it is built from.
+#[derive(Serialize)]
+struct RuleVerdict {
+    rule: String,
+    label: String,
+    when: String,
+    matched: Option<bool>,
+    conditions: Vec<ConditionValue>,
+}
+
+/// One condition of a rule and its value for the account (null: unknown).
+#[derive(Serialize)]
+struct ConditionValue {
+    condition: String,
+    value: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct SegmentationVerdict {
+    segmentation: String,
+    label: String,
+    rule: String,
+    rules: Vec<RuleVerdict>,
+}
+
+pub fn explain(args: ExplainArgs) -> Result<()> {
+    let setup = Settings::resolve(&args.locations)?;
+    let store = setup.output()?;
+    let manifest: Option<Manifest> = match &args.cycle {
+        Some(c) => snapshot::settle(&store, &parse_cycle(c)?)?,
+        None => snapshot::list_committed(&store)?.pop(),
+    };
+    // A committed snapshot is explained with the pipeline that made it;
+    // an uncommitted cycle is computed from the inputs.
+    let (pipeline, frame, as_of, cycle, source) = match manifest {
+        Some(m) => {
+            let pipeline = Pipeline::from_text(&m.pipeline.source, &m.pipeline.path)?;
+            let frame = snapshot::scan_committed(&store, &m)?
+                .collect()
+                .ctx(|| format!("cannot read the snapshot of {}", m.cycle))?;
+            let as_of = parse_date("as_of", &m.as_of)?;
+            (
+                pipeline,
+                frame,
+                as_of,
+                m.cycle.clone(),
+                format!("committed run {}", m.run_id),
+            )
+        }
+        None => {
+            let Some(c) = &args.cycle else {
+                return Err(Error::config(format!(
+                    "no committed snapshots under {}: pass --cycle to explain from the inputs",
+                    store.uri()
+                )));
+            };
+            let cycle = parse_cycle(c)?;
+            let accounts = source::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
+            let usage = source::scan_usage(&setup.pipeline, &setup.usage_uri)?;
+            let eval = evaluate::evaluate(&setup.pipeline, &accounts, &usage, cycle.as_of())?;
+            (
+                setup.pipeline.clone(),
+                eval.snapshot,
+                cycle.as_of(),
+                cycle.to_string(),
+                "not committed: computed from the inputs".to_string(),
+            )
+        }
+    };
+
+    // Every rule's condition and sub-conditions, evaluated over the whole
+    // cycle (base-wide functions need it), then the one account picked.
+    let mut exprs = Vec::new();
+    for (si, s) in pipeline.segmentations.iter().enumerate() {
+        for (ri, r) in s.rules.iter().enumerate() {
+            exprs.push(lower(&r.when, as_of).alias(format!("__r{si}_{ri}")));
+            for (ci, c) in r.when.conditions().iter().enumerate() {
+                exprs.push(lower(c, as_of).alias(format!("__r{si}_{ri}_{ci}")));
+            }
+        }
+    }
+    let total = frame.height();
+    let row = frame
+        .lazy()
+        .with_columns(exprs)
+        .filter(col("account_id").eq(lit(args.account.as_str())))
+        .collect()
+        .ctx(|| "explain".into())?;
+    if row.height() == 0 {
+        return Err(Error::config(format!(
+            "account `{}` is not in cycle {cycle} ({total} accounts): it may be churned, not yet onboarded, or dropped by a data check",
+            args.account
+        )));
+    }
+    let get_bool = |name: &str| -> Option<bool> {
+        match row.column(name).ok()?.get(0).ok()? {
+            AnyValue::Boolean(b) => Some(b),
+            _ => None,
+        }
+    };
+    let get_str = |name: &str| -> String {
+        row.column(name)
+            .ok()
+            .and_then(|c| c.get(0).ok())
+            .map(|v| table::value(&v))
+            .unwrap_or_default()
+    };
+    let mut verdicts = Vec::new();
+    for (si, s) in pipeline.segmentations.iter().enumerate() {
+        let rule = get_str(&s.rule_column());
+        let mut rules = Vec::new();
+        for (ri, r) in s.rules.iter().enumerate() {
+            let conditions = r
+                .when
+                .conditions()
+                .iter()
+                .enumerate()
+                .map(|(ci, c)| ConditionValue {
+                    condition: table::strip_parens(&c.to_string()),
+                    value: get_bool(&format!("__r{si}_{ri}_{ci}")),
+                })
+                .collect();
+            rules.push(RuleVerdict {
+                rule: r.name.clone(),
+                label: r.label.clone(),
+                when: r.text.clone(),
+                matched: get_bool(&format!("__r{si}_{ri}")),
+                conditions,
+            });
+            if r.name == rule {
+                break;
+            }
+        }
+        verdicts.push(SegmentationVerdict {
+            segmentation: s.name.clone(),
+            label: get_str(&s.name),
+            rule,
+            rules,
+        });
+    }
+    let hidden = |n: &str| {
+        n.starts_with("__r")
+            || pipeline
+                .segmentations
+                .iter()
+                .any(|s| s.name == n || s.rule_column() == n)
+    };
+    let values: Vec<(String, String)> = row
+        .get_column_names()
+        .iter()
+        .filter(|n| !hidden(n.as_str()))
+        .map(|n| (n.to_string(), get_str(n.as_str())))
+        .collect();
+
+    if args.json {
+        let json = serde_json::json!({
+            "account_id": args.account, "cycle": cycle, "as_of": as_of.to_string(), "source": source,
+            "values": values.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            "segmentations": verdicts,
+        });
+        crate::outln!("{}", serde_json::to_string_pretty(&json).expect("serializable"));
+        return Ok(());
+    }
+    crate::outln!("account {} in cycle {cycle} (as of {as_of}; {source})\n", args.account);
+    let rows: Vec<Vec<String>> = values.into_iter().map(|(k, v)| vec![k, v]).collect();
+    crate::out!("{}", table::render(&["column", "value"], &rows, &[false, false]));
+    for v in verdicts {
+        crate::outln!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
+        for r in &v.rules {
+            let mark = match r.matched {
+                Some(true) => "matched",
+                Some(false) => "no match",
+                None => "no match (null)",
+            };
+            crate::outln!("  {} -> {}: {mark}\n    when {}", r.rule, r.label, r.when.trim());
+            for c in &r.conditions {
+                let shown = c.value.map_or("null".to_string(), |b| b.to_string());
+                crate::outln!("      {} = {shown}", c.condition);
+            }
+        }
+        if v.rule == crate::rules::DEFAULT_RULE {
+            crate::outln!("  no rule matched -> default {}", v.label);
+        }
+    }
+    Ok(())
+}

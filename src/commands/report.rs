@@ -1,0 +1,15 @@
+//! `quadrant report`: the HTML page of all committed cycles.
+
+use crate::cli::ReportArgs;
+use crate::error::{Error, Result};
+
+use super::Settings;
+
+pub fn report(args: ReportArgs) -> Result<()> {
+    let setup = Settings::resolve(&args.locations)?;
+    let store = setup.output()?;
+    let html = crate::report::render(&store)?;
+    std::fs::write(&args.to, html).map_err(|e| Error::Runtime(format!("cannot write `{}`: {e}", args.to)))?;
+    crate::outln!("wrote {}", args.to);
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! `quadrant validate`: the pipeline file, the input schemas and, with
+//! `--cycle`, every data check; writes nothing.
+
+use crate::cli::ValidateArgs;
+use crate::error::Result;
+use crate::{evaluate, source};
+
+use super::{Settings, parse_cycle};
+
+pub fn validate(args: ValidateArgs) -> Result<()> {
+    let setup = Settings::resolve(&args.locations)?;
+    let p = &setup.pipeline;
+    crate::outln!(
+        "pipeline `{}` ({}) is valid: {} params, {} aggregates, {} features, {} segmentations",
+        p.name,
+        p.path,
+        p.params.len(),
+        p.aggregates.len(),
+        p.features.len(),
+        p.segmentations.len()
+    );
+    if args.config_only {
+        return Ok(());
+    }
+    let accounts = source::scan_accounts(p, &setup.accounts_uri)?;
+    crate::outln!(
+        "accounts `{}`: {} file(s), columns used: {}",
+        setup.accounts_uri,
+        accounts.files.len(),
+        accounts.columns.join(", ")
+    );
+    let usage = source::scan_usage(p, &setup.usage_uri)?;
+    crate::outln!(
+        "usage `{}`: {} file(s), columns used: {}",
+        setup.usage_uri,
+        usage.files.len(),
+        usage.columns.join(", ")
+    );
+    if let Some(cycle) = &args.cycle {
+        let cycle = parse_cycle(cycle)?;
+        let eval = evaluate::evaluate(p, &accounts, &usage, cycle.as_of())?;
+        crate::outln!(
+            "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
+            eval.snapshot.height(),
+            eval.usage_rows_in_windows
+        );
+        for f in eval.quality.findings.iter().filter(|f| f.rows > 0) {
+            crate::outln!(
+                "  data check {}: {} {} rows ({:?})",
+                f.check,
+                f.rows,
+                f.dataset,
+                f.policy
+            );
+        }
+    }
+    Ok(())
+}
