@@ -22,27 +22,7 @@ pub struct Evaluation {
     pub timings: Vec<(&'static str, f64)>,
 }
 
-/// The columns of the snapshot, in order, without `run_id` and
-/// `pipeline_hash` (added when it is written).
-pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
-    let mut cols: Vec<String> = vec!["as_of".into(), "account_id".into(), "arr".into()];
-    let mut push = |c: &str| {
-        if !cols.iter().any(|x| x == c) {
-            cols.push(c.to_string());
-        }
-    };
-    pipeline.passthrough.iter().for_each(|c| push(c));
-    pipeline.account_columns.iter().for_each(|(c, _)| push(c));
-    pipeline.aggregates.iter().for_each(|a| push(&a.name));
-    let mut by_position: Vec<_> = pipeline.features.iter().collect();
-    by_position.sort_by_key(|f| f.position);
-    by_position.iter().for_each(|f| push(&f.name));
-    for s in &pipeline.segmentations {
-        push(&s.name);
-        push(&s.rule_column());
-    }
-    cols
-}
+pub use crate::plan::snapshot_columns;
 
 /// Runs a stage, logging and showing its time and what it counted.
 fn timed<T>(

@@ -4,10 +4,10 @@
 //! `as_of - offset - window < d <= as_of - offset`. All aggregates are
 //! computed in one streaming pass over the usage rows, grouped by account.
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use polars::prelude::*;
 
-use crate::config::{Agg, Aggregate, Pipeline};
+use crate::config::{Agg, Pipeline};
 use crate::expr::{date_lit, lower};
 
 /// Hidden columns of the grouped usage: rows in range per account, and the
@@ -15,11 +15,7 @@ use crate::expr::{date_lit, lower};
 pub const ROWS: &str = "__usage_rows";
 pub const NEGATIVE_ROWS: &str = "__negative_usage_rows";
 
-/// The first excluded and the last included date of an aggregate's window.
-pub fn window(a: &Aggregate, as_of: NaiveDate) -> (NaiveDate, NaiveDate) {
-    let end = as_of - Duration::days(a.offset_days as i64);
-    (end - Duration::days(a.window_days as i64), end)
-}
+pub use crate::plan::window;
 
 /// The range of dates any window covers: `(after, through]`.
 pub fn usage_range(pipeline: &Pipeline, as_of: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {

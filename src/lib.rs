@@ -21,6 +21,7 @@ pub mod lineage;
 pub mod logging;
 pub mod output;
 pub mod pipes;
+pub mod plan;
 pub mod progress;
 pub mod quality;
 pub mod report;

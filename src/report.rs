@@ -9,7 +9,7 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::compare::{self, Report};
-use crate::config::{Pipeline, Segmentation};
+use crate::config::Segmentation;
 use crate::error::{Context, Error, Result};
 use crate::expr::{Ast, BinOp, Kind};
 use crate::snapshot::{self, Manifest};
@@ -437,7 +437,7 @@ pub fn render(store: &Store) -> Result<String> {
             store.uri()
         )));
     };
-    let pipeline = Pipeline::from_text(&latest.pipeline.source, &latest.pipeline.path)?;
+    let plan = latest.recorded_plan()?;
     let frame = snapshot::scan_committed(store, latest)?
         .collect()
         .ctx(|| format!("snapshot {}", latest.cycle))?;
@@ -457,7 +457,7 @@ pub fn render(store: &Store) -> Result<String> {
     let _ = write!(
         body,
         "<h1>quadrant: {}</h1><p class=\"note\">Latest cycle {} (as of {}, run {}), {} accounts; {} committed cycle(s) under {}.</p>",
-        escape(&pipeline.name),
+        escape(&plan.pipeline),
         escape(&latest.cycle),
         escape(&latest.as_of),
         escape(&latest.run_id),
@@ -465,7 +465,7 @@ pub fn render(store: &Store) -> Result<String> {
         manifests.len(),
         escape(store.uri())
     );
-    for s in &pipeline.segmentations {
+    for s in &plan.segmentations {
         let _ = write!(
             body,
             "<section><h2>{}</h2><p class=\"note\">{}</p>",
@@ -506,7 +506,7 @@ for (const c of document.querySelectorAll('[data-chart]')) {{
   c.setAttribute('data-rendered', Math.round(r.width) + 'x' + Math.round(r.height));
 }}
 </script></body></html>"#,
-        title = escape(&pipeline.name)
+        title = escape(&plan.pipeline)
     ))
 }
 

@@ -5,9 +5,9 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::cli::ExplainArgs;
-use crate::config::Pipeline;
 use crate::error::{Context, Error, Result};
 use crate::expr::lower;
+use crate::plan::Plan;
 use crate::snapshot::{self, Manifest};
 use crate::{evaluate, source, table};
 
@@ -46,17 +46,17 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         Some(c) => snapshot::settle(&store, &parse_cycle(c)?)?,
         None => snapshot::list_committed(&store)?.pop(),
     };
-    // A committed snapshot is explained with the pipeline that made it;
+    // A committed snapshot is explained with the plan that made it;
     // an uncommitted cycle is computed from the inputs.
-    let (pipeline, frame, as_of, cycle, source) = match manifest {
+    let (plan, frame, as_of, cycle, source) = match manifest {
         Some(m) => {
-            let pipeline = Pipeline::from_text(&m.pipeline.source, &m.pipeline.path)?;
+            let plan = m.recorded_plan()?;
             let frame = snapshot::scan_committed(&store, &m)?
                 .collect()
                 .ctx(|| format!("cannot read the snapshot of {}", m.cycle))?;
             let as_of = parse_date("as_of", &m.as_of)?;
             (
-                pipeline,
+                plan,
                 frame,
                 as_of,
                 m.cycle.clone(),
@@ -75,7 +75,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             let usage = source::scan_usage(&setup.pipeline, &setup.usage_uri)?;
             let eval = evaluate::evaluate(&setup.pipeline, &accounts, &usage, cycle.as_of())?;
             (
-                setup.pipeline.clone(),
+                Plan::new(&setup.pipeline),
                 eval.snapshot,
                 cycle.as_of(),
                 cycle.to_string(),
@@ -87,7 +87,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     // Every rule's condition and sub-conditions, evaluated over the whole
     // cycle (base-wide functions need it), then the one account picked.
     let mut exprs = Vec::new();
-    for (si, s) in pipeline.segmentations.iter().enumerate() {
+    for (si, s) in plan.segmentations.iter().enumerate() {
         for (ri, r) in s.rules.iter().enumerate() {
             exprs.push(lower(&r.when, as_of).alias(format!("__r{si}_{ri}")));
             for (ci, c) in r.when.conditions().iter().enumerate() {
@@ -122,7 +122,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             .unwrap_or_default()
     };
     let mut verdicts = Vec::new();
-    for (si, s) in pipeline.segmentations.iter().enumerate() {
+    for (si, s) in plan.segmentations.iter().enumerate() {
         let rule = get_str(&s.rule_column());
         let mut rules = Vec::new();
         for (ri, r) in s.rules.iter().enumerate() {
@@ -154,13 +154,8 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             rules,
         });
     }
-    let hidden = |n: &str| {
-        n.starts_with("__r")
-            || pipeline
-                .segmentations
-                .iter()
-                .any(|s| s.name == n || s.rule_column() == n)
-    };
+    let hidden =
+        |n: &str| n.starts_with("__r") || plan.segmentations.iter().any(|s| s.name == n || s.rule_column() == n);
     let values: Vec<(String, String)> = row
         .get_column_names()
         .iter()

@@ -59,7 +59,7 @@ impl Input {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Agg {
     Sum,
     Count,
@@ -91,7 +91,7 @@ impl Agg {
 
 /// A per-account aggregate of a usage column over the window of dates `d`
 /// with `as_of - offset - window < d <= as_of - offset`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Aggregate {
     pub name: String,
     pub column: String,
@@ -101,7 +101,7 @@ pub struct Aggregate {
     pub description: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Feature {
     pub name: String,
     /// Where the feature stands in the file: snapshot columns follow it.
@@ -111,7 +111,7 @@ pub struct Feature {
     pub description: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Segmentation {
     pub name: String,
     pub description: String,
@@ -143,7 +143,7 @@ impl Segmentation {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     pub name: String,
     pub label: String,

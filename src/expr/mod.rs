@@ -27,13 +27,17 @@ impl Span {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A parsed expression. A checked one is recorded in each snapshot's plan
+/// (serde), so old snapshots are explained by what was computed, whatever
+/// today's checker thinks of their text; spans only matter for messages.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ast {
     pub kind: Kind,
+    #[serde(skip)]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinOp {
     Add,
     Sub,
@@ -75,7 +79,7 @@ impl BinOp {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Int(i64),
     Num(f64),
@@ -115,6 +119,7 @@ pub enum Kind {
     },
     Call {
         name: String,
+        #[serde(skip)]
         name_span: Span,
         args: Vec<Ast>,
     },
@@ -124,7 +129,7 @@ pub enum Kind {
 
 /// The functions of the language. Base-wide functions aggregate over every
 /// account in the cycle and broadcast the result back to each account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Func {
     Coalesce,
     NullIf,

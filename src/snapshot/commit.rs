@@ -37,6 +37,7 @@ use super::manifest::{
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{Context, Error, Result};
+use crate::plan::Plan;
 use crate::quality::Finding;
 use crate::storage::Store;
 
@@ -357,6 +358,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
             run_id: p.run_id.clone(),
             finished_at: p.finished_at.clone(),
         }),
+        plan: Some(Plan::new(c.pipeline)),
     };
     let embedded = serde_json::to_string(&manifest).expect("serializable");
     let start = std::time::Instant::now();

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Pipeline;
 use crate::error::{Context, Result};
+use crate::plan::Plan;
 use crate::quality::Finding;
 use crate::storage::InputFile;
 
@@ -34,6 +35,10 @@ pub struct Manifest {
     pub segmentations: Vec<SegmentationSummary>,
     pub quality: Vec<Finding>,
     pub replaced: Option<Replaced>,
+    /// What was computed (format 2 on): `explain` and `report` read it
+    /// instead of recompiling the pipeline text with today's checker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +91,20 @@ pub struct LabelSummary {
 pub struct Replaced {
     pub run_id: String,
     pub finished_at: String,
+}
+
+impl Manifest {
+    /// What the snapshot was computed with: the recorded plan, or for a
+    /// format-1 snapshot, its recorded pipeline text compiled again.
+    pub fn recorded_plan(&self) -> Result<Plan> {
+        match &self.plan {
+            Some(plan) => Ok(plan.clone()),
+            None => Ok(Plan::new(&Pipeline::from_text(
+                &self.pipeline.source,
+                &self.pipeline.path,
+            )?)),
+        }
+    }
 }
 
 /// A new run id: sortable by time, unique by a random suffix.

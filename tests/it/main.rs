@@ -7,6 +7,7 @@ mod compare;
 mod corpus;
 mod http;
 mod lost;
+mod plan;
 mod quality;
 mod report;
 mod run;

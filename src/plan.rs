@@ -1,0 +1,106 @@
+//! What to compute for a cycle, engine-neutral: the aggregates and their
+//! windows, the features in dependency order, the segmentations with their
+//! rules in order, and the snapshot's columns. Built once from a checked
+//! [`Pipeline`]; recorded in every snapshot's manifest, so that `explain` and
+//! `report` read what was computed rather than recompiling old pipeline text
+//! with today's checker.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Aggregate, Feature, Pipeline, Segmentation};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    /// The pipeline's name.
+    pub pipeline: String,
+    pub aggregates: Vec<Aggregate>,
+    /// In dependency order: each feature only uses columns before it.
+    pub features: Vec<Feature>,
+    pub segmentations: Vec<Segmentation>,
+    /// The snapshot's columns, in order, without `run_id` and
+    /// `pipeline_hash` (added when it is committed).
+    pub columns: Vec<String>,
+}
+
+impl Plan {
+    pub fn new(pipeline: &Pipeline) -> Plan {
+        Plan {
+            pipeline: pipeline.name.clone(),
+            aggregates: pipeline.aggregates.clone(),
+            features: pipeline.features.clone(),
+            segmentations: pipeline.segmentations.clone(),
+            columns: snapshot_columns(pipeline),
+        }
+    }
+}
+
+/// An aggregate's window for a cycle: the dates `d` with
+/// `after < d <= through`, that is
+/// `as_of - offset - window < d <= as_of - offset`.
+pub fn window(a: &Aggregate, as_of: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let through = as_of - chrono::Duration::days(a.offset_days as i64);
+    (through - chrono::Duration::days(a.window_days as i64), through)
+}
+
+/// The snapshot's columns, in order: `as_of`, `account_id`, `arr`, the
+/// passthrough columns, every account column an expression reads, the
+/// aggregates, the features in the file's order, then per segmentation its
+/// label and rule.
+pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
+    let mut cols: Vec<String> = vec!["as_of".into(), "account_id".into(), "arr".into()];
+    let mut push = |c: &str| {
+        if !cols.iter().any(|x| x == c) {
+            cols.push(c.to_string());
+        }
+    };
+    pipeline.passthrough.iter().for_each(|c| push(c));
+    pipeline.account_columns.iter().for_each(|(c, _)| push(c));
+    pipeline.aggregates.iter().for_each(|a| push(&a.name));
+    let mut by_position: Vec<_> = pipeline.features.iter().collect();
+    by_position.sort_by_key(|f| f.position);
+    by_position.iter().for_each(|f| push(&f.name));
+    for s in &pipeline.segmentations {
+        push(&s.name);
+        push(&s.rule_column());
+    }
+    cols
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_survives_its_record() {
+        let pipeline = Pipeline::from_text(crate::config::DEFAULT_PIPELINE, "default.toml").unwrap();
+        let plan = Plan::new(&pipeline);
+        let text = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.columns, plan.columns);
+        for (a, b) in back.segmentations.iter().zip(&plan.segmentations) {
+            for (ra, rb) in a.rules.iter().zip(&b.rules) {
+                assert_eq!(ra.when.to_string(), rb.when.to_string(), "{}", ra.name);
+            }
+        }
+        for (a, b) in back.features.iter().zip(&plan.features) {
+            assert_eq!(a.expr.to_string(), b.expr.to_string(), "{}", a.name);
+        }
+    }
+
+    #[test]
+    fn windows_end_at_as_of_less_the_offset() {
+        let a = Aggregate {
+            name: "x".into(),
+            column: "events".into(),
+            agg: crate::config::Agg::Sum,
+            window_days: 90,
+            offset_days: 90,
+            description: String::new(),
+        };
+        let as_of = NaiveDate::from_ymd_opt(2026, 9, 30).unwrap();
+        let (after, through) = window(&a, as_of);
+        assert_eq!(through, NaiveDate::from_ymd_opt(2026, 7, 2).unwrap());
+        assert_eq!(after, NaiveDate::from_ymd_opt(2026, 4, 3).unwrap());
+    }
+}
