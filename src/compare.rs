@@ -12,7 +12,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
-use crate::snapshot::{self, Manifest};
+use crate::snapshot::{self, CompareManifest, Manifest};
 use crate::storage::Store;
 
 pub const NEW: &str = "new";
@@ -293,62 +293,17 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
     })
 }
 
-/// The manifest of a committed comparison.
-#[derive(Debug, Serialize, serde::Deserialize)]
-pub struct CompareManifest {
-    pub format_version: u32,
-    pub quadrant_version: String,
-    pub from: String,
-    pub to: String,
-    pub from_run_id: String,
-    pub to_run_id: String,
-    pub run_id: String,
-    pub finished_at: String,
-    pub segmentations: Vec<String>,
-    pub outputs: Vec<snapshot::OutputFile>,
-}
-
-/// Writes the comparison under `compare/from=C1/to=C2/`, manifest last. A
-/// comparison derives from immutable snapshots, so a rerun replaces it.
+/// Commits the comparison under `compare/from=C1/to=C2/` through the
+/// snapshot store. A comparison derives from immutable snapshots, so a rerun
+/// replaces it.
 pub fn commit(store: &Store, from: &Manifest, to: &Manifest, c: &Comparison) -> Result<CompareManifest> {
-    let now = chrono::Utc::now();
-    let run_id = snapshot::new_run_id(now);
-    let dir = snapshot::layout::compare_dir(&from.cycle, &to.cycle);
     let tables = [
         ("transitions", &c.transitions),
         ("retention", &c.retention),
         ("bridge", &c.bridge),
         ("moves", &c.moves),
     ];
-    let mut outputs = Vec::new();
-    for (name, frame) in tables {
-        let rel = snapshot::layout::compare_table(&from.cycle, &to.cycle, name);
-        outputs.push(snapshot::put_table(store, &rel, name, &mut frame.clone())?);
-    }
-    let manifest_path = store.path(&format!("{dir}/{}", snapshot::layout::MANIFEST));
-    let manifest = CompareManifest {
-        format_version: snapshot::FORMAT_VERSION,
-        quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
-        from: from.cycle.clone(),
-        to: to.cycle.clone(),
-        from_run_id: from.run_id.clone(),
-        to_run_id: to.run_id.clone(),
-        run_id,
-        finished_at: chrono::Utc::now().to_rfc3339(),
-        segmentations: c.segmentations.clone(),
-        outputs,
-    };
-    let body = serde_json::to_vec_pretty(&manifest).expect("serializable");
-    store.put(&manifest_path, body.into(), false)?;
-    // Files of earlier comparisons, and of any that died before committing.
-    let listed: Vec<&str> = manifest.outputs.iter().map(|o| o.path.as_str()).collect();
-    for meta in store.list(&store.path(&dir))? {
-        let rel = store.relative(&meta.location).to_string();
-        if !rel.ends_with(snapshot::layout::MANIFEST) && !listed.contains(&rel.as_str()) {
-            store.delete(&meta.location)?;
-        }
-    }
-    Ok(manifest)
+    snapshot::commit_comparison(store, from, to, &c.segmentations, &tables)
 }
 
 /// One cell of a migration matrix.

@@ -3,7 +3,7 @@
 
 use crate::cli::CompareArgs;
 use crate::error::Result;
-use crate::table;
+use crate::{snapshot, table};
 
 use super::{Settings, committed};
 
@@ -15,7 +15,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let names = crate::compare::segmentations_to_compare(&from, &to, args.segmentation.as_deref())?;
     let comparison = crate::compare::compare(&store, &from, &to, names)?;
     let written = crate::compare::commit(&store, &from, &to, &comparison)?;
-    let location = store.uri_of(&store.path(&format!("compare/from={}/to={}", from.cycle, to.cycle)));
+    let location = store.uri_of(&store.path(&snapshot::layout::compare_dir(&from.cycle, &to.cycle)));
     let report = crate::compare::Report::new(&from, &to, &comparison)?;
     if args.json {
         let json = serde_json::json!({

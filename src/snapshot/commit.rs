@@ -32,7 +32,8 @@ use super::encode::{footer_value, parquet_bytes, put_parquet};
 use super::layout;
 use super::lock;
 use super::manifest::{
-    FORMAT_VERSION, Inputs, Manifest, OutputFile, PipelineInfo, Replaced, SegmentationSummary, summarize,
+    CompareManifest, FORMAT_VERSION, Inputs, Manifest, OutputFile, PipelineInfo, Replaced, SegmentationSummary,
+    new_run_id, summarize,
 };
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
@@ -270,6 +271,46 @@ pub fn put_table(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame) ->
         rows: frame.height() as u64,
         bytes,
     })
+}
+
+/// Commits a comparison of two snapshots: each table is put at its fixed
+/// name (one atomic overwrite, so a glob of a table sees one comparison),
+/// then the record; files an earlier comparison left are removed.
+pub fn commit_comparison(
+    store: &Store,
+    from: &Manifest,
+    to: &Manifest,
+    segmentations: &[String],
+    tables: &[(&str, &DataFrame)],
+) -> Result<CompareManifest> {
+    let mut outputs = Vec::new();
+    for (name, frame) in tables {
+        let rel = layout::compare_table(&from.cycle, &to.cycle, name);
+        outputs.push(put_table(store, &rel, name, &mut (*frame).clone())?);
+    }
+    let manifest = CompareManifest {
+        format_version: FORMAT_VERSION,
+        quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
+        from: from.cycle.clone(),
+        to: to.cycle.clone(),
+        from_run_id: from.run_id.clone(),
+        to_run_id: to.run_id.clone(),
+        run_id: new_run_id(Utc::now()),
+        finished_at: Utc::now().to_rfc3339(),
+        segmentations: segmentations.to_vec(),
+        outputs,
+    };
+    let dir = layout::compare_dir(&from.cycle, &to.cycle);
+    let body = Bytes::from(serde_json::to_vec_pretty(&manifest).expect("serializable"));
+    store.put(&store.path(&format!("{dir}/{}", layout::MANIFEST)), body, false)?;
+    let listed: BTreeSet<&str> = manifest.outputs.iter().map(|o| o.path.as_str()).collect();
+    for meta in store.list(&store.path(&dir))? {
+        let rel = store.relative(&meta.location);
+        if !rel.ends_with(layout::MANIFEST) && !listed.contains(rel) {
+            store.delete(&meta.location)?;
+        }
+    }
+    Ok(manifest)
 }
 
 /// What a run hands over for commit.

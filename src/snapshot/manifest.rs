@@ -93,6 +93,21 @@ pub struct Replaced {
     pub finished_at: String,
 }
 
+/// The record of a committed comparison of two snapshots.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CompareManifest {
+    pub format_version: u32,
+    pub quadrant_version: String,
+    pub from: String,
+    pub to: String,
+    pub from_run_id: String,
+    pub to_run_id: String,
+    pub run_id: String,
+    pub finished_at: String,
+    pub segmentations: Vec<String>,
+    pub outputs: Vec<OutputFile>,
+}
+
 impl Manifest {
     /// What the snapshot was computed with: the recorded plan, or for a
     /// format-1 snapshot, its recorded pipeline text compiled again.

@@ -9,9 +9,11 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 
-pub use commit::{Commit, check_replaceable, commit, list_committed, put_table, scan_committed, settle};
+pub use commit::{
+    Commit, check_replaceable, commit, commit_comparison, list_committed, put_table, scan_committed, settle,
+};
 pub use layout::partition;
 pub use manifest::{
-    FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, PipelineInfo, Replaced, SegmentationSummary,
-    new_run_id,
+    CompareManifest, FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, PipelineInfo, Replaced,
+    SegmentationSummary, new_run_id,
 };
