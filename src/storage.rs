@@ -329,6 +329,13 @@ impl Store {
         }
     }
 
+    /// Copies an object within the store, replacing any object at `to` in
+    /// one step.
+    pub fn copy(&self, from: &Path, to: &Path) -> Result<()> {
+        block_on(self.inner.copy(from, to))
+            .ctx(|| format!("cannot copy `{}` to `{}`", self.uri_of(from), self.uri_of(to)))
+    }
+
     /// Deletes an object; one that is already gone is not an error.
     pub fn delete(&self, path: &Path) -> Result<()> {
         match block_on(self.inner.delete(path)) {

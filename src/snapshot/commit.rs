@@ -10,16 +10,19 @@
 //! the old run's rows or the new run's rows, and never two runs. In order:
 //!
 //! 1. take the cycle's lock (a create-only put);
-//! 2. repair: remove files no committed run owns, rewrite `_manifest.json`
-//!    from the data file if it lags behind;
-//! 3. put this run's rejects (`rejects/cycle=C/`, named by run id);
+//! 2. repair what a dead run left (see [`settle`]);
+//! 3. put this run's rejects under `_quadrant/staging/` (not visible to a
+//!    glob of `rejects/`);
 //! 4. put the data file: the commit point;
 //! 5. put `_manifest.json`, a copy of the embedded manifest;
-//! 6. delete the replaced run's rejects; release the lock.
+//! 6. publish the rejects: copy each to its fixed name under `rejects/`
+//!    (one atomic overwrite per dataset), delete the rejects of datasets
+//!    this run has none of, and the staged copies; release the lock.
 //!
-//! A run killed before step 4 leaves the previous state (plus files of its
-//! own that no committed run owns, removed by the next repair); killed after
-//! it, the new run is committed and the next repair finishes steps 5-6.
+//! A run killed before step 4 leaves the previous state (plus staged files
+//! that no committed run owns, removed by the next repair); killed after
+//! it, the new run is committed and the next repair finishes steps 5 and 6,
+//! which are derived from the data file and the staged rejects.
 
 use std::collections::BTreeSet;
 
@@ -67,6 +70,9 @@ struct State {
     data: Option<ObjectMeta>,
     /// Files that no committed run owns.
     stale: Vec<ObjectMeta>,
+    /// The committed run's staged rejects, not yet copied to `rejects/`:
+    /// (staged, published) paths.
+    unpublished: Vec<(String, String)>,
     /// `_manifest.json` is missing or describes another run.
     manifest_lags: bool,
     /// The cycle's lock was left by a run that died.
@@ -75,7 +81,7 @@ struct State {
 
 impl State {
     fn needs_repair(&self) -> bool {
-        !self.stale.is_empty() || self.manifest_lags || self.dead_lock
+        !self.stale.is_empty() || !self.unpublished.is_empty() || self.manifest_lags || self.dead_lock
     }
 }
 
@@ -114,6 +120,7 @@ fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
     let manifest_rel = layout::manifest_file(cycle);
     let mut listed = store.list(&store.path(&layout::partition(cycle)))?;
     listed.extend(store.list(&store.path(&layout::rejects_dir(cycle)))?);
+    let staged = store.list(&store.path(&layout::staging_dir(cycle)))?;
     let data = listed.iter().find(|m| store.relative(&m.location) == data_rel).cloned();
     let json = read_json_manifest(store, &manifest_rel)?;
     let committed = match &data {
@@ -131,12 +138,30 @@ fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
         .iter()
         .flat_map(|m| m.outputs.iter().map(|o| o.path.as_str()))
         .collect();
+    // The committed run's rejects wait in staging until they are published.
+    let unpublished: Vec<(String, String)> = committed
+        .iter()
+        .flat_map(|m| {
+            m.outputs.iter().filter(|o| o.kind == "rejects").filter_map(|o| {
+                let dataset = o.path.split("/dataset=").nth(1)?.split('/').next()?;
+                let staged_rel = layout::staged_rejects(cycle, &m.run_id, dataset);
+                staged
+                    .iter()
+                    .any(|s| store.relative(&s.location) == staged_rel)
+                    .then(|| (staged_rel, o.path.clone()))
+            })
+        })
+        .collect();
     let stale = listed
         .iter()
         .filter(|m| {
             let rel = store.relative(&m.location);
             !owned.contains(rel) && (rel != manifest_rel || committed.is_none())
         })
+        .chain(staged.iter().filter(|s| {
+            let rel = store.relative(&s.location);
+            !unpublished.iter().any(|(staged_rel, _)| staged_rel == rel)
+        }))
         .cloned()
         .collect();
     let manifest_lags = match (&committed, &json) {
@@ -148,21 +173,27 @@ fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
         committed,
         data,
         stale,
+        unpublished,
         manifest_lags,
         dead_lock: lock::is_dead(store, cycle)?,
     })
 }
 
-/// Finishes what a dead run left: removes files no committed run owns and
-/// brings `_manifest.json` up to the committed data file. The lock is held.
+/// Finishes what a dead run left: brings `_manifest.json` up to the
+/// committed data file, publishes the committed run's staged rejects, and
+/// removes files no committed run owns. The lock is held.
 fn repair(store: &Store, cycle: &Cycle, state: &State) -> Result<()> {
-    for meta in &state.stale {
-        tracing::info!(%cycle, file = %store.relative(&meta.location), "removing a file that no committed run owns (left by a run that died)");
-        store.delete(&meta.location)?;
-    }
     if let (true, Some(m)) = (state.manifest_lags, &state.committed) {
         tracing::info!(%cycle, run_id = %m.run_id, "writing the manifest of a run that died after it committed");
         put_manifest(store, cycle, m)?;
+    }
+    for (staged, published) in &state.unpublished {
+        store.copy(&store.path(staged), &store.path(published))?;
+        store.delete(&store.path(staged))?;
+    }
+    for meta in &state.stale {
+        tracing::info!(%cycle, file = %store.relative(&meta.location), "removing a file that no committed run owns (left by a run that died)");
+        store.delete(&meta.location)?;
     }
     // The local disk stages each put in a hidden `name#N` file first; one
     // left by a killed put is not listed by the store, so it is removed here.
@@ -350,16 +381,17 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     }
     let segmentations: Vec<SegmentationSummary> = summarize(c.pipeline, &snapshot)?;
 
-    // Rejects first: when the data file appears, its rejects are there.
+    // Rejects are staged first: when the data file appears, they are there
+    // to be published.
     let mut outputs = Vec::new();
     let mut ours = Vec::new();
     for (dataset, mut frame) in c.rejects {
-        let rel = layout::rejects_file(&cycle, dataset, &c.run_id);
-        ours.push(store.path(&rel));
-        let bytes = put_parquet(store, &rel, &mut frame, true)?
-            .ok_or_else(|| Error::Conflict(format!("`{}` exists already", store.uri_of(&store.path(&rel)))))?;
+        let staged = layout::staged_rejects(&cycle, &c.run_id, dataset);
+        ours.push(store.path(&staged));
+        let bytes = put_parquet(store, &staged, &mut frame, true)?
+            .ok_or_else(|| Error::Conflict(format!("`{}` exists already", store.uri_of(&store.path(&staged)))))?;
         outputs.push(OutputFile {
-            path: rel,
+            path: layout::rejects_file(&cycle, dataset),
             kind: "rejects".into(),
             rows: frame.height() as u64,
             bytes,
@@ -448,13 +480,9 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     pause_point("before-manifest");
     put_manifest(store, &cycle, &manifest)?;
     pause_point("after-manifest");
-    // The replaced run's files are no longer owned by any committed run.
-    let kept: BTreeSet<&str> = manifest.outputs.iter().map(|o| o.path.as_str()).collect();
-    for p in previous.iter().flat_map(|m| m.outputs.iter()) {
-        if !kept.contains(p.path.as_str()) {
-            store.delete(&store.path(&p.path))?;
-        }
-    }
+    // Publish the rejects and remove the replaced run's files: what a
+    // repair does after a run that died here.
+    repair(store, &cycle, &inspect(store, &cycle)?)?;
     Ok(manifest)
 }
 

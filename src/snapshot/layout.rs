@@ -3,7 +3,8 @@
 //! ```text
 //! segments/cycle=C/part-0.parquet                  the snapshot: its appearance is the commit
 //! segments/cycle=C/_manifest.json                  the commit record, derived from the data file
-//! rejects/cycle=C/dataset=D/part-<run_id>-0.parquet rows dropped by data checks
+//! rejects/cycle=C/dataset=D/part-0.parquet        rows dropped by data checks
+//! _quadrant/staging/cycle=C/run=R/dataset=D.parquet a run's rejects before its commit
 //! compare/from=C1/to=C2/<table>/part-0.parquet     compare's tables
 //! compare/from=C1/to=C2/_manifest.json
 //! _quadrant/locks/cycle=C.json                     held while a run commits or repairs
@@ -35,8 +36,20 @@ pub fn rejects_dir(cycle: &Cycle) -> String {
     format!("rejects/cycle={cycle}")
 }
 
-pub fn rejects_file(cycle: &Cycle, dataset: &str, run_id: &str) -> String {
-    format!("{}/dataset={dataset}/part-{run_id}-0.parquet", rejects_dir(cycle))
+/// A dataset's rejects, at a fixed name like the snapshot's, so that a glob
+/// sees one run's rejects of a dataset, never two.
+pub fn rejects_file(cycle: &Cycle, dataset: &str) -> String {
+    format!("{}/dataset={dataset}/{DATA_FILE}", rejects_dir(cycle))
+}
+
+/// Where a run puts its rejects before it commits; they are copied to
+/// [`rejects_file`] once its snapshot is committed.
+pub fn staging_dir(cycle: &Cycle) -> String {
+    format!("_quadrant/staging/cycle={cycle}")
+}
+
+pub fn staged_rejects(cycle: &Cycle, run_id: &str, dataset: &str) -> String {
+    format!("{}/run={run_id}/dataset={dataset}.parquet", staging_dir(cycle))
 }
 
 pub fn lock_file(cycle: &Cycle) -> String {

@@ -310,9 +310,10 @@ fn rejects(target: &Target) -> Vec<String> {
         .collect()
 }
 
-/// Rejects are put before the data file and belong to the run whose data
-/// file is committed: a replace killed before its commit leaves the old
-/// run's rejects, one killed after it the new run's, once a reader looked.
+/// Rejects are staged before the data file and published after it: a glob
+/// of `rejects/` sees one run's rejects per dataset, never a run that did
+/// not commit. A replace killed before its commit leaves the old run's
+/// rejects, one killed after it the new run's once a reader has looked.
 #[test]
 fn rejects_follow_the_committed_run_through_a_killed_replace() {
     let inputs = tempfile::tempdir().unwrap();
@@ -338,11 +339,17 @@ fn rejects_follow_the_committed_run_through_a_killed_replace() {
             let mut child = cmd.spawn().unwrap();
             wait_for_pause(&mut child, point);
             assert_eq!(
-                rejects(&target).len(),
-                2,
-                "{} {point}: the new rejects are put first",
+                rejects(&target),
+                old,
+                "{} {point}: the new rejects wait in staging, out of a glob's sight",
                 target.name()
             );
+            let staged = target
+                .files()
+                .into_iter()
+                .filter(|f| f.starts_with("_quadrant/staging/"))
+                .count();
+            assert_eq!(staged, 1, "{} {point}", target.name());
             child.kill().unwrap();
             child.wait().unwrap();
 
@@ -363,6 +370,12 @@ fn rejects_follow_the_committed_run_through_a_killed_replace() {
             ids.dedup();
             assert_eq!(ids.len(), want, "{} {point}: {ids:?}", target.name());
             assert_eq!(glob_sees_one_run_or_none(&target).as_deref(), m["run_id"].as_str());
+            let left: Vec<String> = target
+                .files()
+                .into_iter()
+                .filter(|f| f.starts_with("_quadrant/"))
+                .collect();
+            assert!(left.is_empty(), "{} {point}: {left:?}", target.name());
         }
     }
 }
