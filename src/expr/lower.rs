@@ -172,9 +172,9 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
                 Kind::Num(v) => v,
                 _ => 0.5,
             };
-            float(x()).quantile(lit(q), QuantileMethod::Linear)
+            quantile_linear(x(), q)
         }
-        Func::Median => float(x()).median(),
+        Func::Median => quantile_linear(x(), 0.5),
         Func::Mean => float(x()).mean(),
         // SQL's SUM over no values is null; polars' is 0.
         Func::Sum => when(x().count().eq(lit(0))).then(null()).otherwise(float(x()).sum()),
@@ -229,6 +229,28 @@ fn pareto_running_sum(x: Expr) -> Expr {
         },
         |_, field| Ok(Field::new(field.name().clone(), DataType::Float64)),
     )
+}
+
+/// numpy's `quantile(x, q, method="linear")` of the non-null values, to
+/// the last bit: with the values sorted, `h = (n - 1) * q`, `a` and `b` the
+/// values at `floor(h)` and the next index (the last value past the end),
+/// `g = h - floor(h)`, and `a + (b - a) * g`, or `b - (b - a) * (1 - g)`
+/// when `g >= 0.5`, in that order of operations. Null when there are no
+/// values. (polars' own quantile counts nulls into the index and always
+/// interpolates from below, so it can be one unit in the last place off.)
+fn quantile_linear(x: Expr, q: f64) -> Expr {
+    let sorted = float(x).drop_nulls().sort(SortOptions::default());
+    let n = float(sorted.clone().len());
+    let h = (n - lit(1.0)) * lit(q);
+    let low = h.clone().floor();
+    let g = h - low.clone();
+    let at = |i: Expr| sorted.clone().get(i.cast(IDX_DTYPE), true);
+    let a = at(low.clone());
+    let b = coalesce(&[at(low + lit(1.0)), a.clone()]);
+    let diff = b.clone() - a.clone();
+    when(g.clone().gt_eq(lit(0.5)))
+        .then(b - diff.clone() * (lit(1.0) - g.clone()))
+        .otherwise(a + diff * g)
 }
 
 /// Larger first; NaN before every number.
@@ -399,6 +421,82 @@ mod tests {
         assert_eq!(eval("sum(CASE WHEN x > 10 THEN x END)"), ["null"; 5]);
         // (min rank of ties - 1) / (n - 1), n = 4 non-null values.
         assert_eq!(eval("percent_rank(x)"), ["0", "0.666667", "null", "0.666667", "0"]);
+    }
+
+    /// numpy's linear quantile of the non-null values, written out as numpy
+    /// computes it (`_quantile`, `_get_indexes`, `_lerp`).
+    fn numpy_quantile(values: &[Option<f64>], q: f64) -> Option<f64> {
+        let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let h = (n - 1) as f64 * q;
+        let (low, next) = if h >= (n - 1) as f64 {
+            (n - 1, n - 1)
+        } else {
+            (h.floor() as usize, h.floor() as usize + 1)
+        };
+        let gamma = h - if h >= (n - 1) as f64 { -1.0 } else { low as f64 };
+        let (a, b) = (v[low], v[next]);
+        let diff = b - a;
+        Some(if gamma >= 0.5 {
+            b - diff * (1.0 - gamma)
+        } else {
+            a + diff * gamma
+        })
+    }
+
+    fn base_wide(values: &[Option<f64>], src: &str) -> Option<f64> {
+        let ids: Vec<String> = (0..values.len()).map(|i| format!("a{i:03}")).collect();
+        let frame = df! { "account_id" => ids, "x" => values.to_vec() }.unwrap();
+        let out = frame
+            .lazy()
+            .with_columns([lower(&checked(src), NaiveDate::MIN).alias("q")])
+            .collect()
+            .unwrap();
+        let q = out.column("q").unwrap().f64().unwrap();
+        let first = q.get(0);
+        assert!(
+            q.iter().all(|v| v.map(f64::to_bits) == first.map(f64::to_bits)),
+            "broadcast to every account"
+        );
+        first
+    }
+
+    /// Regression: polars counts nulls into the index, giving
+    /// 0.10000000000000009 here.
+    #[test]
+    fn quantile_ignores_nulls_to_the_last_bit() {
+        let values = [Some(0.0), Some(1.0), None];
+        assert_eq!(base_wide(&values, "quantile(x, 0.1)"), Some(0.1));
+        assert_eq!(base_wide(&values, "median(x)"), Some(0.5));
+        assert_eq!(base_wide(&[None, None], "quantile(x, 0.5)"), None);
+        assert_eq!(base_wide(&[None, Some(7.0)], "quantile(x, 1)"), Some(7.0));
+        assert_eq!(base_wide(&[Some(3.0), None], "quantile(x, 0)"), Some(3.0));
+    }
+
+    proptest::proptest! {
+        /// quantile and median equal numpy's linear method on the non-null
+        /// values, bit for bit: nulls, ties, negatives, one value, none.
+        #[test]
+        fn quantile_matches_numpy_linear(
+            xs in proptest::collection::vec(proptest::option::of(-1e6f64..1e6), 1..40),
+            ties in proptest::collection::vec(proptest::option::of(0i32..4), 0..20),
+            q in proptest::prop_oneof![
+                proptest::strategy::Just(0.0), proptest::strategy::Just(1.0), proptest::strategy::Just(0.1),
+                proptest::strategy::Just(0.5), proptest::strategy::Just(0.9), 0.0f64..=1.0
+            ],
+        ) {
+            let mut values = xs;
+            values.extend(ties.iter().map(|t| t.map(f64::from)));
+            let got = base_wide(&values, &format!("quantile(x, {q:?})"));
+            let want = numpy_quantile(&values, q);
+            proptest::prop_assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{:?} vs {:?}", got, want);
+            let median = base_wide(&values, "median(x)");
+            proptest::prop_assert_eq!(median.map(f64::to_bits), numpy_quantile(&values, 0.5).map(f64::to_bits));
+        }
     }
 
     #[test]
