@@ -218,19 +218,32 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
         quality,
         &mut outcome,
     )?;
-    // In the cycle: onboarded by as_of and not churned by then.
+    // In the cycle: onboarded by as_of and not churned by then. An account
+    // not churned by then without an onboarding date is a finding; kept
+    // (policy warn), it is in the cycle with an unknown tenure.
     let as_of_lit = crate::expr::date_lit(as_of);
+    let not_churned = col("churned_on").is_null().or(col("churned_on").gt(as_of_lit.clone()));
+    frame = quality::check_frame(
+        frame,
+        Check::NullCustomerSince,
+        "accounts",
+        col("customer_since").is_null().and(not_churned.clone()),
+        quality,
+        &mut outcome,
+    )?;
     frame = frame
         .lazy()
         .filter(
             col("customer_since")
-                .lt_eq(as_of_lit.clone())
-                .and(col("churned_on").is_null().or(col("churned_on").gt(as_of_lit)))
+                .is_null()
+                .or(col("customer_since").lt_eq(as_of_lit))
+                .and(not_churned)
                 .fill_null(lit(false)),
         )
         .collect()
         .ctx(|| "active accounts".into())?;
     let row_checks = [
+        (Check::NullArr, col("arr").is_null()),
         (Check::NegativeArr, col("arr").lt(lit(0))),
         (Check::NegativeWallet, col("wallet").lt(lit(0))),
         (Check::NegativeSeats, col("seats").lt(lit(0))),
@@ -287,21 +300,48 @@ fn usage_findings(
     let unknown = unknown_only(grouped.clone().lazy())
         .collect()
         .ctx(|| "unknown accounts in usage".into())?;
+    let (null_ids, unknown): (DataFrame, DataFrame) = (
+        unknown
+            .clone()
+            .lazy()
+            .filter(col("account_id").is_null())
+            .collect()
+            .ctx(|| "usage rows without an account id".into())?,
+        unknown
+            .lazy()
+            .filter(col("account_id").is_not_null())
+            .collect()
+            .ctx(|| "unknown accounts in usage".into())?,
+    );
+    let flagged_groups = |column: &str| -> Result<DataFrame> {
+        grouped
+            .clone()
+            .lazy()
+            .filter(col(column).gt(lit(0)))
+            .collect()
+            .ctx(|| format!("usage rows counted in {column}"))
+    };
     let checks = [
+        (
+            Check::NullUsageAccountId,
+            sum_u64(&null_ids, features::ROWS)?,
+            Vec::new(),
+        ),
+        (
+            Check::NullUsageDate,
+            sum_u64(grouped, features::NULL_DATE_ROWS)?,
+            quality::examples(&flagged_groups(features::NULL_DATE_ROWS)?),
+        ),
         (
             Check::UnknownAccountUsage,
             sum_u64(&unknown, features::ROWS)?,
             quality::examples(&unknown),
         ),
-        (Check::NegativeUsage, sum_u64(grouped, features::NEGATIVE_ROWS)?, {
-            let neg = grouped
-                .clone()
-                .lazy()
-                .filter(col(features::NEGATIVE_ROWS).gt(lit(0)))
-                .collect()
-                .ctx(|| "negative usage".into())?;
-            quality::examples(&neg)
-        }),
+        (
+            Check::NegativeUsage,
+            sum_u64(grouped, features::NEGATIVE_ROWS)?,
+            quality::examples(&flagged_groups(features::NEGATIVE_ROWS)?),
+        ),
     ];
     for (check, rows, examples) in checks {
         if rows == 0 {
@@ -325,7 +365,9 @@ fn usage_findings(
         if policy == Policy::Drop {
             let rows = features::in_range(usage.frame.clone(), pipeline, as_of);
             let flagged = match check {
-                Check::UnknownAccountUsage => unknown_only(rows),
+                Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
+                Check::NullUsageDate => usage.frame.clone().filter(col("date").is_null()),
+                Check::UnknownAccountUsage => unknown_only(rows).filter(col("account_id").is_not_null()),
                 _ => rows.filter(features::negative_metric(pipeline)),
             };
             let rejected = flagged

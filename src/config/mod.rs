@@ -169,22 +169,30 @@ pub enum Policy {
 pub enum Check {
     NullAccountId,
     DuplicateAccountId,
+    NullArr,
+    NullCustomerSince,
     NegativeArr,
     NegativeWallet,
     NegativeSeats,
     NpsOutOfRange,
+    NullUsageAccountId,
+    NullUsageDate,
     UnknownAccountUsage,
     NegativeUsage,
 }
 
 impl Check {
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 12] = [
         Check::NullAccountId,
         Check::DuplicateAccountId,
+        Check::NullArr,
+        Check::NullCustomerSince,
         Check::NegativeArr,
         Check::NegativeWallet,
         Check::NegativeSeats,
         Check::NpsOutOfRange,
+        Check::NullUsageAccountId,
+        Check::NullUsageDate,
         Check::UnknownAccountUsage,
         Check::NegativeUsage,
     ];
@@ -193,10 +201,14 @@ impl Check {
         match self {
             Check::NullAccountId => "null_account_id",
             Check::DuplicateAccountId => "duplicate_account_id",
+            Check::NullArr => "null_arr",
+            Check::NullCustomerSince => "null_customer_since",
             Check::NegativeArr => "negative_arr",
             Check::NegativeWallet => "negative_wallet",
             Check::NegativeSeats => "negative_seats",
             Check::NpsOutOfRange => "nps_out_of_range",
+            Check::NullUsageAccountId => "null_usage_account_id",
+            Check::NullUsageDate => "null_usage_date",
             Check::UnknownAccountUsage => "unknown_account_usage",
             Check::NegativeUsage => "negative_usage",
         }
@@ -211,7 +223,20 @@ impl Check {
 
     /// Keeping a row without a usable key is impossible, so `warn` is refused.
     pub fn allows_warn(self) -> bool {
-        !matches!(self, Check::NullAccountId | Check::DuplicateAccountId)
+        !matches!(
+            self,
+            Check::NullAccountId | Check::DuplicateAccountId | Check::NullUsageAccountId
+        )
+    }
+
+    /// The dataset whose rows the check flags.
+    pub fn dataset(self) -> &'static str {
+        match self {
+            Check::NullUsageAccountId | Check::NullUsageDate | Check::UnknownAccountUsage | Check::NegativeUsage => {
+                "usage"
+            }
+            _ => "accounts",
+        }
     }
 }
 

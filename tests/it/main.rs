@@ -7,6 +7,7 @@ mod compare;
 mod corpus;
 mod http;
 mod lost;
+mod nulls;
 mod plan;
 mod quality;
 mod report;

@@ -1,0 +1,222 @@
+//! Nulls in required columns are data checks, with the same error / warn /
+//! drop policies as the others: a null `arr` or `customer_since` in the
+//! accounts, a null `account_id` or `date` in the usage.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::*;
+
+/// N1 has no arr, N2 no onboarding date, N3 no onboarding date but churned
+/// before the cycle (not a finding); usage has a row without an account and
+/// one without a date.
+fn inputs(dir: &Path) {
+    let day = 20_080i32; // 2024-12-23, inside the 30-day window of 2024-Q4
+    let mut accounts = df! {
+        "account_id" => ["A", "N1", "N2", "N3"],
+        "arr" => [Some(1000.0), None, Some(2000.0), Some(3000.0)],
+        "customer_since" => [Some(0i32), Some(0), None, None],
+        "churned_on" => [None, None, None, Some(day - 400)],
+    }
+    .unwrap()
+    .lazy()
+    .with_columns([
+        col("customer_since").cast(DataType::Date),
+        col("churned_on").cast(DataType::Date),
+    ])
+    .collect()
+    .unwrap();
+    write_parquet(&mut accounts, &dir.join("accounts.parquet"));
+    let mut usage = df! {
+        "account_id" => [Some("A"), None, Some("A"), Some("N1")],
+        "date" => [Some(day), Some(day), None, Some(day)],
+        "events" => [5i64, 6, 7, 8],
+    }
+    .unwrap()
+    .lazy()
+    .with_column(col("date").cast(DataType::Date))
+    .collect()
+    .unwrap();
+    write_parquet(&mut usage, &dir.join("usage/u.parquet"));
+}
+
+fn pipeline(dir: &Path, quality: &str) -> String {
+    let text = format!(
+        r#"
+name = "nulls"
+[inputs.accounts]
+uri = "{d}/accounts.parquet"
+[inputs.usage]
+uri = "{d}/usage/"
+[output]
+uri = "{d}/out"
+[[aggregates]]
+name = "events_30d"
+column = "events"
+agg = "sum"
+window_days = 30
+[[features]]
+name = "tenure_days"
+expr = "days_between(customer_since, as_of)"
+[[segmentations]]
+name = "big"
+default = "small"
+rules = [{{ name = "big", label = "big", when = "arr >= 2000" }}]
+[quality]
+{quality}
+"#,
+        d = dir.display()
+    );
+    let path = dir.join("p.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn finding(manifest: &serde_json::Value, check: &str) -> Option<(String, u64, String)> {
+    manifest["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == check)
+        .map(|f| {
+            (
+                f["dataset"].as_str().unwrap().to_string(),
+                f["rows"].as_u64().unwrap(),
+                f["policy"].as_str().unwrap().to_string(),
+            )
+        })
+}
+
+/// Regression: a null arr went into the snapshot as is and a null
+/// customer_since dropped the account from the cycle, silently.
+#[test]
+fn nulls_in_required_columns_fail_the_run_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    inputs(tmp.path());
+    let p = pipeline(tmp.path(), "");
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 3);
+    let err = stderr(&o);
+    for want in [
+        "data check `null_arr` failed: 1 accounts row(s) (e.g. N1)",
+        "data check `null_customer_since` failed: 1 accounts row(s) (e.g. N2)",
+        "data check `null_usage_account_id` failed: 1 usage row(s)",
+        "data check `null_usage_date` failed: 1 usage row(s) (e.g. A)",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+    assert!(!tmp.path().join("out").exists(), "nothing written");
+    // The default pipeline spells out the same defaults: the fixtures with
+    // one account's arr missing fail.
+    let mut fixtures = read_parquet(&root().join("fixtures/accounts.parquet"))
+        .lazy()
+        .with_column(
+            when(col("account_id").eq(lit("A0000002")))
+                .then(lit(NULL).cast(DataType::Float64))
+                .otherwise(col("arr"))
+                .alias("arr"),
+        )
+        .collect()
+        .unwrap();
+    let accounts = tmp.path().join("fixtures-null-arr.parquet");
+    write_parquet(&mut fixtures, &accounts);
+    let out = tmp.path().join("out2");
+    let default = run(&[
+        "run",
+        "--accounts",
+        &accounts.to_string_lossy(),
+        "--output",
+        &out.to_string_lossy(),
+        "--cycle",
+        "2026-Q3",
+    ]);
+    expect_code(&default, 3);
+    assert!(
+        stderr(&default).contains("`null_arr` failed: 1 accounts row(s) (e.g. A0000002)"),
+        "{}",
+        stderr(&default)
+    );
+}
+
+#[test]
+fn dropped_nulls_are_rejects_counted_in_the_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    inputs(tmp.path());
+    let p = pipeline(
+        tmp.path(),
+        "null_arr = \"drop\"\nnull_customer_since = \"drop\"\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"drop\"\nunknown_account_usage = \"error\"",
+    );
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 0);
+    let out = tmp.path().join("out");
+    let snapshot = glob_rows(&out, "2024-Q4").unwrap();
+    assert_eq!(strings(&snapshot, "account_id"), ["A"]);
+    let m = manifest(&out, "2024-Q4").unwrap();
+    assert_eq!(finding(&m, "null_arr"), Some(("accounts".into(), 1, "drop".into())));
+    assert_eq!(
+        finding(&m, "null_customer_since"),
+        Some(("accounts".into(), 1, "drop".into()))
+    );
+    assert_eq!(
+        finding(&m, "null_usage_account_id"),
+        Some(("usage".into(), 1, "drop".into()))
+    );
+    assert_eq!(finding(&m, "null_usage_date"), Some(("usage".into(), 1, "drop".into())));
+    // The null id is not counted again as an unknown account (policy error here).
+    assert_eq!(finding(&m, "unknown_account_usage"), None);
+
+    let accounts = read_parquet(&out.join("rejects/cycle=2024-Q4/dataset=accounts/part-0.parquet"))
+        .sort(["account_id"], Default::default())
+        .unwrap();
+    assert_eq!(strings(&accounts, "account_id"), ["N1", "N2"]);
+    assert_eq!(strings(&accounts, "reason"), ["null_arr", "null_customer_since"]);
+    let usage = read_parquet(&out.join("rejects/cycle=2024-Q4/dataset=usage/part-0.parquet"));
+    let mut reasons = strings(&usage, "reason");
+    reasons.sort();
+    assert_eq!(reasons, ["null_usage_account_id", "null_usage_date"]);
+    // The undated row of A is in no window; A's events are its dated row.
+    assert_eq!(
+        snapshot.column("events_30d").unwrap().get(0).unwrap(),
+        AnyValue::Int64(5)
+    );
+}
+
+#[test]
+fn warned_nulls_are_kept_and_logged() {
+    let tmp = tempfile::tempdir().unwrap();
+    inputs(tmp.path());
+    let p = pipeline(
+        tmp.path(),
+        "null_arr = \"warn\"\nnull_customer_since = \"warn\"\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"warn\"",
+    );
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 0);
+    let err = stderr(&o);
+    assert!(
+        err.contains("null_arr") && err.contains("null_customer_since") && err.contains("null_usage_date"),
+        "{err}"
+    );
+    let out = tmp.path().join("out");
+    let snapshot = glob_rows(&out, "2024-Q4").unwrap();
+    // N1 with an unknown arr, N2 with an unknown tenure; N3 churned before.
+    assert_eq!(strings(&snapshot, "account_id"), ["A", "N1", "N2"]);
+    assert_eq!(strings(&snapshot, "arr"), ["1000.0", "", "2000.0"]);
+    assert_eq!(strings(&snapshot, "tenure_days")[2], "");
+    assert_eq!(strings(&snapshot, "big_rule"), ["default", "default", "big"]);
+    let m = manifest(&out, "2024-Q4").unwrap();
+    assert_eq!(
+        finding(&m, "null_customer_since"),
+        Some(("accounts".into(), 1, "warn".into()))
+    );
+
+    // A row without an account id cannot be kept.
+    let refused = pipeline(tmp.path(), "null_usage_account_id = \"warn\"");
+    let v = run(&["validate", "--config-only", "--pipeline", &refused]);
+    expect_code(&v, 2);
+    assert!(
+        stderr(&v).contains("`null_usage_account_id` cannot be `warn`"),
+        "{}",
+        stderr(&v)
+    );
+}
