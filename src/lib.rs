@@ -24,6 +24,7 @@ pub mod pipes;
 pub mod plan;
 pub mod progress;
 pub mod quality;
+pub mod redact;
 pub mod report;
 pub mod rules;
 pub mod snapshot;

@@ -30,6 +30,15 @@ impl Lineage {
         } else {
             format!("{}/{}", base.trim_end_matches('/'), endpoint.trim_start_matches('/'))
         };
+        // The URL may carry a user and password for the backend.
+        if let Ok(parsed) = url::Url::parse(&url)
+            && let Some(password) = parsed.password()
+        {
+            crate::redact::register(password);
+            if let Ok(decoded) = urlencoding_decode(password) {
+                crate::redact::register(&decoded);
+            }
+        }
         Some(Lineage {
             url,
             api_key: std::env::var("OPENLINEAGE_API_KEY").ok(),
@@ -52,6 +61,14 @@ impl Lineage {
             Err(e) => tracing::warn!(url = %self.url, error = %e, "could not send the OpenLineage event"),
         }
     }
+}
+
+fn urlencoding_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("v={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8(bytes)
 }
 
 /// An OpenLineage dataset for a URI: `s3://bucket/path` is namespace
@@ -126,7 +143,7 @@ impl<'a> LineageRun<'a> {
             run_facets["errorMessage"] = json!({
                 "_producer": producer,
                 "_schemaURL": schema,
-                "message": message,
+                "message": crate::redact::text(message),
                 "programmingLanguage": "Rust",
             });
         }

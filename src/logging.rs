@@ -28,7 +28,7 @@ pub fn init(cli: &Cli) {
     };
     // Our own logs at the chosen level; the libraries' only when asked for.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,quadrant={level}")));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = tracing_subscriber::fmt::layer().with_writer(crate::redact::Writer(std::io::stderr));
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(crate::pipes::PipesLayer);

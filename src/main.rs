@@ -7,11 +7,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = quadrant::cli::Cli::parse();
+    quadrant::redact::init();
+    // A panic's message may quote a URL or an error body: masked as well.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("quadrant panicked: {}", quadrant::redact::text(&info.to_string()));
+    }));
     quadrant::logging::init(&cli);
     let json_logs = cli.log_format == quadrant::cli::LogFormat::Json;
     let result = quadrant::commands::run(cli.command);
     if let Some(pipes) = quadrant::pipes::get() {
-        pipes.close(result.as_ref().err().map(|e| e.to_string()).as_deref());
+        pipes.close(
+            result
+                .as_ref()
+                .err()
+                .map(|e| quadrant::redact::text(&e.to_string()).into_owned())
+                .as_deref(),
+        );
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -19,7 +30,7 @@ fn main() -> ExitCode {
             if json_logs {
                 tracing::error!(exit_code = error.exit_code(), "{error}");
             } else {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", quadrant::redact::text(&error.to_string()));
             }
             ExitCode::from(error.exit_code())
         }

@@ -4,8 +4,12 @@
 use std::io::Write;
 
 pub fn emit(text: std::fmt::Arguments) {
+    let text = text.to_string();
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(text).and_then(|()| out.flush()) {
+    if let Err(e) = out
+        .write_all(crate::redact::text(&text).as_bytes())
+        .and_then(|()| out.flush())
+    {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -59,6 +59,7 @@ impl Pipes {
     fn send(&self, method: &str, params: Value) {
         let line = json!({ "__dagster_pipes_version": PROTOCOL, "method": method, "params": params });
         if let Ok(mut file) = self.messages.lock() {
+            let line = crate::redact::text(&line.to_string()).into_owned();
             let _ = writeln!(file, "{line}").and_then(|()| file.flush());
         }
     }

@@ -42,6 +42,122 @@ pub struct StorageOptions {
     pub extra: Vec<(String, String)>,
 }
 
+/// The object_store options a pipeline file may set: none carries a secret
+/// or names where one is kept. Credentials come from the environment only,
+/// because every snapshot's manifest records the pipeline file.
+pub const ALLOWED_OPTIONS: &[&str] = &[
+    // Amazon S3 and S3-compatible stores
+    "aws_region",
+    "region",
+    "aws_default_region",
+    "default_region",
+    "aws_endpoint_url",
+    "aws_endpoint",
+    "endpoint_url",
+    "endpoint",
+    "aws_endpoint_url_s3",
+    "aws_endpoint_url_sts",
+    "endpoint_url_sts",
+    "aws_virtual_hosted_style_request",
+    "virtual_hosted_style_request",
+    "aws_s3_express",
+    "s3_express",
+    "aws_imdsv1_fallback",
+    "imdsv1_fallback",
+    "aws_metadata_endpoint",
+    "metadata_endpoint",
+    "aws_unsigned_payload",
+    "unsigned_payload",
+    "aws_checksum_algorithm",
+    "checksum_algorithm",
+    "aws_skip_signature",
+    "skip_signature",
+    "aws_copy_if_not_exists",
+    "copy_if_not_exists",
+    "aws_conditional_put",
+    "conditional_put",
+    "aws_disable_tagging",
+    "disable_tagging",
+    "aws_request_payer",
+    "request_payer",
+    "aws_allow_http",
+    "aws_server_side_encryption",
+    "server_side_encryption",
+    "aws_sse_kms_key_id",
+    "sse_kms_key_id",
+    "aws_sse_bucket_key_enabled",
+    "sse_bucket_key_enabled",
+    // Azure Blob Storage / ADLS Gen2
+    "azure_storage_account_name",
+    "account_name",
+    "azure_container_name",
+    "container_name",
+    "azure_storage_endpoint",
+    "azure_endpoint",
+    "azure_storage_use_emulator",
+    "use_emulator",
+    "azure_use_fabric_endpoint",
+    "use_fabric_endpoint",
+    "azure_use_azure_cli",
+    "use_azure_cli",
+    "azure_skip_signature",
+    "azure_disable_tagging",
+    "azure_allow_http",
+    // Google Cloud Storage
+    "google_base_url",
+    "base_url",
+    "google_skip_signature",
+    // The HTTP client, for every store
+    "allow_http",
+    "allow_invalid_certificates",
+    "connect_timeout",
+    "default_content_type",
+    "http1_only",
+    "http2_only",
+    "http2_keep_alive_interval",
+    "http2_keep_alive_timeout",
+    "http2_keep_alive_while_idle",
+    "http2_max_frame_size",
+    "pool_idle_timeout",
+    "pool_max_idle_per_host",
+    "proxy_url",
+    "proxy_ca_certificate",
+    "proxy_excludes",
+    "randomize_addresses",
+    "timeout",
+    "user_agent",
+];
+
+/// What a `[storage]` option name is to quadrant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptionKind {
+    Allowed,
+    /// An object_store option that carries a credential or says where one
+    /// is kept.
+    Credential,
+    /// Not an object_store option at all.
+    Unknown,
+}
+
+pub fn option_kind(key: &str) -> OptionKind {
+    let key = key.to_ascii_lowercase();
+    if ALLOWED_OPTIONS.contains(&key.as_str()) {
+        OptionKind::Allowed
+    } else if key.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok()
+        || key.parse::<object_store::azure::AzureConfigKey>().is_ok()
+        || key.parse::<object_store::gcp::GoogleConfigKey>().is_ok()
+    {
+        OptionKind::Credential
+    } else {
+        OptionKind::Unknown
+    }
+}
+
+/// Does a URI carry a user name or password (`s3://key:secret@bucket`)?
+pub fn has_userinfo(uri: &str) -> bool {
+    Url::parse(uri).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Cloud {
     S3,
@@ -158,6 +274,12 @@ impl Store {
                 root,
                 local: true,
             });
+        }
+        if has_userinfo(trimmed) {
+            return Err(Error::config(format!(
+                "`{}`: credentials in a URI are not accepted; set them in the environment (AWS_*, GOOGLE_*, AZURE_*)",
+                crate::redact::uri(trimmed)
+            )));
         }
         let url = Url::parse(trimmed).map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
         let scheme = url.scheme().to_ascii_lowercase();

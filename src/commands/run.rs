@@ -154,7 +154,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     .expect("serializable");
     if let Some(path) = &args.summary_file {
-        std::fs::write(path, format!("{json}\n"))
+        std::fs::write(path, format!("{}\n", crate::redact::text(&json)))
             .map_err(|e| Error::Runtime(format!("cannot write the summary file `{path}`: {e}")))?;
     }
     if args.json {

@@ -257,23 +257,49 @@ impl<'a> Compiler<'a> {
         out.endpoint = s.endpoint.as_ref().map(|e| e.get_ref().clone());
         out.region = s.region.as_ref().map(|r| r.get_ref().clone());
         out.allow_http = s.allow_http;
+        let credentials_help = "credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), never from the pipeline file, which every snapshot records";
+        for (name, value) in [("endpoint", &out.endpoint)] {
+            if value.as_deref().is_some_and(crate::storage::has_userinfo) {
+                self.problem(
+                    s.endpoint.as_ref().map_or(0, |e| e.span().start),
+                    format!("[storage] {name} carries credentials in its URL"),
+                    Some(credentials_help.into()),
+                );
+            }
+        }
         for (key, value) in &s.options {
             let k = key.get_ref().to_ascii_lowercase();
-            let secret = [
-                "secret",
-                "password",
-                "token",
-                "access_key",
-                "sas",
-                "credential",
-                "private_key",
-                "key_id",
-            ];
-            if secret.iter().any(|word| k.contains(word)) {
+            match crate::storage::option_kind(&k) {
+                crate::storage::OptionKind::Allowed => {}
+                crate::storage::OptionKind::Credential => {
+                    self.problem(
+                        key.span().start,
+                        format!(
+                            "[storage] option `{}` carries a credential or says where one is kept: not allowed in a pipeline file",
+                            key.get_ref()
+                        ),
+                        Some(credentials_help.into()),
+                    );
+                    continue;
+                }
+                crate::storage::OptionKind::Unknown => {
+                    let help = crate::error::did_you_mean(&k, crate::storage::ALLOWED_OPTIONS.iter().copied())
+                        .unwrap_or_else(|| "the options quadrant accepts are listed in the README (Storage)".into());
+                    self.problem(
+                        key.span().start,
+                        format!("[storage] option `{}` is not an option quadrant accepts", key.get_ref()),
+                        Some(help),
+                    );
+                    continue;
+                }
+            }
+            if let toml::Value::String(v) = value.get_ref()
+                && crate::storage::has_userinfo(v)
+            {
                 self.problem(
-                    key.span().start,
-                    format!("[storage] option `{}` looks like a credential", key.get_ref()),
-                    Some("credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), never from the pipeline file, which every snapshot records".into()),
+                    value.span().start,
+                    format!("[storage] option `{}` carries credentials in its URL", key.get_ref()),
+                    Some(credentials_help.into()),
                 );
                 continue;
             }

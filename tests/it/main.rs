@@ -12,6 +12,7 @@ mod plan;
 mod quality;
 mod report;
 mod run;
+mod secrets;
 mod stores;
 mod target;
 mod windows;

@@ -107,7 +107,11 @@ fn storage_options_in_the_pipeline_file_reach_the_store() {
     .unwrap();
     let o = run(&["validate", "--config-only", "--pipeline", pipeline.to_str().unwrap()]);
     expect_code(&o, 2);
-    assert!(stderr(&o).contains("looks like a credential"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("[storage] option `aws_secret_access_key` carries a credential"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -123,46 +127,6 @@ fn a_missing_bucket_fails_fast_with_exit_1_and_says_what_to_check() {
             started.elapsed() < std::time::Duration::from_secs(30),
             "no long retries on a 404"
         );
-    }
-}
-
-#[test]
-fn secrets_never_reach_logs_errors_or_the_manifest() {
-    let secret = "s3cr3t-Quadrant-Never-Print-Me";
-    let target = Target::s3();
-    let out = target.uri();
-    let runs = [
-        vec!["-vv", "run", "--cycle", "2026-Q3", "--output", &out],
-        vec![
-            "--log-format",
-            "json",
-            "-vv",
-            "run",
-            "--cycle",
-            "2026-Q2",
-            "--output",
-            &out,
-        ],
-        vec![
-            "run",
-            "--cycle",
-            "2026-Q3",
-            "--output",
-            "s3://no-such-bucket-quadrant/x",
-        ],
-    ];
-    for args in runs {
-        // moto accepts any key pair; the secret is only ever sent signed.
-        let o = quadrant()
-            .args(&args)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .output()
-            .unwrap();
-        assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret), "{args:?}");
-    }
-    for f in target.files() {
-        let bytes = target.read(&f).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(secret), "{f}");
     }
 }
 
