@@ -178,6 +178,47 @@ fn airflow_loads_the_example_dag() {
     assert_eq!(seen["cycles"], serde_json::json!(["2025-Q1", "2025-Q2", "2025-Q4"]));
 }
 
+/// The DAG's task, executed with the real binary: exit 0 pushes the summary
+/// to XCom, 4 counts as done, 2 and 3 fail without retries, 1 is retried.
+#[test]
+fn the_airflow_task_maps_exit_codes_to_retries() {
+    let python = std::env::var("QUADRANT_AIRFLOW_PYTHON")
+        .expect("QUADRANT_AIRFLOW_PYTHON is not set: run the tests with `bash scripts/test`, which installs Airflow in a virtualenv");
+    let tmp = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(python)
+        .current_dir(root())
+        .arg(root().join("tests/clients/airflow_task.py"))
+        .arg(env!("CARGO_BIN_EXE_quadrant"))
+        .arg(tmp.path().join("out"))
+        .arg(root().join("pipelines/default.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(seen["committed"]["outcome"], "success", "{seen}");
+    assert_eq!(seen["committed"]["xcom_cycle"], "2026-Q3", "{seen}");
+    assert_eq!(seen["rerun"]["outcome"], "success", "{seen}");
+    assert_eq!(seen["rerun"]["returned"], "already committed", "{seen}");
+    for (case, code) in [("bad_pipeline", 2), ("no_usage_in_windows", 3)] {
+        assert_eq!(seen[case]["outcome"], "fail_without_retry", "{case}: {seen}");
+        assert!(
+            seen[case]["error"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("exited {code}")),
+            "{case}: {seen}"
+        );
+    }
+    assert_eq!(seen["store_unreachable"]["outcome"], "retry", "{seen}");
+    assert!(
+        seen["store_unreachable"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited 1"),
+        "{seen}"
+    );
+}
+
 #[test]
 fn the_summary_file_holds_the_json_summary() {
     let tmp = tempfile::tempdir().unwrap();

@@ -21,7 +21,7 @@ fn every_broken_pipeline_gives_its_exact_message() {
         expect_code(&o, 2);
         let got = stderr(&o);
         let expected = case.with_extension("expected");
-        if std::env::var("QUADRANT_BLESS").is_ok() {
+        if bless() {
             std::fs::write(&expected, &got).unwrap();
         }
         let want = std::fs::read_to_string(&expected).unwrap_or_default();

@@ -8,6 +8,7 @@ mod corpus;
 mod http;
 mod lost;
 mod nulls;
+mod peers;
 mod plan;
 mod quality;
 mod report;
@@ -45,6 +46,34 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether to rewrite golden files: only with `QUADRANT_BLESS=1`, and never
+/// under CI, where a run that rewrites what it compares against always passes.
+pub fn bless() -> bool {
+    blessing(
+        std::env::var("QUADRANT_BLESS").ok().as_deref(),
+        std::env::var_os("CI").is_some(),
+    )
+}
+
+fn blessing(value: Option<&str>, ci: bool) -> bool {
+    let asked = value == Some("1");
+    assert!(
+        !(asked && ci),
+        "QUADRANT_BLESS=1 under CI would rewrite the golden files it checks"
+    );
+    asked
+}
+
+#[test]
+fn only_quadrant_bless_1_blesses_and_never_under_ci() {
+    assert!(blessing(Some("1"), false));
+    for value in [None, Some("0"), Some(""), Some("false"), Some("yes")] {
+        assert!(!blessing(value, false), "{value:?}");
+        assert!(!blessing(value, true), "{value:?}");
+    }
+    assert!(std::panic::catch_unwind(|| blessing(Some("1"), true)).is_err());
 }
 
 /// Asserts the exit code, showing the output when it is not the one expected.

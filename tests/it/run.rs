@@ -42,7 +42,7 @@ fn snapshot_matches_the_golden_file_in_full() {
     let frame = read_parquet(&files[0]).drop("run_id").unwrap();
     let got = csv(&frame);
     let golden = root().join("tests/golden/default-2026-Q3.csv");
-    if std::env::var("QUADRANT_BLESS").is_ok() {
+    if bless() {
         std::fs::write(&golden, &got).unwrap();
     }
     let want = std::fs::read_to_string(&golden).expect("golden file (QUADRANT_BLESS=1 writes it)");

@@ -68,7 +68,11 @@ fn run_with(env: &[(&str, &str)], args: &[&str], secrets: &[&str], code: i32, sc
         cmd.args(["--log-format", format, "-vv"])
             .args(args)
             .args(["--summary-file", summary.to_str().unwrap()])
-            .args(if format == "json" && code == 0 { &["--replace"][..] } else { &[] })
+            .args(if format == "json" && code == 0 {
+                &["--replace"][..]
+            } else {
+                &[]
+            })
             .env("RUST_LOG", "trace");
         for (k, v) in env {
             cmd.env(k, v);

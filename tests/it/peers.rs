@@ -1,0 +1,97 @@
+//! The golden snapshot checked by an independent computation: the default
+//! pipeline written by hand as one DuckDB query (`bench/peers.py`, the
+//! benchmark's peer), run on the same fixtures and `as_of`. Every account
+//! must get the same five labels and the same features and aggregates.
+
+use polars::prelude::*;
+
+use crate::*;
+
+const SEGMENTATIONS: [&str; 5] = [
+    "wallet_share_matrix",
+    "growth_risk",
+    "size_contract",
+    "touch_tier",
+    "strategic_accounts",
+];
+
+const NUMBERS: [&str; 12] = [
+    "arr",
+    "tenure_months",
+    "wallet_estimate",
+    "wallet_share",
+    "whitespace",
+    "usage_recent",
+    "usage_prior",
+    "usage_growth",
+    "seat_utilization",
+    "employee_growth",
+    "growth_potential",
+    "risk_score",
+];
+
+fn sorted(frame: DataFrame) -> DataFrame {
+    frame.sort(["account_id"], Default::default()).unwrap()
+}
+
+#[test]
+fn duckdb_computing_the_default_pipeline_agrees_on_every_account() {
+    for (cycle, as_of) in [("2026-Q3", "2026-09-30"), ("2025-Q4", "2025-12-31")] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        expect_code(&run(&["run", "--cycle", cycle, "--output", out.to_str().unwrap()]), 0);
+        let ours = sorted(glob_rows(&out, cycle).unwrap());
+
+        let peer_out = tmp.path().join("duckdb.parquet");
+        let o = std::process::Command::new("python3")
+            .current_dir(root())
+            .args(["bench/peers.py", "duckdb", "--accounts", "fixtures/accounts.parquet"])
+            .args([
+                "--usage",
+                "fixtures/usage/*.parquet",
+                "--as-of",
+                as_of,
+                "--threads",
+                "2",
+            ])
+            .arg("--out")
+            .arg(&peer_out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "bench/peers.py duckdb: {}", stderr(&o));
+        let theirs = sorted(read_parquet(&peer_out));
+
+        assert_eq!(
+            strings(&ours, "account_id"),
+            strings(&theirs, "account_id"),
+            "{cycle}: the same accounts"
+        );
+        for s in SEGMENTATIONS {
+            let (a, b) = (strings(&ours, s), strings(&theirs, s));
+            let differ: Vec<String> = strings(&ours, "account_id")
+                .into_iter()
+                .zip(a.iter().zip(&b))
+                .filter(|(_, (x, y))| x != y)
+                .map(|(id, (x, y))| format!("{id}: {x} vs {y}"))
+                .collect();
+            assert!(differ.is_empty(), "{cycle} {s}: {differ:?}");
+        }
+        for c in NUMBERS {
+            let a = ours.column(c).unwrap().cast(&DataType::Float64).unwrap();
+            let b = theirs.column(c).unwrap().cast(&DataType::Float64).unwrap();
+            let (a, b) = (a.f64().unwrap(), b.f64().unwrap());
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                let same = match (x, y) {
+                    (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+                    (None, None) => true,
+                    _ => false,
+                };
+                assert!(
+                    same,
+                    "{cycle} {c} of {}: {x:?} vs {y:?}",
+                    strings(&ours, "account_id")[i]
+                );
+            }
+        }
+    }
+}
