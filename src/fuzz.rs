@@ -11,7 +11,8 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::config::{DEFAULT_PIPELINE, Pipeline};
-    use crate::expr::{Kind, Names, Type, check, lower, parse};
+    use crate::engine::polars::lower::lower;
+    use crate::expr::{Kind, Names, Type, check, parse};
 
     fn cases() -> u32 {
         std::env::var("QUADRANT_FUZZ_CASES")

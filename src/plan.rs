@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Aggregate, Feature, Pipeline, Segmentation};
+use crate::config::{Aggregate, Feature, Pipeline, Policy, Segmentation};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -33,6 +33,17 @@ impl Plan {
             columns: snapshot_columns(pipeline),
         }
     }
+}
+
+/// What one check found.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finding {
+    pub check: String,
+    pub dataset: String,
+    pub policy: Policy,
+    pub rows: u64,
+    #[serde(skip)]
+    pub examples: Vec<String>,
 }
 
 /// An aggregate's window for a cycle: the dates `d` with

@@ -5,11 +5,11 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::cli::ExplainArgs;
+use crate::engine::polars as engine;
 use crate::error::{Context, Error, Result};
-use crate::expr::lower;
 use crate::plan::Plan;
 use crate::snapshot::{self, Manifest};
-use crate::{evaluate, source, table};
+use crate::table;
 
 use super::{Settings, parse_cycle, parse_date};
 
@@ -71,9 +71,9 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 )));
             };
             let cycle = parse_cycle(c)?;
-            let accounts = source::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
-            let usage = source::scan_usage(&setup.pipeline, &setup.usage_uri)?;
-            let eval = evaluate::evaluate(&setup.pipeline, &accounts, &usage, cycle.as_of())?;
+            let accounts = engine::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
+            let usage = engine::scan_usage(&setup.pipeline, &setup.usage_uri)?;
+            let eval = engine::evaluate(&setup.pipeline, &accounts, &usage, cycle.as_of())?;
             (
                 Plan::new(&setup.pipeline),
                 eval.snapshot,
@@ -84,24 +84,8 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         }
     };
 
-    // Every rule's condition and sub-conditions, evaluated over the whole
-    // cycle (base-wide functions need it), then the one account picked.
-    let mut exprs = Vec::new();
-    for (si, s) in plan.segmentations.iter().enumerate() {
-        for (ri, r) in s.rules.iter().enumerate() {
-            exprs.push(lower(&r.when, as_of).alias(format!("__r{si}_{ri}")));
-            for (ci, c) in r.when.conditions().iter().enumerate() {
-                exprs.push(lower(c, as_of).alias(format!("__r{si}_{ri}_{ci}")));
-            }
-        }
-    }
     let total = frame.height();
-    let row = frame
-        .lazy()
-        .with_columns(exprs)
-        .filter(col("account_id").eq(lit(args.account.as_str())))
-        .collect()
-        .ctx(|| "explain".into())?;
+    let row = engine::rules::explain_account(frame, &plan.segmentations, &args.account, as_of)?;
     if row.height() == 0 {
         return Err(Error::config(format!(
             "account `{}` is not in cycle {cycle} ({total} accounts): it may be churned, not yet onboarded, or dropped by a data check",
@@ -133,14 +117,14 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 .enumerate()
                 .map(|(ci, c)| ConditionValue {
                     condition: table::strip_parens(&c.to_string()),
-                    value: get_bool(&format!("__r{si}_{ri}_{ci}")),
+                    value: get_bool(&engine::rules::condition_column(si, ri, ci)),
                 })
                 .collect();
             rules.push(RuleVerdict {
                 rule: r.name.clone(),
                 label: r.label.clone(),
                 when: r.text.clone(),
-                matched: get_bool(&format!("__r{si}_{ri}")),
+                matched: get_bool(&engine::rules::verdict_column(si, ri)),
                 conditions,
             });
             if r.name == rule {
@@ -154,8 +138,10 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             rules,
         });
     }
-    let hidden =
-        |n: &str| n.starts_with("__r") || plan.segmentations.iter().any(|s| s.name == n || s.rule_column() == n);
+    let hidden = |n: &str| {
+        n.starts_with(engine::rules::EXPLAIN_PREFIX)
+            || plan.segmentations.iter().any(|s| s.name == n || s.rule_column() == n)
+    };
     let values: Vec<(String, String)> = row
         .get_column_names()
         .iter()
@@ -189,7 +175,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 crate::outln!("      {} = {shown}", c.condition);
             }
         }
-        if v.rule == crate::rules::DEFAULT_RULE {
+        if v.rule == crate::engine::polars::rules::DEFAULT_RULE {
             crate::outln!("  no rule matched -> default {}", v.label);
         }
     }

@@ -66,6 +66,19 @@ pub fn parse_cycle(value: &str) -> Result<Cycle> {
     value.parse().map_err(Error::config)
 }
 
+/// What the data checks found, one line per check that flagged rows.
+pub fn print_findings(findings: &[crate::plan::Finding]) {
+    for f in findings.iter().filter(|f| f.rows > 0) {
+        crate::outln!(
+            "  data check {}: {} {} rows ({:?})",
+            f.check,
+            f.rows,
+            f.dataset,
+            f.policy
+        );
+    }
+}
+
 /// The committed snapshot of a cycle, or a usage error saying how to make it.
 pub fn committed(store: &Store, cycle: &str) -> Result<Manifest> {
     let c = parse_cycle(cycle)?;

@@ -1,17 +1,15 @@
 //! `quadrant run`: evaluates and commits one cycle or a range of cycles.
 
 use chrono::{NaiveDate, Utc};
-use polars::prelude::*;
 use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
-use crate::error::{Context, Error, Result};
-use crate::evaluate::{self, Evaluation};
+use crate::engine::polars::{self as engine, Dataset, Evaluation};
+use crate::error::{Error, Result};
 use crate::lineage::{Lineage, LineageRun};
 use crate::snapshot::{self, Commit, InputInfo, Inputs};
-use crate::source::{self, Dataset};
 use crate::storage::Store;
 use crate::table;
 
@@ -19,21 +17,7 @@ use super::{Settings, parse_cycle, parse_date};
 
 /// The latest cycle the usage data covers completely.
 fn latest_cycle(pipeline: &Pipeline, usage: &Dataset) -> Result<Cycle> {
-    let max = usage
-        .frame
-        .clone()
-        .select([col("date").max()])
-        .collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
-        .ctx(|| format!("cannot read usage dates of `{}`", usage.uri))?;
-    let value = max.column("date").ctx(|| "date".into())?.get(0).ctx(|| "date".into())?;
-    let AnyValue::Date(days) = value else {
-        return Err(Error::Schema(format!(
-            "usage `{}` has no dated rows: pass --cycle",
-            usage.uri
-        )));
-    };
-    let date = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64);
+    let date = usage.last_date()?;
     let cycle = Cycle::latest_complete(pipeline.cadence, date);
     tracing::info!(%cycle, last_usage_date = %date, "no --cycle given: using the latest cycle the usage covers");
     Ok(cycle)
@@ -48,7 +32,7 @@ struct RunSummary {
     rows: u64,
     bytes: u64,
     segmentations: Vec<snapshot::SegmentationSummary>,
-    quality: Vec<crate::quality::Finding>,
+    quality: Vec<crate::plan::Finding>,
     replaced: Option<snapshot::Replaced>,
     timings: std::collections::BTreeMap<String, f64>,
     skipped: bool,
@@ -81,8 +65,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let lineage = Lineage::configure(args.lineage_url.as_deref());
     let inputs = [setup.accounts_uri.as_str(), setup.usage_uri.as_str()];
     let prepared: Result<(Dataset, Dataset, Vec<Cycle>)> = (|| {
-        let accounts = source::scan_accounts(pipeline, &setup.accounts_uri)?;
-        let usage = source::scan_usage(pipeline, &setup.usage_uri)?;
+        let accounts = engine::scan_accounts(pipeline, &setup.accounts_uri)?;
+        let usage = engine::scan_usage(pipeline, &setup.usage_uri)?;
         let cycles = match (&range, single) {
             (Some(range), _) => range.clone(),
             (None, Some(cycle)) => vec![cycle],
@@ -228,14 +212,8 @@ fn run_one(
         accounts_rows,
         usage_rows_in_windows,
         mut timings,
-    } = evaluate::evaluate(&setup.pipeline, accounts, usage, as_of)?;
-    let mut rejects = Vec::new();
-    if !quality.rejected_accounts.is_empty() {
-        rejects.push(("accounts", concat_frames(quality.rejected_accounts.clone())?));
-    }
-    if !quality.rejected_usage.is_empty() {
-        rejects.push(("usage", concat_frames(quality.rejected_usage.clone())?));
-    }
+    } = engine::evaluate(&setup.pipeline, accounts, usage, as_of)?;
+    let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
     let manifest = snapshot::commit(
@@ -295,14 +273,6 @@ fn run_one(
     })
 }
 
-/// Rejected rows of several checks, in one frame (columns unioned).
-fn concat_frames(frames: Vec<DataFrame>) -> Result<DataFrame> {
-    let lazy: Vec<LazyFrame> = frames.into_iter().map(|f| f.lazy()).collect();
-    concat(lazy, UnionArgs::default())
-        .and_then(|lf| lf.collect())
-        .ctx(|| "rejects".into())
-}
-
 fn print_summary(s: &RunSummary) {
     if s.skipped {
         crate::outln!("cycle {}: already committed, skipped", s.cycle);
@@ -319,15 +289,7 @@ fn print_summary(s: &RunSummary) {
     if let Some(r) = &s.replaced {
         crate::outln!("  replaced run {} of {}", r.run_id, r.finished_at);
     }
-    for f in s.quality.iter().filter(|f| f.rows > 0) {
-        crate::outln!(
-            "  data check {}: {} {} rows ({:?})",
-            f.check,
-            f.rows,
-            f.dataset,
-            f.policy
-        );
-    }
+    super::print_findings(&s.quality);
     for seg in &s.segmentations {
         let total_accounts: u64 = seg.labels.iter().map(|l| l.accounts).sum();
         let total_arr: f64 = seg.labels.iter().map(|l| l.arr).sum();

@@ -2,8 +2,8 @@
 //! `--cycle`, every data check; writes nothing.
 
 use crate::cli::ValidateArgs;
+use crate::engine::polars as engine;
 use crate::error::Result;
-use crate::{evaluate, source};
 
 use super::{Settings, parse_cycle};
 
@@ -22,14 +22,14 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     if args.config_only {
         return Ok(());
     }
-    let accounts = source::scan_accounts(p, &setup.accounts_uri)?;
+    let accounts = engine::scan_accounts(p, &setup.accounts_uri)?;
     crate::outln!(
         "accounts `{}`: {} file(s), columns used: {}",
         setup.accounts_uri,
         accounts.files.len(),
         accounts.columns.join(", ")
     );
-    let usage = source::scan_usage(p, &setup.usage_uri)?;
+    let usage = engine::scan_usage(p, &setup.usage_uri)?;
     crate::outln!(
         "usage `{}`: {} file(s), columns used: {}",
         setup.usage_uri,
@@ -38,21 +38,13 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     );
     if let Some(cycle) = &args.cycle {
         let cycle = parse_cycle(cycle)?;
-        let eval = evaluate::evaluate(p, &accounts, &usage, cycle.as_of())?;
+        let eval = engine::evaluate(p, &accounts, &usage, cycle.as_of())?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
             eval.snapshot.height(),
             eval.usage_rows_in_windows
         );
-        for f in eval.quality.findings.iter().filter(|f| f.rows > 0) {
-            crate::outln!(
-                "  data check {}: {} {} rows ({:?})",
-                f.check,
-                f.rows,
-                f.dataset,
-                f.policy
-            );
-        }
+        super::print_findings(&eval.quality.findings);
     }
     Ok(())
 }

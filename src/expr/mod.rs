@@ -1,17 +1,15 @@
 //! The expression language of pipeline files: a documented subset of SQL
-//! expressions. Text is parsed into an [`Ast`] ([`parse`]), names and types
-//! are checked against what the pipeline defines ([`check`]), and the checked
-//! tree is lowered to a polars expression ([`lower`]). No SQL text ever
-//! reaches an engine.
+//! expressions. Text is parsed into an [`Ast`] ([`parse`]) and names and
+//! types are checked against what the pipeline defines ([`check`]). Engines
+//! lower the checked tree (`engine::polars::lower`); no SQL text ever
+//! reaches an engine, and nothing here knows one.
 
 mod check;
-mod lower;
 mod parse;
 
 use std::fmt;
 
 pub use check::{Names, Resolved, Type, check};
-pub use lower::{date_lit, exact_div, lower};
 pub use parse::{ParseError, parse};
 
 /// Byte offsets into the expression text.

@@ -41,8 +41,8 @@ use super::manifest::{
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{Context, Error, Result};
+use crate::plan::Finding;
 use crate::plan::Plan;
-use crate::quality::Finding;
 use crate::storage::Store;
 
 /// The footer key that holds a snapshot's manifest.

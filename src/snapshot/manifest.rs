@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Pipeline;
 use crate::error::{Context, Result};
+use crate::plan::Finding;
 use crate::plan::Plan;
-use crate::quality::Finding;
 use crate::storage::InputFile;
 
 /// 1: data files named by run id, `_manifest.json` the commit point.

@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::{Ast, BinOp, Func, Kind};
+use crate::expr::{Ast, BinOp, Func, Kind};
 
 fn null() -> Expr {
     lit(NULL)

@@ -5,12 +5,13 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use super::aggregates as features;
+use super::lower::date_lit;
+use super::quality::{self, Outcome};
+use super::rules;
+use super::source::Dataset;
 use crate::config::{Check, Pipeline, Policy};
 use crate::error::{Context, Error, Result};
-use crate::features;
-use crate::quality::{self, Outcome, REASON};
-use crate::rules;
-use crate::source::Dataset;
 
 /// What a cycle's evaluation produced.
 pub struct Evaluation {
@@ -107,7 +108,7 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
             usage.uri
         )));
     }
-    usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
+    quality::usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
     outcome.enforce(
         quality,
         &[
@@ -121,14 +122,14 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         "features_and_rules",
         || {
             let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), pipeline);
-            let with_features = features::add_features(joined, pipeline, as_of);
+            let with_features = super::features::add_features(joined, pipeline, as_of);
             let segments: Vec<Expr> = pipeline
                 .segmentations
                 .iter()
                 .flat_map(|s| rules::segment(s, as_of))
                 .collect();
             let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
-            columns[0] = crate::expr::date_lit(as_of).alias("as_of");
+            columns[0] = date_lit(as_of).alias("as_of");
             with_features
                 .with_columns(segments)
                 // Still in account id order: the join keeps the left order.
@@ -178,7 +179,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
             .filter(
                 col("snapshot_date")
                     .is_null()
-                    .or(col("snapshot_date").lt_eq(crate::expr::date_lit(as_of))),
+                    .or(col("snapshot_date").lt_eq(date_lit(as_of))),
             )
             .collect()
             .ctx(|| "point-in-time selection".into())?
@@ -221,7 +222,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
     // In the cycle: onboarded by as_of and not churned by then. An account
     // not churned by then without an onboarding date is a finding; kept
     // (policy warn), it is in the cycle with an unknown tenure.
-    let as_of_lit = crate::expr::date_lit(as_of);
+    let as_of_lit = date_lit(as_of);
     let not_churned = col("churned_on").is_null().or(col("churned_on").gt(as_of_lit.clone()));
     frame = quality::check_frame(
         frame,
@@ -242,16 +243,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
         )
         .collect()
         .ctx(|| "active accounts".into())?;
-    let row_checks = [
-        (Check::NullArr, col("arr").is_null()),
-        (Check::NegativeArr, col("arr").lt(lit(0))),
-        (Check::NegativeWallet, col("wallet").lt(lit(0))),
-        (Check::NegativeSeats, col("seats").lt(lit(0))),
-        (Check::NpsOutOfRange, col("nps").lt(lit(0)).or(col("nps").gt(lit(10)))),
-    ];
-    for (check, flagged) in row_checks {
-        frame = quality::check_frame(frame, check, "accounts", flagged, quality, &mut outcome)?;
-    }
+    frame = quality::account_values(frame, quality, &mut outcome)?;
     // A fixed row order makes base-wide float sums, and so every feature, the
     // same from run to run; sorted here, off the usage's critical path.
     let frame = frame
@@ -265,7 +257,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
     })
 }
 
-fn sum_u64(frame: &DataFrame, column: &str) -> Result<u64> {
+pub(super) fn sum_u64(frame: &DataFrame, column: &str) -> Result<u64> {
     let total = frame
         .column(column)
         .ctx(|| column.to_string())?
@@ -273,110 +265,4 @@ fn sum_u64(frame: &DataFrame, column: &str) -> Result<u64> {
         .sum::<i64>()
         .ctx(|| column.to_string())?;
     Ok(total.max(0) as u64)
-}
-
-/// The usage checks: rows of unknown accounts and rows with negative
-/// metrics, both counted from the grouped pass; rejected rows are read in a
-/// second pass only when a `drop` policy needs them written.
-fn usage_findings(
-    pipeline: &Pipeline,
-    usage: &Dataset,
-    grouped: &DataFrame,
-    known_ids: &DataFrame,
-    as_of: NaiveDate,
-    outcome: &mut Outcome,
-) -> Result<()> {
-    let quality = &pipeline.quality;
-    // An anti join keeps the usage of ids the accounts do not have (and of
-    // null ids, which match nothing).
-    let unknown_only = |usage: LazyFrame| {
-        usage.join(
-            known_ids.clone().lazy(),
-            [col("account_id")],
-            [col("account_id")],
-            JoinArgs::new(JoinType::Anti),
-        )
-    };
-    let unknown = unknown_only(grouped.clone().lazy())
-        .collect()
-        .ctx(|| "unknown accounts in usage".into())?;
-    let (null_ids, unknown): (DataFrame, DataFrame) = (
-        unknown
-            .clone()
-            .lazy()
-            .filter(col("account_id").is_null())
-            .collect()
-            .ctx(|| "usage rows without an account id".into())?,
-        unknown
-            .lazy()
-            .filter(col("account_id").is_not_null())
-            .collect()
-            .ctx(|| "unknown accounts in usage".into())?,
-    );
-    let flagged_groups = |column: &str| -> Result<DataFrame> {
-        grouped
-            .clone()
-            .lazy()
-            .filter(col(column).gt(lit(0)))
-            .collect()
-            .ctx(|| format!("usage rows counted in {column}"))
-    };
-    let checks = [
-        (
-            Check::NullUsageAccountId,
-            sum_u64(&null_ids, features::ROWS)?,
-            Vec::new(),
-        ),
-        (
-            Check::NullUsageDate,
-            sum_u64(grouped, features::NULL_DATE_ROWS)?,
-            quality::examples(&flagged_groups(features::NULL_DATE_ROWS)?),
-        ),
-        (
-            Check::UnknownAccountUsage,
-            sum_u64(&unknown, features::ROWS)?,
-            quality::examples(&unknown),
-        ),
-        (
-            Check::NegativeUsage,
-            sum_u64(grouped, features::NEGATIVE_ROWS)?,
-            quality::examples(&flagged_groups(features::NEGATIVE_ROWS)?),
-        ),
-    ];
-    for (check, rows, examples) in checks {
-        if rows == 0 {
-            continue;
-        }
-        let policy = quality.policy(check);
-        if policy != Policy::Error {
-            tracing::warn!(
-                check = check.name(),
-                rows,
-                "data check found {rows} usage rows ({policy:?})"
-            );
-        }
-        outcome.findings.push(quality::Finding {
-            check: check.name().to_string(),
-            dataset: "usage".to_string(),
-            policy,
-            rows,
-            examples,
-        });
-        if policy == Policy::Drop {
-            let rows = features::in_range(usage.frame.clone(), pipeline, as_of);
-            let flagged = match check {
-                Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
-                Check::NullUsageDate => usage.frame.clone().filter(col("date").is_null()),
-                Check::UnknownAccountUsage => unknown_only(rows).filter(col("account_id").is_not_null()),
-                _ => rows.filter(features::negative_metric(pipeline)),
-            };
-            let rejected = flagged
-                .with_column(lit(check.name()).alias(REASON))
-                .collect_with_engine(Engine::Streaming)
-                .map(|r| r.unwrap_single())
-                .ctx(|| format!("cannot read rejected usage rows of `{}`", usage.uri))?;
-            outcome.rejected_usage.push(rejected);
-        }
-    }
-    Ok(())
 }

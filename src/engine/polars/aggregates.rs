@@ -1,4 +1,6 @@
-//! Usage windows and aggregates, then features: LazyFrame -> LazyFrame.
+//! The usage pass: window masks and every aggregate per account in one
+//! streaming group-by, the counters the usage checks read, and the join of
+//! the aggregates onto the accounts.
 //!
 //! An aggregate's window is the dates `d` with
 //! `as_of - offset - window < d <= as_of - offset`. All aggregates are
@@ -7,8 +9,8 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use super::lower::{date_lit, exact_div};
 use crate::config::{Agg, Pipeline};
-use crate::expr::{date_lit, lower};
 
 /// Hidden columns of the grouped usage: rows in range per account, and the
 /// rows with a negative metric among them.
@@ -121,7 +123,7 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
         .aggregates
         .iter()
         .filter(|a| a.agg == Agg::PerDay)
-        .map(|a| crate::expr::exact_div(col(a.name.as_str()), lit(a.window_days as f64)).alias(a.name.as_str()))
+        .map(|a| exact_div(col(a.name.as_str()), lit(a.window_days as f64)).alias(a.name.as_str()))
         .collect();
     let in_range_or_undated = match usage_range(pipeline, as_of) {
         Some((after, through)) => usage.filter(
@@ -172,11 +174,4 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, pipeline: &Pipel
     } else {
         joined.with_columns(fills)
     }
-}
-
-/// Adds every feature, in dependency order.
-pub fn add_features(frame: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> LazyFrame {
-    pipeline.features.iter().fold(frame, |lf, f| {
-        lf.with_column(lower(&f.expr, as_of).alias(f.name.as_str()))
-    })
 }

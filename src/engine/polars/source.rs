@@ -23,6 +23,28 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The latest date of the dataset's `date` column (the usage).
+    pub fn last_date(&self) -> Result<chrono::NaiveDate> {
+        let max = self
+            .frame
+            .clone()
+            .select([col("date").max()])
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
+            .ctx(|| format!("cannot read usage dates of `{}`", self.uri))?;
+        let value = max
+            .column("date")
+            .and_then(|c| c.get(0))
+            .ctx(|| format!("cannot read usage dates of `{}`", self.uri))?;
+        let AnyValue::Date(days) = value else {
+            return Err(Error::Schema(format!(
+                "usage `{}` has no dated rows: pass --cycle",
+                self.uri
+            )));
+        };
+        Ok(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
+    }
+
     /// Turns a failure to read the dataset into an error that names the
     /// file at fault: each file is read alone until one fails.
     pub fn read_error(&self, error: PolarsError) -> Error {

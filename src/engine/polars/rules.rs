@@ -7,8 +7,8 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
+use super::lower::lower;
 use crate::config::Segmentation;
-use crate::expr::lower;
 
 /// The rule name recorded for accounts that no rule matched.
 pub const DEFAULT_RULE: &str = "default";
@@ -46,6 +46,47 @@ pub fn segment(segmentation: &Segmentation, as_of: NaiveDate) -> [Expr; 2] {
     )
     .alias(segmentation.rule_column());
     [label, rule]
+}
+
+/// Hidden columns of an explanation start with this.
+pub const EXPLAIN_PREFIX: &str = "__r";
+
+/// The column holding rule `r` of segmentation `s` in an explanation.
+pub fn verdict_column(s: usize, r: usize) -> String {
+    format!("{EXPLAIN_PREFIX}{s}_{r}")
+}
+
+/// The column holding condition `c` of rule `r` of segmentation `s`.
+pub fn condition_column(s: usize, r: usize, c: usize) -> String {
+    format!("{EXPLAIN_PREFIX}{s}_{r}_{c}")
+}
+
+/// One account's row of a cycle, with the value of every rule and of each
+/// condition it is built from ([`verdict_column`], [`condition_column`]),
+/// evaluated over the whole cycle as base-wide functions need. No rows when
+/// the account is not in the cycle.
+pub fn explain_account(
+    frame: DataFrame,
+    segmentations: &[Segmentation],
+    account: &str,
+    as_of: NaiveDate,
+) -> crate::error::Result<DataFrame> {
+    use crate::error::Context;
+    let mut exprs = Vec::new();
+    for (si, s) in segmentations.iter().enumerate() {
+        for (ri, r) in s.rules.iter().enumerate() {
+            exprs.push(lower(&r.when, as_of).alias(verdict_column(si, ri)));
+            for (ci, c) in r.when.conditions().iter().enumerate() {
+                exprs.push(lower(c, as_of).alias(condition_column(si, ri, ci)));
+            }
+        }
+    }
+    frame
+        .lazy()
+        .with_columns(exprs)
+        .filter(col("account_id").eq(lit(account)))
+        .collect()
+        .ctx(|| format!("cannot explain account `{account}`"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,283 @@
+//! Data checks and rejects. Each check flags rows; its policy decides
+//! whether the run fails (`error`, exit 3), keeps them with a warning
+//! (`warn`), or leaves them out and records them with a `reason` (`drop`).
+
+use polars::prelude::*;
+
+use chrono::NaiveDate;
+
+use super::aggregates as features;
+use super::evaluate::sum_u64;
+use super::source::Dataset;
+use crate::config::{Check, Pipeline, Policy, Quality};
+use crate::error::{Context, Error, Result};
+use crate::plan::Finding;
+
+/// The column of a reject that says which check dropped it.
+pub const REASON: &str = "reason";
+
+/// Findings and rejected rows of one run.
+#[derive(Default)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub rejected_accounts: Vec<DataFrame>,
+    pub rejected_usage: Vec<DataFrame>,
+}
+
+impl Outcome {
+    /// The rejected rows per dataset, each in one frame (the columns of
+    /// several checks unioned), for `rejects/`.
+    pub fn rejects(&self) -> Result<Vec<(&'static str, DataFrame)>> {
+        let mut out = Vec::new();
+        for (dataset, frames) in [("accounts", &self.rejected_accounts), ("usage", &self.rejected_usage)] {
+            if frames.is_empty() {
+                continue;
+            }
+            let lazy: Vec<LazyFrame> = frames.iter().map(|f| f.clone().lazy()).collect();
+            let frame = concat(lazy, UnionArgs::default())
+                .and_then(|lf| lf.collect())
+                .ctx(|| format!("cannot gather the rejected {dataset} rows"))?;
+            out.push((dataset, frame));
+        }
+        Ok(out)
+    }
+
+    pub fn dropped(&self, dataset: &str) -> u64 {
+        self.findings
+            .iter()
+            .filter(|f| f.dataset == dataset && f.policy == Policy::Drop)
+            .map(|f| f.rows)
+            .sum()
+    }
+
+    /// Fails the run when a check with the `error` policy found rows, or
+    /// too large a share was dropped; names every failed check at once.
+    pub fn enforce(&self, quality: &Quality, totals: &[(&str, u64)]) -> Result<()> {
+        let mut failures = Vec::new();
+        for f in &self.findings {
+            if f.policy == Policy::Error && f.rows > 0 {
+                let examples = if f.examples.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (e.g. {})", f.examples.join(", "))
+                };
+                failures.push(format!(
+                    "data check `{}` failed: {} {} row(s){examples}",
+                    f.check, f.rows, f.dataset
+                ));
+            }
+        }
+        if let Some(max) = quality.max_reject_ratio {
+            for (dataset, total) in totals {
+                let dropped = self.dropped(dataset);
+                if *total > 0 && dropped as f64 / *total as f64 > max {
+                    failures.push(format!(
+                        "{dropped} of {total} {dataset} rows were dropped, more than max_reject_ratio = {max}"
+                    ));
+                }
+            }
+        }
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Data(format!(
+            "{}\n  help: fix the input data, or set the check's policy in the pipeline's [quality] section (\"warn\" keeps the rows, \"drop\" leaves them out and writes them to rejects/)",
+            failures.join("\n")
+        )))
+    }
+}
+
+/// Applies one check to an in-memory frame of accounts: returns the rows to
+/// keep and records what was found.
+pub fn check_frame(
+    frame: DataFrame,
+    check: Check,
+    dataset: &'static str,
+    flagged: Expr,
+    quality: &Quality,
+    outcome: &mut Outcome,
+) -> Result<DataFrame> {
+    let policy = quality.policy(check);
+    let flagged = flagged.fill_null(lit(false));
+    let bad = frame
+        .clone()
+        .lazy()
+        .filter(flagged.clone())
+        .collect()
+        .ctx(|| format!("data check {}", check.name()))?;
+    if bad.height() == 0 {
+        return Ok(frame);
+    }
+    let examples = examples(&bad);
+    match policy {
+        Policy::Warn => {
+            tracing::warn!(check = check.name(), rows = bad.height(), examples = %examples.join(", "), "data check found {} {dataset} rows; kept (policy warn)", bad.height());
+        }
+        Policy::Drop => {
+            tracing::warn!(
+                check = check.name(),
+                rows = bad.height(),
+                "data check dropped {} {dataset} rows",
+                bad.height()
+            );
+        }
+        Policy::Error => {}
+    }
+    outcome.findings.push(Finding {
+        check: check.name().to_string(),
+        dataset: dataset.to_string(),
+        policy,
+        rows: bad.height() as u64,
+        examples,
+    });
+    if policy == Policy::Drop {
+        let rejected = bad
+            .lazy()
+            .with_column(lit(check.name()).alias(REASON))
+            .collect()
+            .ctx(|| format!("data check {}", check.name()))?;
+        outcome.rejected_accounts.push(rejected);
+        frame
+            .lazy()
+            .filter(flagged.not())
+            .collect()
+            .ctx(|| format!("data check {}", check.name()))
+    } else {
+        Ok(frame)
+    }
+}
+
+/// Up to three account ids of flagged rows, for messages.
+pub fn examples(bad: &DataFrame) -> Vec<String> {
+    let Ok(ids) = bad.column("account_id") else {
+        return Vec::new();
+    };
+    (0..ids.len().min(3))
+        .map(|i| match ids.get(i) {
+            Ok(AnyValue::Null) | Err(_) => "null".to_string(),
+            Ok(AnyValue::String(s)) => s.to_string(),
+            Ok(v) => v.to_string(),
+        })
+        .collect()
+}
+
+/// The checks of the accounts' values, on the accounts in the cycle.
+pub fn account_values(mut frame: DataFrame, quality: &Quality, outcome: &mut Outcome) -> Result<DataFrame> {
+    let checks = [
+        (Check::NullArr, col("arr").is_null()),
+        (Check::NegativeArr, col("arr").lt(lit(0))),
+        (Check::NegativeWallet, col("wallet").lt(lit(0))),
+        (Check::NegativeSeats, col("seats").lt(lit(0))),
+        (Check::NpsOutOfRange, col("nps").lt(lit(0)).or(col("nps").gt(lit(10)))),
+    ];
+    for (check, flagged) in checks {
+        frame = check_frame(frame, check, "accounts", flagged, quality, outcome)?;
+    }
+    Ok(frame)
+}
+
+/// The usage checks: rows of unknown accounts and rows with negative
+/// metrics, both counted from the grouped pass; rejected rows are read in a
+/// second pass only when a `drop` policy needs them written.
+pub fn usage_findings(
+    pipeline: &Pipeline,
+    usage: &Dataset,
+    grouped: &DataFrame,
+    known_ids: &DataFrame,
+    as_of: NaiveDate,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    let quality = &pipeline.quality;
+    // An anti join keeps the usage of ids the accounts do not have (and of
+    // null ids, which match nothing).
+    let unknown_only = |usage: LazyFrame| {
+        usage.join(
+            known_ids.clone().lazy(),
+            [col("account_id")],
+            [col("account_id")],
+            JoinArgs::new(JoinType::Anti),
+        )
+    };
+    let unknown = unknown_only(grouped.clone().lazy())
+        .collect()
+        .ctx(|| "unknown accounts in usage".into())?;
+    let (null_ids, unknown): (DataFrame, DataFrame) = (
+        unknown
+            .clone()
+            .lazy()
+            .filter(col("account_id").is_null())
+            .collect()
+            .ctx(|| "usage rows without an account id".into())?,
+        unknown
+            .lazy()
+            .filter(col("account_id").is_not_null())
+            .collect()
+            .ctx(|| "unknown accounts in usage".into())?,
+    );
+    let flagged_groups = |column: &str| -> Result<DataFrame> {
+        grouped
+            .clone()
+            .lazy()
+            .filter(col(column).gt(lit(0)))
+            .collect()
+            .ctx(|| format!("usage rows counted in {column}"))
+    };
+    let checks = [
+        (
+            Check::NullUsageAccountId,
+            sum_u64(&null_ids, features::ROWS)?,
+            Vec::new(),
+        ),
+        (
+            Check::NullUsageDate,
+            sum_u64(grouped, features::NULL_DATE_ROWS)?,
+            examples(&flagged_groups(features::NULL_DATE_ROWS)?),
+        ),
+        (
+            Check::UnknownAccountUsage,
+            sum_u64(&unknown, features::ROWS)?,
+            examples(&unknown),
+        ),
+        (
+            Check::NegativeUsage,
+            sum_u64(grouped, features::NEGATIVE_ROWS)?,
+            examples(&flagged_groups(features::NEGATIVE_ROWS)?),
+        ),
+    ];
+    for (check, rows, examples) in checks {
+        if rows == 0 {
+            continue;
+        }
+        let policy = quality.policy(check);
+        if policy != Policy::Error {
+            tracing::warn!(
+                check = check.name(),
+                rows,
+                "data check found {rows} usage rows ({policy:?})"
+            );
+        }
+        outcome.findings.push(Finding {
+            check: check.name().to_string(),
+            dataset: "usage".to_string(),
+            policy,
+            rows,
+            examples,
+        });
+        if policy == Policy::Drop {
+            let rows = features::in_range(usage.frame.clone(), pipeline, as_of);
+            let flagged = match check {
+                Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
+                Check::NullUsageDate => usage.frame.clone().filter(col("date").is_null()),
+                Check::UnknownAccountUsage => unknown_only(rows).filter(col("account_id").is_not_null()),
+                _ => rows.filter(features::negative_metric(pipeline)),
+            };
+            let rejected = flagged
+                .with_column(lit(check.name()).alias(REASON))
+                .collect_with_engine(Engine::Streaming)
+                .map(|r| r.unwrap_single())
+                .ctx(|| format!("cannot read rejected usage rows of `{}`", usage.uri))?;
+            outcome.rejected_usage.push(rejected);
+        }
+    }
+    Ok(())
+}
