@@ -180,7 +180,7 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
                     churned_arr(),
                     col("arr_end").sum().alias("ending_arr"),
                     polars::lazy::dsl::min_horizontal([col("arr_start"), col("arr_end")])
-                        .ctx(|| "grr".into())?
+                        .ctx(|| "cannot compute gross revenue retention".into())?
                         .sum()
                         .alias("kept_arr"),
                 ])
@@ -283,7 +283,7 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
             col("in_end").cast(DataType::Int64).sum().alias("accounts_end"),
         ])
         .collect()
-        .ctx(|| "ARR bridge".into())?;
+        .ctx(|| "cannot compute the ARR bridge".into())?;
     Ok(Comparison {
         segmentations,
         transitions,

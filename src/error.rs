@@ -27,16 +27,16 @@ pub enum Error {
     Config(Vec<Problem>),
 
     /// An input does not have the shape the pipeline needs.
-    #[error("{0}")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(Box<SchemaError>),
 
-    /// A data check failed under the `error` policy.
-    #[error("{0}")]
-    Data(String),
+    /// Data checks failed under the `error` policy, or too much was dropped.
+    #[error(transparent)]
+    Data(#[from] DataError),
 
     /// The cycle is committed already, or another run holds or won it.
-    #[error("{0}")]
-    Conflict(String),
+    #[error(transparent)]
+    Conflict(Box<ConflictError>),
 
     /// Reading or writing storage failed.
     #[error("{context}: {cause}\n  help: {help}")]
@@ -55,9 +55,210 @@ pub enum Error {
         source: polars::error::PolarsError,
     },
 
-    /// Any other runtime failure (local I/O, encoding).
-    #[error("{0}")]
-    Runtime(String),
+    /// A stored snapshot file is not what quadrant wrote.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+
+    /// A local file could not be read or written.
+    #[error("cannot {action} `{path}`: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An input that does not have the shape the pipeline needs: each names the
+/// dataset, the file and the column at fault, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("{dataset} input `{uri}`: no Parquet files found (a file, a folder of .parquet files, or a glob such as `{}/**/*.parquet`)", uri.trim_end_matches('/'))]
+    NoFiles { dataset: String, uri: String },
+    #[error("{dataset} `{uri}` has no rows ({files} file(s))")]
+    NoRows { dataset: String, uri: String, files: usize },
+    #[error("{dataset} file `{file}` cannot be read: {cause}")]
+    Unreadable {
+        dataset: String,
+        file: String,
+        cause: String,
+    },
+    #[error("{dataset} file `{file}` cannot be read as Parquet: {cause}")]
+    NotParquet {
+        dataset: String,
+        file: String,
+        cause: String,
+    },
+    #[error("{dataset} file `{file}`: column `{column}` is {found}, but {expected} in `{first_file}`")]
+    FilesDisagree {
+        dataset: String,
+        file: String,
+        column: String,
+        found: String,
+        expected: String,
+        first_file: String,
+    },
+    #[error("{dataset} column `{column}` in `{file}`: expected {expected}, found {found}{hint}\n  columns in the data: {}", columns.join(", "))]
+    WrongType {
+        dataset: String,
+        file: String,
+        column: String,
+        expected: String,
+        found: String,
+        hint: String,
+        columns: Vec<String>,
+    },
+    #[error("{dataset} column `{column}` (mapped to `{mapped_to}`) is not in `{file}`{help}\n  columns in the data: {}", columns.join(", "))]
+    MappedColumnMissing {
+        dataset: String,
+        file: String,
+        column: String,
+        mapped_to: String,
+        help: String,
+        columns: Vec<String>,
+    },
+    #[error("{dataset}: `{file}` has a column `{column}` and another column mapped to `{column}`")]
+    DuplicateColumn {
+        dataset: String,
+        file: String,
+        column: String,
+    },
+    #[error("{dataset} column `{column}` is missing in `{file}` (expected {expected}{why}){help}\n  columns in the data: {}", columns.join(", "))]
+    MissingColumn {
+        dataset: String,
+        file: String,
+        column: String,
+        expected: String,
+        why: String,
+        help: String,
+        columns: Vec<String>,
+    },
+    #[error(
+        "usage `{uri}` has no rows in any aggregate window (dates after {after} through {through}, for as_of {as_of}): check the cycle and the dates of the usage data"
+    )]
+    NoUsageInWindows {
+        uri: String,
+        after: chrono::NaiveDate,
+        through: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+    },
+    #[error("usage `{uri}` has no dated rows: pass --cycle")]
+    NoDatedUsage { uri: String },
+}
+
+/// Data checks that failed under the `error` policy, and datasets of which
+/// more than `max_reject_ratio` was dropped: all of them at once.
+#[derive(Debug)]
+pub struct DataError {
+    pub failures: Vec<CheckFailure>,
+    pub over_ratio: Vec<RatioFailure>,
+}
+
+#[derive(Debug)]
+pub struct CheckFailure {
+    pub check: String,
+    pub dataset: String,
+    pub rows: u64,
+    /// A few account ids of the flagged rows.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct RatioFailure {
+    pub dataset: String,
+    pub dropped: u64,
+    pub total: u64,
+    pub max: f64,
+}
+
+impl std::error::Error for DataError {}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut lines = Vec::new();
+        for c in &self.failures {
+            let examples = if c.examples.is_empty() {
+                String::new()
+            } else {
+                format!(" (e.g. {})", c.examples.join(", "))
+            };
+            lines.push(format!(
+                "data check `{}` failed: {} {} row(s){examples}",
+                c.check, c.rows, c.dataset
+            ));
+        }
+        for r in &self.over_ratio {
+            lines.push(format!(
+                "{} of {} {} rows were dropped, more than max_reject_ratio = {}",
+                r.dropped, r.total, r.dataset, r.max
+            ));
+        }
+        write!(
+            f,
+            "{}\n  help: fix the input data, or set the check's policy in the pipeline's [quality] section (\"warn\" keeps the rows, \"drop\" leaves them out and writes them to rejects/)",
+            lines.join("\n")
+        )
+    }
+}
+
+/// Why a cycle cannot be committed by this run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConflictError {
+    #[error(
+        "cycle {cycle} is already committed under {root} (run {run_id}, {committed_at}); pass --replace to replace it"
+    )]
+    AlreadyCommitted {
+        cycle: String,
+        root: String,
+        run_id: String,
+        committed_at: String,
+    },
+    #[error(
+        "cycle {cycle} is being committed by run {run_id} (host {host}, pid {pid}, since {since}); if that run is dead, its lock expires {lease_minutes} minutes after it was taken"
+    )]
+    BeingCommitted {
+        cycle: String,
+        run_id: String,
+        host: String,
+        pid: u32,
+        since: String,
+        lease_minutes: i64,
+    },
+    #[error("cycle {cycle} is being committed by another run")]
+    LockHeld { cycle: String },
+    #[error("cycle {cycle} was committed by another run first")]
+    CommittedFirst { cycle: String },
+    #[error("`{uri}` exists already")]
+    Exists { uri: String },
+}
+
+/// A stored snapshot file that is not what quadrant wrote.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("`{uri}` is not a Parquet file")]
+    NotParquet { uri: String },
+    #[error("cannot read the footer of `{uri}`: {cause}")]
+    Footer { uri: String, cause: String },
+    #[error(
+        "`{uri}` has no quadrant manifest in its footer: it was not written by quadrant; move it out of the snapshot folder"
+    )]
+    NotQuadrant { uri: String },
+    #[error("the manifest in `{uri}` is not valid: {cause}")]
+    BadManifest { uri: String, cause: String },
+    #[error("snapshot of cycle {cycle} lists no files")]
+    NoFiles { cycle: String },
+}
+
+impl From<SchemaError> for Error {
+    fn from(e: SchemaError) -> Self {
+        Error::Schema(Box::new(e))
+    }
+}
+
+impl From<ConflictError> for Error {
+    fn from(e: ConflictError) -> Self {
+        Error::Conflict(Box::new(e))
+    }
 }
 
 impl Error {
@@ -66,13 +267,22 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::Schema(_) | Error::Data(_) => exit::DATA,
             Error::Conflict(_) => exit::CONFLICT,
-            Error::Storage { .. } | Error::Polars { .. } | Error::Runtime(_) => exit::RUNTIME,
+            Error::Storage { .. } | Error::Polars { .. } | Error::Snapshot(_) | Error::Io { .. } => exit::RUNTIME,
         }
     }
 
     /// A configuration error with a single problem.
     pub fn config(message: impl Into<String>) -> Self {
         Error::Config(vec![Problem::new(message)])
+    }
+
+    /// A local file operation that failed.
+    pub fn io(action: &'static str, path: impl std::fmt::Display, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.to_string(),
+            source,
+        }
     }
 }
 

@@ -168,14 +168,12 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     }
     let out = Path::new(&args.out);
     let usage_dir = out.join("usage");
-    std::fs::create_dir_all(&usage_dir)
-        .map_err(|e| Error::Runtime(format!("cannot create `{}`: {e}", usage_dir.display())))?;
+    std::fs::create_dir_all(&usage_dir).map_err(|e| Error::io("create", usage_dir.display(), e))?;
     // A rerun into the same folder must not leave files of a larger run.
-    for entry in std::fs::read_dir(&usage_dir).map_err(|e| Error::Runtime(e.to_string()))? {
-        let path = entry.map_err(|e| Error::Runtime(e.to_string()))?.path();
+    for entry in std::fs::read_dir(&usage_dir).map_err(|e| Error::io("list", usage_dir.display(), e))? {
+        let path = entry.map_err(|e| Error::io("list", usage_dir.display(), e))?.path();
         if path.extension().is_some_and(|x| x == "parquet") {
-            std::fs::remove_file(&path)
-                .map_err(|e| Error::Runtime(format!("cannot remove `{}`: {e}", path.display())))?;
+            std::fs::remove_file(&path).map_err(|e| Error::io("remove", path.display(), e))?;
         }
     }
 
@@ -187,10 +185,10 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
     let start = end - Duration::days(args.days as i64 - 1);
     let ids = frame
         .column("account_id")
-        .ctx(|| "account_id".into())?
+        .ctx(|| "cannot generate the `account_id` column".into())?
         .as_materialized_series()
         .unique_stable()
-        .ctx(|| "account_id".into())?;
+        .ctx(|| "cannot generate the `account_id` column".into())?;
     let groups: Vec<&[Account]> = accounts.chunks(ACCOUNTS_PER_FILE).collect();
     let rows: usize = groups
         .par_iter()
@@ -327,10 +325,10 @@ impl AccountColumns {
             Series::new("plan".into(), self.plan).into(),
             Series::new("arr".into(), self.arr).into(),
             date("customer_since", self.customer_since)
-                .ctx(|| "customer_since".into())?
+                .ctx(|| "cannot generate the `customer_since` column".into())?
                 .into(),
             opt_date("churned_on", self.churned_on)
-                .ctx(|| "churned_on".into())?
+                .ctx(|| "cannot generate the `churned_on` column".into())?
                 .into(),
             Series::new("wallet".into(), self.wallet).into(),
             Series::new("employees".into(), self.employees).into(),
@@ -339,18 +337,18 @@ impl AccountColumns {
             Series::new("seats".into(), self.seats).into(),
             Series::new("nps".into(), self.nps).into(),
             date("renewal_date", self.renewal_date)
-                .ctx(|| "renewal_date".into())?
+                .ctx(|| "cannot generate the `renewal_date` column".into())?
                 .into(),
         ];
         if history {
             columns.insert(
                 1,
                 opt_date("snapshot_date", self.snapshot_date)
-                    .ctx(|| "snapshot_date".into())?
+                    .ctx(|| "cannot generate the `snapshot_date` column".into())?
                     .into(),
             );
         }
-        DataFrame::new_infer_height(columns).ctx(|| "accounts".into())
+        DataFrame::new_infer_height(columns).ctx(|| "cannot generate the accounts".into())
     }
 }
 
@@ -397,23 +395,23 @@ impl UsageChunk {
         let chunk = std::mem::take(self);
         let account_id = ids
             .take(&IdxCa::from_vec("account_id".into(), chunk.account))
-            .ctx(|| "account_id".into())?;
+            .ctx(|| "cannot generate the `account_id` column".into())?;
         let date = Series::new("date".into(), chunk.date)
             .cast(&DataType::Date)
-            .ctx(|| "date".into())?;
+            .ctx(|| "cannot generate the `date` column".into())?;
         let mut frame = DataFrame::new_infer_height(vec![
             account_id.into(),
             date.into(),
             Series::new("active_users".into(), chunk.active_users).into(),
             Series::new("events".into(), chunk.events).into(),
         ])
-        .ctx(|| "usage".into())?;
+        .ctx(|| "cannot generate the usage".into())?;
         write(&mut frame, path)
     }
 }
 
 fn write(frame: &mut DataFrame, path: &Path) -> Result<()> {
-    let file = File::create(path).map_err(|e| Error::Runtime(format!("cannot create `{}`: {e}", path.display())))?;
+    let file = File::create(path).map_err(|e| Error::io("create", path.display(), e))?;
     ParquetWriter::new(file)
         .with_statistics(StatisticsOptions::full())
         .finish(frame)

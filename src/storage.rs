@@ -547,10 +547,11 @@ pub fn resolve_input(dataset: &str, uri: &str, options: &StorageOptions) -> Resu
         }
     };
     if files.is_empty() {
-        return Err(Error::Schema(format!(
-            "{dataset} input `{uri}`: no Parquet files found (a file, a folder of .parquet files, or a glob such as `{}/**/*.parquet`)",
-            uri.trim_end_matches('/')
-        )));
+        return Err(crate::error::SchemaError::NoFiles {
+            dataset: dataset.to_string(),
+            uri: uri.to_string(),
+        }
+        .into());
     }
     Ok(files)
 }

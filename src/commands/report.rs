@@ -9,7 +9,7 @@ pub fn report(args: ReportArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
     let store = setup.output()?;
     let html = crate::report::render(&store)?;
-    std::fs::write(&args.to, html).map_err(|e| Error::Runtime(format!("cannot write `{}`: {e}", args.to)))?;
+    std::fs::write(&args.to, html).map_err(|e| Error::io("write", &args.to, e))?;
     crate::outln!("wrote {}", args.to);
     Ok(())
 }

@@ -139,7 +139,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     .expect("serializable");
     if let Some(path) = &args.summary_file {
         std::fs::write(path, format!("{}\n", crate::redact::text(&json)))
-            .map_err(|e| Error::Runtime(format!("cannot write the summary file `{path}`: {e}")))?;
+            .map_err(|e| Error::io("write the summary file", path, e))?;
     }
     if args.json {
         crate::outln!("{json}");

@@ -40,7 +40,7 @@ use super::manifest::{
 };
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
-use crate::error::{Context, Error, Result};
+use crate::error::{ConflictError, Context, Error, Result, SnapshotError};
 use crate::plan::Finding;
 use crate::plan::Plan;
 use crate::storage::Store;
@@ -91,13 +91,11 @@ fn embedded_manifest(store: &Store, path: &object_store::path::Path) -> Result<O
         return Ok(None);
     };
     let uri = store.uri_of(path);
-    let text = value.ok_or_else(|| {
-        Error::Runtime(format!(
-            "`{uri}` has no quadrant manifest in its footer: it was not written by quadrant; move it out of the snapshot folder"
-        ))
+    let text = value.ok_or_else(|| SnapshotError::NotQuadrant { uri: uri.clone() })?;
+    let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| SnapshotError::BadManifest {
+        uri: uri.clone(),
+        cause: e.to_string(),
     })?;
-    let mut manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Error::Runtime(format!("the manifest in the footer of `{uri}` is not valid: {e}")))?;
     let rel = store.relative(path).to_string();
     for o in manifest.outputs.iter_mut().filter(|o| o.path == rel) {
         o.bytes = size;
@@ -110,9 +108,13 @@ fn read_json_manifest(store: &Store, rel: &str) -> Result<Option<Manifest>> {
     let Some(bytes) = store.get(&path)? else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Runtime(format!("manifest `{}` is not valid: {e}", store.uri_of(&path))))
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        SnapshotError::BadManifest {
+            uri: store.uri_of(&path),
+            cause: e.to_string(),
+        }
+        .into()
+    })
 }
 
 fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
@@ -237,12 +239,13 @@ pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
 }
 
 fn already_committed(store: &Store, cycle: &Cycle, m: &Manifest) -> Error {
-    Error::Conflict(format!(
-        "cycle {cycle} is already committed under {} (run {}, {}); pass --replace to replace it",
-        store.uri(),
-        m.run_id,
-        m.finished_at
-    ))
+    ConflictError::AlreadyCommitted {
+        cycle: cycle.to_string(),
+        root: store.uri().to_string(),
+        run_id: m.run_id.clone(),
+        committed_at: m.finished_at.clone(),
+    }
+    .into()
 }
 
 /// Fails with the conflict code when a cycle is committed and `replace` is
@@ -278,10 +281,10 @@ pub fn scan_committed(store: &Store, manifest: &Manifest) -> Result<LazyFrame> {
         .map(|o| PlRefPath::new(store.uri_of(&store.path(&o.path)).as_str()))
         .collect();
     if paths.is_empty() {
-        return Err(Error::Runtime(format!(
-            "snapshot of cycle {} lists no files",
-            manifest.cycle
-        )));
+        return Err(SnapshotError::NoFiles {
+            cycle: manifest.cycle.clone(),
+        }
+        .into());
     }
     let args = ScanArgsParquet {
         cloud_options: store.cloud_options()?,
@@ -377,7 +380,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
         let value = Scalar::new(DataType::String, AnyValue::StringOwned(value.as_str().into()));
         snapshot
             .with_column(Column::new_scalar(name.into(), value, rows))
-            .ctx(|| name.into())?;
+            .ctx(|| format!("cannot add the `{name}` column to the snapshot of cycle {cycle}"))?;
     }
     let segmentations: Vec<SegmentationSummary> = summarize(c.pipeline, &snapshot)?;
 
@@ -388,8 +391,9 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     for (dataset, mut frame) in c.rejects {
         let staged = layout::staged_rejects(&cycle, &c.run_id, dataset);
         ours.push(store.path(&staged));
-        let bytes = put_parquet(store, &staged, &mut frame, true)?
-            .ok_or_else(|| Error::Conflict(format!("`{}` exists already", store.uri_of(&store.path(&staged)))))?;
+        let bytes = put_parquet(store, &staged, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
+            uri: store.uri_of(&store.path(&staged)),
+        })?;
         outputs.push(OutputFile {
             path: layout::rejects_file(&cycle, dataset),
             kind: "rejects".into(),
@@ -457,9 +461,10 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
                 tracing::warn!(%cycle, "the store answered that the snapshot exists: it is this run's (a retried put)");
             } else {
                 delete_all(store, &ours);
-                return Err(Error::Conflict(format!(
-                    "cycle {cycle} was committed by another run first"
-                )));
+                return Err(ConflictError::CommittedFirst {
+                    cycle: cycle.to_string(),
+                }
+                .into());
             }
         }
         Err(e) => match committed_by_us() {

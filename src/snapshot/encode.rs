@@ -11,7 +11,7 @@ use polars_parquet::write::{
 };
 use rayon::prelude::*;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result, SnapshotError};
 use crate::storage::Store;
 
 /// Encodes a frame as Parquet: zstd at level 1 (a third less time than
@@ -100,20 +100,25 @@ pub fn footer_value(
     };
     let size = meta.size;
     let uri = || store.uri_of(path);
-    let not_parquet = || Error::Runtime(format!("`{}` is not a Parquet file", uri()));
+    let not_parquet = || SnapshotError::NotParquet { uri: uri() };
     if size < 12 {
-        return Err(not_parquet());
+        return Err(not_parquet().into());
     }
     let mut tail = store.get_range(path, size.saturating_sub(TAIL)..size)?;
     let footer_len = u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().expect("4 bytes")) as u64;
     if &tail[tail.len() - 4..] != b"PAR1" || footer_len + 8 > size {
-        return Err(not_parquet());
+        return Err(not_parquet().into());
     }
     if footer_len + 8 > tail.len() as u64 {
         tail = store.get_range(path, size - footer_len - 8..size)?;
     }
-    let metadata = polars_parquet::parquet::read::read_metadata(&mut std::io::Cursor::new(tail.as_ref()))
-        .map_err(|e| Error::Runtime(format!("cannot read the footer of `{}`: {e}", uri())))?;
+    let metadata =
+        polars_parquet::parquet::read::read_metadata(&mut std::io::Cursor::new(tail.as_ref())).map_err(|e| {
+            SnapshotError::Footer {
+                uri: uri(),
+                cause: e.to_string(),
+            }
+        })?;
     let value = metadata
         .key_value_metadata()
         .iter()

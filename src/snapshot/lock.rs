@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::layout;
 use crate::cycle::Cycle;
-use crate::error::{Error, Result};
+use crate::error::{ConflictError, Error, Result};
 use crate::storage::Store;
 
 /// A lock older than this is taken to belong to a run that died.
@@ -63,16 +63,19 @@ pub struct Holder(Option<Lock>);
 impl Holder {
     pub fn conflict(&self, cycle: &Cycle) -> Error {
         match &self.0 {
-            Some(h) => Error::Conflict(format!(
-                "cycle {cycle} is being committed by run {} (host {}, pid {}, since {}); \
-                 if that run is dead, its lock expires {} minutes after it was taken",
-                h.run_id,
-                h.host,
-                h.pid,
-                h.started_at,
-                LEASE_SECONDS / 60
-            )),
-            None => Error::Conflict(format!("cycle {cycle} is being committed by another run")),
+            Some(h) => ConflictError::BeingCommitted {
+                cycle: cycle.to_string(),
+                run_id: h.run_id.clone(),
+                host: h.host.clone(),
+                pid: h.pid,
+                since: h.started_at.clone(),
+                lease_minutes: LEASE_SECONDS / 60,
+            }
+            .into(),
+            None => ConflictError::LockHeld {
+                cycle: cycle.to_string(),
+            }
+            .into(),
         }
     }
 }

@@ -144,21 +144,21 @@ pub fn summarize(pipeline: &Pipeline, snapshot: &DataFrame) -> Result<Vec<Segmen
             .ctx(|| format!("summary of {}", s.name))?;
         let labels = grouped
             .column(s.name.as_str())
-            .ctx(|| s.name.clone())?
+            .ctx(|| format!("cannot count the labels of segmentation `{}`", s.name))?
             .str()
-            .ctx(|| s.name.clone())?
+            .ctx(|| format!("cannot count the labels of segmentation `{}`", s.name))?
             .clone();
         let counts = grouped
             .column("accounts")
-            .ctx(|| s.name.clone())?
+            .ctx(|| format!("cannot count the labels of segmentation `{}`", s.name))?
             .i64()
-            .ctx(|| s.name.clone())?
+            .ctx(|| format!("cannot count the labels of segmentation `{}`", s.name))?
             .clone();
         let arr = grouped
             .column("arr")
-            .ctx(|| s.name.clone())?
+            .ctx(|| format!("cannot count the labels of segmentation `{}`", s.name))?
             .f64()
-            .ctx(|| s.name.clone())?
+            .ctx(|| format!("cannot count the labels of segmentation `{}`", s.name))?
             .clone();
         let mut rows: Vec<LabelSummary> = s
             .labels()

@@ -11,7 +11,7 @@ use super::quality::{self, Outcome};
 use super::rules;
 use super::source::Dataset;
 use crate::config::{Check, Pipeline, Policy};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result, SchemaError};
 
 /// What a cycle's evaluation produced.
 pub struct Evaluation {
@@ -103,10 +103,13 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
     if usage_rows_in_windows == 0
         && let Some((after, through)) = features::usage_range(pipeline, as_of)
     {
-        return Err(Error::Schema(format!(
-            "usage `{}` has no rows in any aggregate window (dates after {after} through {through}, for as_of {as_of}): check the cycle and the dates of the usage data",
-            usage.uri
-        )));
+        return Err(SchemaError::NoUsageInWindows {
+            uri: usage.uri.clone(),
+            after,
+            through,
+            as_of,
+        }
+        .into());
     }
     quality::usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
     outcome.enforce(
@@ -160,11 +163,12 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
     let all_accounts = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
     let rows = all_accounts.height() as u64;
     if rows == 0 {
-        return Err(Error::Schema(format!(
-            "accounts `{}` has no rows ({} file(s))",
-            accounts.uri,
-            accounts.files.len()
-        )));
+        return Err(SchemaError::NoRows {
+            dataset: "accounts".into(),
+            uri: accounts.uri.clone(),
+            files: accounts.files.len(),
+        }
+        .into());
     }
     // Every account id of the dataset, for the usage-of-unknown-accounts check.
     let known_ids = all_accounts
@@ -172,7 +176,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
         .lazy()
         .select([col("account_id")])
         .collect()
-        .ctx(|| "accounts".into())?;
+        .ctx(|| format!("cannot read the account ids of `{}`", accounts.uri))?;
     let candidates = if has_snapshot_date {
         all_accounts
             .lazy()
@@ -182,7 +186,12 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
                     .or(col("snapshot_date").lt_eq(date_lit(as_of))),
             )
             .collect()
-            .ctx(|| "point-in-time selection".into())?
+            .ctx(|| {
+                format!(
+                    "cannot select the accounts valid at {as_of} (snapshot_date) in `{}`",
+                    accounts.uri
+                )
+            })?
     } else {
         all_accounts
     };
@@ -198,15 +207,22 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
     if has_snapshot_date {
         // The row valid at as_of is the latest dated one; undated rows count
         // only for accounts with no dated row.
-        let latest = col("snapshot_date")
-            .max()
-            .over([col("account_id")])
-            .ctx(|| "point-in-time selection".into())?;
+        let latest = col("snapshot_date").max().over([col("account_id")]).ctx(|| {
+            format!(
+                "cannot select the accounts valid at {as_of} (snapshot_date) in `{}`",
+                accounts.uri
+            )
+        })?;
         frame = frame
             .lazy()
             .filter(col("snapshot_date").eq_missing(latest))
             .collect()
-            .ctx(|| "point-in-time selection".into())?;
+            .ctx(|| {
+                format!(
+                    "cannot select the accounts valid at {as_of} (snapshot_date) in `{}`",
+                    accounts.uri
+                )
+            })?;
     }
     frame = quality::check_frame(
         frame,
@@ -214,7 +230,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
         "accounts",
         len()
             .over([col("account_id")])
-            .ctx(|| "duplicate check".into())?
+            .ctx(|| format!("cannot run data check duplicate_account_id on `{}`", accounts.uri))?
             .gt(lit(1)),
         quality,
         &mut outcome,
@@ -242,13 +258,18 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
                 .fill_null(lit(false)),
         )
         .collect()
-        .ctx(|| "active accounts".into())?;
+        .ctx(|| {
+            format!(
+                "cannot select the accounts in the cycle of {as_of} in `{}`",
+                accounts.uri
+            )
+        })?;
     frame = quality::account_values(frame, quality, &mut outcome)?;
     // A fixed row order makes base-wide float sums, and so every feature, the
     // same from run to run; sorted here, off the usage's critical path.
     let frame = frame
         .sort(["account_id"], SortMultipleOptions::default())
-        .ctx(|| "accounts".into())?;
+        .ctx(|| format!("cannot sort the accounts of `{}`", accounts.uri))?;
     Ok(CycleAccounts {
         frame,
         known_ids,
@@ -260,9 +281,9 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
 pub(super) fn sum_u64(frame: &DataFrame, column: &str) -> Result<u64> {
     let total = frame
         .column(column)
-        .ctx(|| column.to_string())?
+        .ctx(|| format!("cannot sum the usage counter `{column}`"))?
         .as_materialized_series()
         .sum::<i64>()
-        .ctx(|| column.to_string())?;
+        .ctx(|| format!("cannot sum the usage counter `{column}`"))?;
     Ok(total.max(0) as u64)
 }

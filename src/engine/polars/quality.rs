@@ -10,7 +10,7 @@ use super::aggregates as features;
 use super::evaluate::sum_u64;
 use super::source::Dataset;
 use crate::config::{Check, Pipeline, Policy, Quality};
-use crate::error::{Context, Error, Result};
+use crate::error::{CheckFailure, Context, DataError, RatioFailure, Result};
 use crate::plan::Finding;
 
 /// The column of a reject that says which check dropped it.
@@ -53,37 +53,35 @@ impl Outcome {
     /// Fails the run when a check with the `error` policy found rows, or
     /// too large a share was dropped; names every failed check at once.
     pub fn enforce(&self, quality: &Quality, totals: &[(&str, u64)]) -> Result<()> {
-        let mut failures = Vec::new();
-        for f in &self.findings {
-            if f.policy == Policy::Error && f.rows > 0 {
-                let examples = if f.examples.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (e.g. {})", f.examples.join(", "))
-                };
-                failures.push(format!(
-                    "data check `{}` failed: {} {} row(s){examples}",
-                    f.check, f.rows, f.dataset
-                ));
-            }
-        }
+        let failures: Vec<CheckFailure> = self
+            .findings
+            .iter()
+            .filter(|f| f.policy == Policy::Error && f.rows > 0)
+            .map(|f| CheckFailure {
+                check: f.check.clone(),
+                dataset: f.dataset.clone(),
+                rows: f.rows,
+                examples: f.examples.clone(),
+            })
+            .collect();
+        let mut over_ratio = Vec::new();
         if let Some(max) = quality.max_reject_ratio {
             for (dataset, total) in totals {
                 let dropped = self.dropped(dataset);
                 if *total > 0 && dropped as f64 / *total as f64 > max {
-                    failures.push(format!(
-                        "{dropped} of {total} {dataset} rows were dropped, more than max_reject_ratio = {max}"
-                    ));
+                    over_ratio.push(RatioFailure {
+                        dataset: dataset.to_string(),
+                        dropped,
+                        total: *total,
+                        max,
+                    });
                 }
             }
         }
-        if failures.is_empty() {
+        if failures.is_empty() && over_ratio.is_empty() {
             return Ok(());
         }
-        Err(Error::Data(format!(
-            "{}\n  help: fix the input data, or set the check's policy in the pipeline's [quality] section (\"warn\" keeps the rows, \"drop\" leaves them out and writes them to rejects/)",
-            failures.join("\n")
-        )))
+        Err(DataError { failures, over_ratio }.into())
     }
 }
 

@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use crate::config::{ACCOUNT_COLUMNS, Input, Pipeline};
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, SchemaError};
 use crate::expr::Type;
 use crate::storage::{InputFile, StorageOptions, polars_cloud_options, resolve_input};
 
@@ -37,10 +37,7 @@ impl Dataset {
             .and_then(|c| c.get(0))
             .ctx(|| format!("cannot read usage dates of `{}`", self.uri))?;
         let AnyValue::Date(days) = value else {
-            return Err(Error::Schema(format!(
-                "usage `{}` has no dated rows: pass --cycle",
-                self.uri
-            )));
+            return Err(SchemaError::NoDatedUsage { uri: self.uri.clone() }.into());
         };
         Ok(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
     }
@@ -50,15 +47,18 @@ impl Dataset {
     pub fn read_error(&self, error: PolarsError) -> Error {
         for file in &self.files {
             let columns: Vec<Expr> = self.source_columns.iter().map(|c| col(c.as_str())).collect();
-            let alone = scan_files(std::slice::from_ref(file), &self.options)
-                .and_then(|lf| lf.select(columns).collect().ctx(|| file.uri.clone()));
+            let alone = scan_files(std::slice::from_ref(file), &self.options).and_then(|lf| {
+                lf.select(columns)
+                    .collect()
+                    .ctx(|| format!("cannot read `{}`", file.uri))
+            });
             if let Err(e) = alone {
-                return Error::Schema(format!(
-                    "{} file `{}` cannot be read: {}",
-                    self.name,
-                    file.uri,
-                    first_line(&e.to_string())
-                ));
+                return SchemaError::Unreadable {
+                    dataset: self.name.to_string(),
+                    file: file.uri.clone(),
+                    cause: first_line(&e.to_string()).to_string(),
+                }
+                .into();
             }
         }
         Error::Polars {
@@ -89,12 +89,10 @@ fn file_schemas(dataset: &str, files: &[InputFile], options: &StorageOptions) ->
     let mut first: Option<(String, Schema)> = None;
     for file in files {
         let mut lf = scan_files(std::slice::from_ref(file), options)?;
-        let schema = lf.collect_schema().map_err(|e| {
-            Error::Schema(format!(
-                "{dataset} file `{}` cannot be read as Parquet: {}",
-                file.uri,
-                first_line(&e.to_string())
-            ))
+        let schema = lf.collect_schema().map_err(|e| SchemaError::NotParquet {
+            dataset: dataset.to_string(),
+            file: file.uri.clone(),
+            cause: first_line(&e.to_string()).to_string(),
         })?;
         match &first {
             None => first = Some((file.uri.clone(), (*schema).clone())),
@@ -102,10 +100,15 @@ fn file_schemas(dataset: &str, files: &[InputFile], options: &StorageOptions) ->
                 for (name, dtype) in first_schema.iter() {
                     match schema.get(name) {
                         Some(other) if other != dtype && !(other.is_numeric() && dtype.is_numeric()) => {
-                            return Err(Error::Schema(format!(
-                                "{dataset} file `{}`: column `{name}` is {other}, but {dtype} in `{first_uri}`",
-                                file.uri
-                            )));
+                            return Err(SchemaError::FilesDisagree {
+                                dataset: dataset.to_string(),
+                                file: file.uri.clone(),
+                                column: name.to_string(),
+                                found: other.to_string(),
+                                expected: dtype.to_string(),
+                                first_file: first_uri.clone(),
+                            }
+                            .into());
                         }
                         _ => {}
                     }
@@ -123,11 +126,17 @@ fn first_line(s: &str) -> &str {
 /// What the pipeline needs of one column, and how to make the data fit.
 fn conform(dataset: &str, file: &str, column: &str, want: Type, found: &DataType, names: &[String]) -> Result<Expr> {
     let c = col(column);
-    let bad = |expected: &str, hint: &str| {
-        Error::Schema(format!(
-            "{dataset} column `{column}` in `{file}`: expected {expected}, found {found}{hint}\n  columns in the data: {}",
-            names.join(", ")
-        ))
+    let bad = |expected: &str, hint: &str| -> Error {
+        SchemaError::WrongType {
+            dataset: dataset.to_string(),
+            file: file.to_string(),
+            column: column.to_string(),
+            expected: expected.to_string(),
+            found: found.to_string(),
+            hint: hint.to_string(),
+            columns: names.to_vec(),
+        }
+        .into()
     };
     Ok(match want {
         Type::Num => {
@@ -175,18 +184,26 @@ fn renamed(input: &Input, schema: &Schema, dataset: &str, file: &str) -> Result<
             let help = crate::error::did_you_mean(theirs, existing.iter().copied())
                 .map(|h| format!("\n  help: {h}"))
                 .unwrap_or_default();
-            return Err(Error::Schema(format!(
-                "{dataset} column `{theirs}` (mapped to `{ours_name}`) is not in `{file}`{help}\n  columns in the data: {}",
-                existing.join(", ")
-            )));
+            return Err(SchemaError::MappedColumnMissing {
+                dataset: dataset.to_string(),
+                file: file.to_string(),
+                column: theirs.clone(),
+                mapped_to: ours_name.clone(),
+                help,
+                columns: existing.iter().map(|c| c.to_string()).collect(),
+            }
+            .into());
         }
     }
     for name in schema.iter_names() {
         let o = ours(name);
         if names.contains(&o) {
-            return Err(Error::Schema(format!(
-                "{dataset}: `{file}` has a column `{o}` and another column mapped to `{o}`"
-            )));
+            return Err(SchemaError::DuplicateColumn {
+                dataset: dataset.to_string(),
+                file: file.to_string(),
+                column: o,
+            }
+            .into());
         }
         exprs.push(col(name.as_str()).alias(o.as_str()));
         names.push(o);
@@ -233,11 +250,16 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
                 let help = crate::error::did_you_mean(source, names.iter().map(String::as_str))
                     .map(|h| format!("\n  help: {h} (map it in [inputs.accounts] columns)"))
                     .unwrap_or_default();
-                return Err(Error::Schema(format!(
-                    "accounts column `{source}` is missing in `{file}` (expected {}){help}\n  columns in the data: {}",
-                    type_name(*ty),
-                    names.join(", ")
-                )));
+                return Err(SchemaError::MissingColumn {
+                    dataset: "accounts".into(),
+                    file: file.to_string(),
+                    column: source.to_string(),
+                    expected: type_name(*ty).to_string(),
+                    why: String::new(),
+                    help,
+                    columns: names.to_vec(),
+                }
+                .into());
             }
             None => {
                 let optional_but_used = pipeline.account_columns.iter().any(|(n, _)| n == name);
@@ -358,11 +380,16 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
             let help = crate::error::did_you_mean(source, names.iter().map(String::as_str))
                 .map(|h| format!("\n  help: {h} (map it in [inputs.usage] columns)"))
                 .unwrap_or_default();
-            return Err(Error::Schema(format!(
-                "usage column `{source}` is missing in `{file}` (expected {}{why}){help}\n  columns in the data: {}",
-                type_name(*ty),
-                names.join(", ")
-            )));
+            return Err(SchemaError::MissingColumn {
+                dataset: "usage".into(),
+                file: file.to_string(),
+                column: source.to_string(),
+                expected: type_name(*ty).to_string(),
+                why,
+                help,
+                columns: names.to_vec(),
+            }
+            .into());
         };
         exprs.push(conform(dataset, file, name, *ty, found, names)?);
         columns.push(name.clone());
