@@ -20,21 +20,25 @@ pub fn compile(text: &str, path: &str) -> Result<Pipeline> {
         problems: Vec::new(),
     };
     let doc = DeTable::parse(text).map_err(|e| c.toml_error(&e))?;
-    let unknown = raw::unknown_keys(doc.get_ref());
-    if !unknown.is_empty() {
-        for u in unknown {
-            let place = if u.path.is_empty() {
-                "at the top level".to_string()
-            } else {
-                format!("in [{}]", u.path)
-            };
-            let help = did_you_mean(&u.key, u.allowed.iter().copied())
-                .unwrap_or_else(|| format!("the keys allowed here are: {}", u.allowed.join(", ")));
-            c.problem(u.span.start, format!("unknown key `{}` {place}", u.key), Some(help));
-        }
-        return Err(Error::Config(c.problems));
+    // Unknown keys are reported with every other problem of the file.
+    for u in raw::unknown_keys(doc.get_ref()) {
+        let place = if u.path.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in [{}]", u.path)
+        };
+        let help = did_you_mean(&u.key, u.allowed.iter().copied())
+            .unwrap_or_else(|| format!("the keys allowed here are: {}", u.allowed.join(", ")));
+        c.problem(u.span.start, format!("unknown key `{}` {place}", u.key), Some(help));
     }
-    let raw: RawPipeline = toml::from_str(text).map_err(|e| c.toml_error(&e))?;
+    let raw: RawPipeline = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let problem = c.toml_problem(&e);
+            c.problems.push(problem);
+            return Err(Error::Config(c.problems));
+        }
+    };
     let pipeline = c.pipeline(raw);
     if c.problems.is_empty() {
         Ok(pipeline)
@@ -94,12 +98,16 @@ impl<'a> Compiler<'a> {
     }
 
     fn toml_error(&self, e: &toml::de::Error) -> Error {
+        Error::Config(vec![self.toml_problem(e)])
+    }
+
+    fn toml_problem(&self, e: &toml::de::Error) -> Problem {
         let message = e.message().trim().to_string();
         let place = e
             .span()
             .map(|s| self.place(s.start))
             .unwrap_or_else(|| self.path.to_string());
-        Error::Config(vec![Problem::new(message).at(place)])
+        Problem::new(message).at(place)
     }
 
     /// The offset in the file of byte `offset` inside a string value.
@@ -859,8 +867,20 @@ uri = "out/"
             [
                 "p.toml:9:1: unknown key `colour` in [output]\n  help: the keys allowed here are: uri, passthrough",
                 "p.toml:12:1: unknown key `expresion` in [features]\n  help: did you mean `expr`?",
+                "p.toml:10:1: missing field `expr`",
             ]
         );
+    }
+
+    /// An unknown key does not hide the other problems of the file.
+    #[test]
+    fn unknown_keys_are_reported_with_every_other_problem() {
+        let got =
+            problems("colour = 1\n[[features]]\nname = \"a\"\nexpr = \"no_such_column + 1\"\nexpresion = \"1\"\n");
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].contains("unknown key `colour`"), "{got:?}");
+        assert!(got[1].contains("unknown key `expresion`"), "{got:?}");
+        assert!(got[2].contains("no_such_column"), "{got:?}");
     }
 
     #[test]

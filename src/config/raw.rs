@@ -1,6 +1,8 @@
 //! The pipeline file as written: serde types that mirror the TOML, with
 //! spans kept for messages, and a pass over the parsed document that finds
-//! every unknown key (serde alone would stop at the first).
+//! every unknown key, with the keys each table allows read from those types
+//! (serde's `deny_unknown_fields` would stop at the first, and before any
+//! other problem is found).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,6 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawPipeline {
     pub name: Spanned<String>,
     #[serde(default)]
@@ -31,7 +32,6 @@ pub struct RawPipeline {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawStorage {
     pub endpoint: Option<Spanned<String>>,
     pub region: Option<Spanned<String>>,
@@ -41,14 +41,12 @@ pub struct RawStorage {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawInputs {
     pub accounts: RawInput,
     pub usage: RawInput,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawInput {
     pub uri: Spanned<String>,
     #[serde(default)]
@@ -56,7 +54,6 @@ pub struct RawInput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawOutput {
     pub uri: Spanned<String>,
     #[serde(default)]
@@ -64,7 +61,6 @@ pub struct RawOutput {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAggregate {
     pub name: Spanned<String>,
     pub column: Spanned<String>,
@@ -77,7 +73,6 @@ pub struct RawAggregate {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawFeature {
     pub name: Spanned<String>,
     pub expr: Spanned<String>,
@@ -86,7 +81,6 @@ pub struct RawFeature {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawSegmentation {
     pub name: Spanned<String>,
     #[serde(default)]
@@ -101,7 +95,6 @@ pub struct RawSegmentation {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRule {
     pub name: Spanned<String>,
     pub label: Spanned<String>,
@@ -110,43 +103,59 @@ pub struct RawRule {
     pub description: String,
 }
 
-/// The keys each table may hold. `*` marks a table whose keys are free
-/// (params, column mappings, quality policies).
-const SCHEMA: &[(&str, &[&str])] = &[
-    (
-        "",
-        &[
-            "name",
-            "description",
-            "cadence",
-            "inputs",
-            "output",
-            "params",
-            "aggregates",
-            "features",
-            "segmentations",
-            "quality",
-            "storage",
-        ],
-    ),
-    ("inputs", &["accounts", "usage"]),
-    ("inputs.accounts", &["uri", "columns"]),
-    ("inputs.usage", &["uri", "columns"]),
-    ("inputs.accounts.columns", &["*"]),
-    ("inputs.usage.columns", &["*"]),
-    ("output", &["uri", "passthrough"]),
-    ("params", &["*"]),
-    ("quality", &["*"]),
-    ("storage", &["endpoint", "region", "allow_http", "options"]),
-    ("storage.options", &["*"]),
-    (
-        "aggregates",
-        &["name", "column", "agg", "window_days", "offset_days", "description"],
-    ),
-    ("features", &["name", "expr", "description"]),
-    ("segmentations", &["name", "description", "default", "x", "y", "rules"]),
-    ("segmentations.rules", &["name", "label", "when", "description"]),
-];
+/// The keys a table may hold: the fields of its serde type, or any key
+/// (params, column mappings, quality policies, storage options).
+enum Keys {
+    Fields(&'static [&'static str]),
+    Free,
+}
+
+/// Each table of the file, by its dotted path, and the type it is read
+/// into: the allowed keys come from the types themselves, so they cannot
+/// drift from what is read.
+fn schema(path: &str) -> Option<Keys> {
+    Some(match path {
+        "" => Keys::Fields(fields::<RawPipeline>()),
+        "inputs" => Keys::Fields(fields::<RawInputs>()),
+        "inputs.accounts" | "inputs.usage" => Keys::Fields(fields::<RawInput>()),
+        "output" => Keys::Fields(fields::<RawOutput>()),
+        "storage" => Keys::Fields(fields::<RawStorage>()),
+        "aggregates" => Keys::Fields(fields::<RawAggregate>()),
+        "features" => Keys::Fields(fields::<RawFeature>()),
+        "segmentations" => Keys::Fields(fields::<RawSegmentation>()),
+        "segmentations.rules" => Keys::Fields(fields::<RawRule>()),
+        "params" | "quality" | "storage.options" | "inputs.accounts.columns" | "inputs.usage.columns" => Keys::Free,
+        _ => return None,
+    })
+}
+
+/// The field names of a struct's derived `Deserialize`, asked of the
+/// derive itself: it names its fields when asked to read a struct.
+fn fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(serde::de::Error::custom("only structs are probed"))
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(serde::de::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut out: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut out));
+    out
+}
 
 /// An unknown key: its place in the text, its dotted path, and the keys
 /// that are allowed there.
@@ -166,12 +175,9 @@ pub fn unknown_keys(doc: &DeTable) -> Vec<UnknownKey> {
 }
 
 fn walk(table: &DeTable, path: &str, out: &mut Vec<UnknownKey>) {
-    let Some((_, allowed)) = SCHEMA.iter().find(|(p, _)| *p == path) else {
+    let Some(Keys::Fields(allowed)) = schema(path) else {
         return;
     };
-    if allowed == &["*"] {
-        return;
-    }
     for (key, value) in table {
         let name: &str = key.get_ref();
         if !allowed.contains(&name) {
