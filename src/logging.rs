@@ -31,7 +31,7 @@ pub fn init(cli: &Cli) {
     let stderr = tracing_subscriber::fmt::layer().with_writer(crate::redact::Writer(std::io::stderr));
     let registry = tracing_subscriber::registry()
         .with(filter)
-        .with(crate::pipes::PipesLayer);
+        .with(crate::integrations::pipes::PipesLayer);
     match cli.log_format {
         LogFormat::Json => registry
             .with(stderr.json().flatten_event(true).with_current_span(false))

@@ -1,3 +1,6 @@
+//! The `quadrant` binary: parse the command line, start logging, run the
+//! command, and turn its outcome into an exit code.
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,7 +18,7 @@ fn main() -> ExitCode {
     quadrant::logging::init(&cli);
     let json_logs = cli.log_format == quadrant::cli::LogFormat::Json;
     let result = quadrant::commands::run(cli.command);
-    if let Some(pipes) = quadrant::pipes::get() {
+    if let Some(pipes) = quadrant::integrations::pipes::get() {
         pipes.close(
             result
                 .as_ref()

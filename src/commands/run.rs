@@ -8,7 +8,7 @@ use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::engine::polars::{self as engine, Dataset, Evaluation};
 use crate::error::{Error, Result};
-use crate::lineage::{Lineage, LineageRun};
+use crate::integrations::lineage::{Lineage, LineageRun};
 use crate::snapshot::{self, Commit, InputInfo, Inputs};
 use crate::storage::Store;
 use crate::table;
@@ -52,7 +52,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         ));
     }
     // Under Dagster, the run's partition key is the cycle.
-    let partition = crate::pipes::get()
+    let partition = crate::integrations::pipes::get()
         .and_then(|p| p.partition_key())
         .filter(|_| range.is_none());
     let single = args.cycle.as_deref().or(partition).map(parse_cycle).transpose()?;
@@ -117,7 +117,7 @@ pub fn run(args: RunArgs) -> Result<()> {
                 if let Some(l) = &lineage_run {
                     l.complete(&summary.snapshot, summary.rows, summary.bytes);
                 }
-                if let Some(pipes) = crate::pipes::get() {
+                if let Some(pipes) = crate::integrations::pipes::get() {
                     pipes.materialized(&summary.metadata());
                 }
                 summaries.push(summary);
