@@ -227,9 +227,9 @@ pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
     if !state.needs_repair() {
         return Ok(state.committed);
     }
-    let id = format!("repair-{}", std::process::id());
-    match lock::take(store, cycle, &id)? {
+    match lock::take(store, cycle, &lock::repair_id())? {
         Ok(_held) => {
+            pause_point("repairing");
             let state = inspect(store, cycle)?;
             repair(store, cycle, &state)?;
             Ok(state.committed)
@@ -365,7 +365,18 @@ pub struct Commit<'a> {
 pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     let cycle = c.cycle;
     pause_point("before-lock");
-    let _lock = lock::take(store, &cycle, &c.run_id)?.map_err(|holder| holder.conflict(&cycle))?;
+    // A repair holds the lock for a moment only: wait for it; another run
+    // holding it is a conflict.
+    let waited = std::time::Instant::now();
+    let _lock = loop {
+        match lock::take(store, &cycle, &c.run_id)? {
+            Ok(held) => break held,
+            Err(holder) if holder.is_repair() && waited.elapsed() < std::time::Duration::from_secs(60) => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(holder) => return Err(holder.conflict(&cycle)),
+        }
+    };
     pause_point("after-lock");
     let state = inspect(store, &cycle)?;
     repair(store, &cycle, &state)?;

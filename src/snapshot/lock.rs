@@ -60,7 +60,18 @@ impl Drop for Held<'_> {
 /// Who holds a lock that could not be taken.
 pub struct Holder(Option<Lock>);
 
+/// The run id a repair holds the lock under: repairs are brief, so a run
+/// that finds one waits for it rather than giving up.
+pub fn repair_id() -> String {
+    format!("repair-{}", std::process::id())
+}
+
 impl Holder {
+    /// Is the lock held by a repair (of a reader, or of a run that exits 4)?
+    pub fn is_repair(&self) -> bool {
+        self.0.as_ref().is_some_and(|h| h.run_id.starts_with("repair-"))
+    }
+
     pub fn conflict(&self, cycle: &Cycle) -> Error {
         match &self.0 {
             Some(h) => ConflictError::BeingCommitted {

@@ -421,3 +421,34 @@ fn readers_repair_a_cycle_a_dead_run_left() {
         );
     }
 }
+
+/// A reader's repair holds the cycle's lock for a moment: a run that comes
+/// then waits for it instead of exiting 4 (which an orchestrator would take
+/// as done), and commits once the lock is free.
+#[test]
+fn a_run_waits_for_a_repair_instead_of_exiting_4() {
+    let target = Target::local();
+    let uri = target.uri();
+    let mut dead = spawn_run(&target, Some("before-manifest"), false);
+    wait_for_pause(&mut dead, "before-manifest");
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+
+    let mut reader = quadrant();
+    reader
+        .args(["cycles", "--output", &uri])
+        .env("QUADRANT_PAUSE_AT", "repairing")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut reader = reader.spawn().unwrap();
+    wait_for_pause(&mut reader, "repairing");
+
+    let mut run = spawn_run(&target, None, true);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(run.try_wait().unwrap().is_none(), "the run waits for the repair");
+    reader.kill().unwrap();
+    reader.wait().unwrap();
+    let out = run.wait_with_output().unwrap();
+    expect_code(&out, 0);
+    assert_consistent(&target);
+}
