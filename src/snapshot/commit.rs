@@ -222,19 +222,32 @@ fn put_manifest(store: &Store, cycle: &Cycle, manifest: &Manifest) -> Result<()>
 
 /// The committed run of a cycle, if any, after repairing what a dead run
 /// left (when no live run holds the cycle: that one will finish its work).
+/// What is committed is read from the data file, so a reader that may not
+/// write (a BI service account) gets the right answer; its repair is then
+/// left to the next run, with a warning.
 pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
     let state = inspect(store, cycle)?;
     if !state.needs_repair() {
         return Ok(state.committed);
     }
-    match lock::take(store, cycle, &lock::repair_id())? {
-        Ok(_held) => {
-            pause_point("repairing");
-            let state = inspect(store, cycle)?;
-            repair(store, cycle, &state)?;
+    let repaired = (|| -> Result<Option<Option<Manifest>>> {
+        match lock::take(store, cycle, &lock::repair_id())? {
+            Ok(_held) => {
+                pause_point("repairing");
+                let state = inspect(store, cycle)?;
+                repair(store, cycle, &state)?;
+                Ok(Some(state.committed))
+            }
+            Err(_) => Ok(None),
+        }
+    })();
+    match repaired {
+        Ok(Some(committed)) => Ok(committed),
+        Ok(None) => Ok(state.committed),
+        Err(e) => {
+            tracing::warn!(%cycle, error = %e, "could not repair what a run that died left in this cycle (no write access?); the next run will");
             Ok(state.committed)
         }
-        Err(_) => Ok(state.committed),
     }
 }
 
