@@ -3,7 +3,8 @@
 //! S3 test server passes the snapshot's put on, reads the server's answer,
 //! and drops the connection instead of passing the answer back. The run
 //! must find out what is stored rather than guess: the snapshot is
-//! committed, and nothing it lists is deleted.
+//! committed, and nothing it lists is deleted. The same proxy also plays a
+//! store that refuses every write, for readers without write access.
 
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
