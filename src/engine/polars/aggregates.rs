@@ -16,8 +16,6 @@ use crate::config::{Agg, Pipeline};
 /// rows with a negative metric among them.
 pub const ROWS: &str = "__usage_rows";
 pub const NEGATIVE_ROWS: &str = "__negative_usage_rows";
-/// Rows without a date: in no window, counted for the `null_usage_date` check.
-pub const NULL_DATE_ROWS: &str = "__null_date_usage_rows";
 
 pub use crate::plan::window;
 
@@ -111,29 +109,16 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
         masks.push(value.alias(masked.as_str()));
         aggs.push(agg.alias(a.name.as_str()));
     }
-    // Rows without a date pass the range filter only to be counted.
-    let dated = col("date").is_not_null();
-    aggs.push(col(ROWS).sum().cast(DataType::Int64).alias(ROWS));
+    aggs.push(len().cast(DataType::Int64).alias(ROWS));
     aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
-    aggs.push(col(NULL_DATE_ROWS).sum().cast(DataType::Int64).alias(NULL_DATE_ROWS));
-    masks.push(dated.clone().alias(ROWS));
-    masks.push(negative.and(dated.clone()).alias(NEGATIVE_ROWS));
-    masks.push(dated.not().alias(NULL_DATE_ROWS));
+    masks.push(negative.alias(NEGATIVE_ROWS));
     let per_day: Vec<Expr> = pipeline
         .aggregates
         .iter()
         .filter(|a| a.agg == Agg::PerDay)
         .map(|a| exact_div(col(a.name.as_str()), lit(a.window_days as f64)).alias(a.name.as_str()))
         .collect();
-    let in_range_or_undated = match usage_range(pipeline, as_of) {
-        Some((after, through)) => usage.filter(
-            col("date").is_null().or(col("date")
-                .gt(date_lit(after))
-                .and(col("date").lt_eq(date_lit(through)))),
-        ),
-        None => usage.filter(col("date").is_null()),
-    };
-    let grouped = in_range_or_undated
+    let grouped = in_range(usage, pipeline, as_of)
         .with_columns(masks)
         .group_by([col("account_id")])
         .agg(aggs);
@@ -142,6 +127,16 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
     } else {
         grouped.with_columns(per_day)
     }
+}
+
+/// Usage rows without a date, per account id: in no window, so not in the
+/// usage pass; read in a pass of their own, which Parquet's null counts let
+/// skip every row group without one.
+pub fn undated(usage: LazyFrame) -> LazyFrame {
+    usage
+        .filter(col("date").is_null())
+        .group_by([col("account_id")])
+        .agg([len().cast(DataType::Int64).alias(ROWS)])
 }
 
 /// Joins the aggregates onto the accounts, filling the zero that an

@@ -220,6 +220,10 @@ pub fn usage_findings(
             .collect()
             .ctx(|| format!("usage rows counted in {column}"))
     };
+    let undated = features::undated(usage.frame.clone())
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+        .map_err(|e| usage.read_error(e))?;
     let checks = [
         (
             Check::NullUsageAccountId,
@@ -228,8 +232,8 @@ pub fn usage_findings(
         ),
         (
             Check::NullUsageDate,
-            sum_u64(grouped, features::NULL_DATE_ROWS)?,
-            examples(&flagged_groups(features::NULL_DATE_ROWS)?),
+            sum_u64(&undated, features::ROWS)?,
+            examples(&undated),
         ),
         (
             Check::UnknownAccountUsage,
