@@ -200,18 +200,32 @@ fn repair(store: &Store, cycle: &Cycle, state: &State) -> Result<()> {
     // The local disk stages each put in a hidden `name#N` file first; one
     // left by a killed put is not listed by the store, so it is removed here.
     if store.is_local() {
-        let dir = std::path::PathBuf::from(store.uri_of(&store.path(&layout::partition(cycle))));
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name
-                .rsplit_once('#')
-                .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()))
-            {
-                let _ = std::fs::remove_file(entry.path());
-            }
+        for rel in [
+            layout::partition(cycle),
+            layout::rejects_dir(cycle),
+            layout::staging_dir(cycle),
+        ] {
+            remove_staged_puts(std::path::Path::new(&store.uri_of(&store.path(&rel))));
         }
     }
     Ok(())
+}
+
+/// Removes the `name#N` files of killed local puts below `dir`.
+fn remove_staged_puts(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            remove_staged_puts(&path);
+        } else if name
+            .rsplit_once('#')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            tracing::info!(file = %path.display(), "removing the staging file of a put that was killed");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 fn put_manifest(store: &Store, cycle: &Cycle, manifest: &Manifest) -> Result<()> {

@@ -452,3 +452,18 @@ fn a_run_waits_for_a_repair_instead_of_exiting_4() {
     expect_code(&out, 0);
     assert_consistent(&target);
 }
+
+/// On the local disk a put writes `name#N` and renames it; a put killed
+/// halfway leaves that file, which no glob of `*.parquet` sees and the next
+/// run removes.
+#[test]
+fn the_staging_file_of_a_killed_local_put_is_removed_by_the_next_run() {
+    let target = Target::local();
+    let dir = std::path::PathBuf::from(target.uri()).join(format!("segments/cycle={CYCLE}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("part-0.parquet#12"), b"half a file").unwrap();
+    assert!(glob_sees_one_run_or_none(&target).is_none(), "a glob does not see it");
+    expect_code(&run_on(&target, &[]), 0);
+    assert!(!dir.join("part-0.parquet#12").exists());
+    assert_consistent(&target);
+}
