@@ -41,36 +41,14 @@ fn inputs(dir: &Path) {
     write_parquet(&mut usage, &dir.join("usage/u.parquet"));
 }
 
+/// The pipeline of the other data-check tests, with the onboarding date in
+/// a feature.
 fn pipeline(dir: &Path, quality: &str) -> String {
-    let text = format!(
-        r#"
-name = "nulls"
-[inputs.accounts]
-uri = "{d}/accounts.parquet"
-[inputs.usage]
-uri = "{d}/usage/"
-[output]
-uri = "{d}/out"
-[[aggregates]]
-name = "events_30d"
-column = "events"
-agg = "sum"
-window_days = 30
-[[features]]
-name = "tenure_days"
-expr = "days_between(customer_since, as_of)"
-[[segmentations]]
-name = "big"
-default = "small"
-rules = [{{ name = "big", label = "big", when = "arr >= 2000" }}]
-[quality]
-{quality}
-"#,
-        d = dir.display()
-    );
-    let path = dir.join("p.toml");
+    let path = crate::quality::pipeline(dir, quality);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("\n[[features]]\nname = \"tenure_days\"\nexpr = \"days_between(customer_since, as_of)\"\n");
     std::fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_string()
+    path
 }
 
 fn finding(manifest: &serde_json::Value, check: &str) -> Option<(String, u64, String)> {

@@ -39,7 +39,7 @@ fn dirty(dir: &Path) {
     write_parquet(&mut usage, &dir.join("usage/u.parquet"));
 }
 
-fn pipeline(dir: &Path, quality: &str) -> String {
+pub fn pipeline(dir: &Path, quality: &str) -> String {
     let text = format!(
         r#"
 name = "dirty"
