@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Aggregate, Feature, Pipeline, Policy, Segmentation};
+use crate::config::{Aggregate, Check, Feature, Pipeline, Policy, Segmentation};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -18,9 +18,22 @@ pub struct Plan {
     /// In dependency order: each feature only uses columns before it.
     pub features: Vec<Feature>,
     pub segmentations: Vec<Segmentation>,
+    /// Every data check with its policy, and the most a run may drop.
+    #[serde(default)]
+    pub checks: Vec<PlannedCheck>,
+    #[serde(default)]
+    pub max_reject_ratio: Option<f64>,
     /// The snapshot's columns, in order, without `run_id` and
     /// `pipeline_hash` (added when it is committed).
     pub columns: Vec<String>,
+}
+
+/// A data check as planned: what it flags in which dataset, and the policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlannedCheck {
+    pub check: String,
+    pub dataset: String,
+    pub policy: Policy,
 }
 
 impl Plan {
@@ -30,6 +43,15 @@ impl Plan {
             aggregates: pipeline.aggregates.clone(),
             features: pipeline.features.clone(),
             segmentations: pipeline.segmentations.clone(),
+            checks: Check::ALL
+                .iter()
+                .map(|c| PlannedCheck {
+                    check: c.name().to_string(),
+                    dataset: c.dataset().to_string(),
+                    policy: pipeline.quality.policy(*c),
+                })
+                .collect(),
+            max_reject_ratio: pipeline.quality.max_reject_ratio,
             columns: snapshot_columns(pipeline),
         }
     }
@@ -89,6 +111,12 @@ mod tests {
         let text = serde_json::to_string(&plan).unwrap();
         let back: Plan = serde_json::from_str(&text).unwrap();
         assert_eq!(back.columns, plan.columns);
+        assert_eq!(back.checks.len(), Check::ALL.len());
+        assert!(
+            back.checks
+                .iter()
+                .any(|c| c.check == "null_arr" && c.policy == Policy::Error)
+        );
         for (a, b) in back.segmentations.iter().zip(&plan.segmentations) {
             for (ra, rb) in a.rules.iter().zip(&b.rules) {
                 assert_eq!(ra.when.to_string(), rb.when.to_string(), "{}", ra.name);
