@@ -37,6 +37,27 @@ pub struct PlannedCheck {
 }
 
 impl Plan {
+    /// The policy of a data check.
+    pub fn policy(&self, check: Check) -> Policy {
+        self.checks
+            .iter()
+            .find(|c| c.check == check.name())
+            .map_or(check.default_policy(), |c| c.policy)
+    }
+
+    /// The usage columns the aggregates read.
+    pub fn usage_columns(&self) -> Vec<&str> {
+        crate::config::usage_columns(&self.aggregates)
+    }
+
+    /// The range of dates any window covers: `(after, through]`.
+    pub fn usage_range(&self, as_of: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+        let windows = self.aggregates.iter().map(|a| window(a, as_of));
+        let after = windows.clone().map(|w| w.0).min()?;
+        let through = windows.map(|w| w.1).max()?;
+        Some((after, through))
+    }
+
     pub fn new(pipeline: &Pipeline) -> Plan {
         Plan {
             pipeline: pipeline.name.clone(),

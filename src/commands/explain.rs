@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::cli::ExplainArgs;
 use crate::engine::polars as engine;
 use crate::error::{Context, Error, Result};
-use crate::plan::Plan;
 use crate::snapshot::{self, Manifest};
 use crate::table;
 
@@ -73,9 +72,9 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             let cycle = parse_cycle(c)?;
             let accounts = engine::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
             let usage = engine::scan_usage(&setup.pipeline, &setup.usage_uri)?;
-            let eval = engine::evaluate(&setup.pipeline, &accounts, &usage, cycle.as_of())?;
+            let eval = engine::evaluate(&setup.plan, &accounts, &usage, cycle.as_of())?;
             (
-                Plan::new(&setup.pipeline),
+                setup.plan.clone(),
                 eval.snapshot,
                 cycle.as_of(),
                 cycle.to_string(),

@@ -15,6 +15,7 @@ use crate::cli::{Command, Locations};
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{Error, Result};
+use crate::plan::Plan;
 use crate::snapshot::{self, Manifest};
 use crate::storage::Store;
 
@@ -34,6 +35,8 @@ pub fn run(command: Command) -> Result<()> {
 /// pipeline file, the file over the built-in default.
 pub struct Settings {
     pub pipeline: Pipeline,
+    /// What the pipeline computes for a cycle, for the engine.
+    pub plan: Plan,
     pub accounts_uri: String,
     pub usage_uri: String,
     pub output_uri: String,
@@ -47,6 +50,7 @@ impl Settings {
             accounts_uri: pick(&locations.accounts, &pipeline.accounts.uri),
             usage_uri: pick(&locations.usage, &pipeline.usage.uri),
             output_uri: pick(&locations.output, &pipeline.output_uri),
+            plan: Plan::new(&pipeline),
             pipeline,
         })
     }

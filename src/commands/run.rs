@@ -212,7 +212,7 @@ fn run_one(
         accounts_rows,
         usage_rows_in_windows,
         mut timings,
-    } = engine::evaluate(&setup.pipeline, accounts, usage, as_of)?;
+    } = engine::evaluate(&setup.plan, accounts, usage, as_of)?;
     let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
@@ -220,6 +220,7 @@ fn run_one(
         store,
         Commit {
             pipeline: &setup.pipeline,
+            plan: &setup.plan,
             cycle,
             as_of,
             run_id,

@@ -38,7 +38,7 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     );
     if let Some(cycle) = &args.cycle {
         let cycle = parse_cycle(cycle)?;
-        let eval = engine::evaluate(p, &accounts, &usage, cycle.as_of())?;
+        let eval = engine::evaluate(&setup.plan, &accounts, &usage, cycle.as_of())?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
             eval.snapshot.height(),

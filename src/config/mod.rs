@@ -89,6 +89,17 @@ impl Agg {
     }
 }
 
+/// The usage columns some aggregate reads, each once, in order.
+pub fn usage_columns(aggregates: &[Aggregate]) -> Vec<&str> {
+    let mut cols: Vec<&str> = Vec::new();
+    for a in aggregates {
+        if !cols.contains(&a.column.as_str()) {
+            cols.push(&a.column);
+        }
+    }
+    cols
+}
+
 /// A per-account aggregate of a usage column over the window of dates `d`
 /// with `as_of - offset - window < d <= as_of - offset`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -305,12 +316,6 @@ impl Pipeline {
 
     /// The usage columns the aggregates read.
     pub fn usage_columns(&self) -> Vec<&str> {
-        let mut cols: Vec<&str> = Vec::new();
-        for a in &self.aggregates {
-            if !cols.contains(&a.column.as_str()) {
-                cols.push(&a.column);
-            }
-        }
-        cols
+        usage_columns(&self.aggregates)
     }
 }

@@ -377,6 +377,8 @@ pub fn commit_comparison(
 /// What a run hands over for commit.
 pub struct Commit<'a> {
     pub pipeline: &'a Pipeline,
+    /// What was computed, recorded in the manifest.
+    pub plan: &'a Plan,
     pub cycle: Cycle,
     pub as_of: chrono::NaiveDate,
     pub run_id: String,
@@ -420,7 +422,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
             .with_column(Column::new_scalar(name.into(), value, rows))
             .ctx(|| format!("cannot add the `{name}` column to the snapshot of cycle {cycle}"))?;
     }
-    let segmentations: Vec<SegmentationSummary> = summarize(c.pipeline, &snapshot)?;
+    let segmentations: Vec<SegmentationSummary> = summarize(&c.plan.segmentations, &snapshot)?;
 
     // Rejects are staged first: when the data file appears, they are there
     // to be published.
@@ -473,7 +475,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
             run_id: p.run_id.clone(),
             finished_at: p.finished_at.clone(),
         }),
-        plan: Some(Plan::new(c.pipeline)),
+        plan: Some(c.plan.clone()),
     };
     let embedded = serde_json::to_string(&manifest).expect("serializable");
     let start = std::time::Instant::now();

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Pipeline;
+use crate::config::{Pipeline, Segmentation};
 use crate::error::{Context, Result};
 use crate::plan::Finding;
 use crate::plan::Plan;
@@ -129,9 +129,9 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
 }
 
 /// Label counts and ARR per label, in the pipeline's label order.
-pub fn summarize(pipeline: &Pipeline, snapshot: &DataFrame) -> Result<Vec<SegmentationSummary>> {
+pub fn summarize(segmentations: &[Segmentation], snapshot: &DataFrame) -> Result<Vec<SegmentationSummary>> {
     let mut out = Vec::new();
-    for s in &pipeline.segmentations {
+    for s in segmentations {
         let grouped = snapshot
             .clone()
             .lazy()

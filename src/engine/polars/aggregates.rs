@@ -10,7 +10,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::lower::{date_lit, exact_div};
-use crate::config::{Agg, Pipeline};
+use crate::config::Agg;
+use crate::plan::Plan;
 
 /// Hidden columns of the grouped usage: rows in range per account, and the
 /// rows with a negative metric among them.
@@ -19,18 +20,9 @@ pub const NEGATIVE_ROWS: &str = "__negative_usage_rows";
 
 pub use crate::plan::window;
 
-/// The range of dates any window covers: `(after, through]`.
-pub fn usage_range(pipeline: &Pipeline, as_of: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
-    let windows = pipeline.aggregates.iter().map(|a| window(a, as_of));
-    let after = windows.clone().map(|w| w.0).min()?;
-    let through = windows.map(|w| w.1).max()?;
-    Some((after, through))
-}
-
 /// True for usage rows with a negative value in a metric the aggregates read.
-pub fn negative_metric(pipeline: &Pipeline) -> Expr {
-    pipeline
-        .usage_columns()
+pub fn negative_metric(plan: &Plan) -> Expr {
+    plan.usage_columns()
         .into_iter()
         .map(|c| col(c).lt(lit(0)))
         .reduce(|a, b| a.or(b))
@@ -39,8 +31,8 @@ pub fn negative_metric(pipeline: &Pipeline) -> Expr {
 }
 
 /// Rows of usage that fall in some window.
-pub fn in_range(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> LazyFrame {
-    match usage_range(pipeline, as_of) {
+pub fn in_range(usage: LazyFrame, plan: &Plan, as_of: NaiveDate) -> LazyFrame {
+    match plan.usage_range(as_of) {
         Some((after, through)) => usage.filter(
             col("date")
                 .gt(date_lit(after))
@@ -57,11 +49,11 @@ pub fn in_range(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> Lazy
 /// Each aggregate's window is first applied as a masked column (the value
 /// inside the window, null outside), so that the grouping itself uses only
 /// plain aggregations, which polars' streaming engine runs in bounded memory.
-pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, drop_negative: bool) -> LazyFrame {
-    let negative = negative_metric(pipeline);
+pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> LazyFrame {
+    let negative = negative_metric(plan);
     let mut masks = Vec::new();
     let mut aggs: Vec<Expr> = Vec::new();
-    for (i, a) in pipeline.aggregates.iter().enumerate() {
+    for (i, a) in plan.aggregates.iter().enumerate() {
         let (after, through) = window(a, as_of);
         let mut keep = col("date")
             .gt(date_lit(after))
@@ -112,13 +104,13 @@ pub fn aggregate_usage(usage: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate, 
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
     aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
     masks.push(negative.alias(NEGATIVE_ROWS));
-    let per_day: Vec<Expr> = pipeline
+    let per_day: Vec<Expr> = plan
         .aggregates
         .iter()
         .filter(|a| a.agg == Agg::PerDay)
         .map(|a| exact_div(col(a.name.as_str()), lit(a.window_days as f64)).alias(a.name.as_str()))
         .collect();
-    let grouped = in_range(usage, pipeline, as_of)
+    let grouped = in_range(usage, plan, as_of)
         .with_columns(masks)
         .group_by([col("account_id")])
         .agg(aggs);
@@ -142,11 +134,11 @@ pub fn undated(usage: LazyFrame) -> LazyFrame {
 /// Joins the aggregates onto the accounts, filling the zero that an
 /// account without usage in a window gets for sum, count, per_day and
 /// n_unique.
-pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, pipeline: &Pipeline) -> LazyFrame {
+pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, plan: &Plan) -> LazyFrame {
     let names: Vec<Expr> = std::iter::once(col("account_id"))
-        .chain(pipeline.aggregates.iter().map(|a| col(a.name.as_str())))
+        .chain(plan.aggregates.iter().map(|a| col(a.name.as_str())))
         .collect();
-    let fills: Vec<Expr> = pipeline
+    let fills: Vec<Expr> = plan
         .aggregates
         .iter()
         .filter(|a| a.agg.zero_when_empty())

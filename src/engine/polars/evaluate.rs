@@ -10,8 +10,9 @@ use super::lower::date_lit;
 use super::quality::{self, Outcome};
 use super::rules;
 use super::source::Dataset;
-use crate::config::{Check, Pipeline, Policy};
+use crate::config::{Check, Policy};
 use crate::error::{Context, Result, SchemaError};
+use crate::plan::Plan;
 
 /// What a cycle's evaluation produced.
 pub struct Evaluation {
@@ -22,8 +23,6 @@ pub struct Evaluation {
     pub usage_rows_in_windows: u64,
     pub timings: Vec<(&'static str, f64)>,
 }
-
-pub use crate::plan::snapshot_columns;
 
 /// Runs a stage, logging and showing its time and what it counted.
 fn timed<T>(
@@ -53,11 +52,11 @@ struct CycleAccounts {
     outcome: Outcome,
 }
 
-pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of: NaiveDate) -> Result<Evaluation> {
+pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &Dataset, as_of: NaiveDate) -> Result<Evaluation> {
     // The accounts are read and checked on a thread of their own while the
     // usage streams through the group-by: the two do not depend on each other,
     // and the group-by alone does not keep both cores busy.
-    let drop_negative = pipeline.quality.policy(Check::NegativeUsage) == Policy::Drop;
+    let drop_negative = plan.policy(Check::NegativeUsage) == Policy::Drop;
     let mut timings = Vec::new();
     let mut usage_timings = Vec::new();
     let span = tracing::Span::current();
@@ -67,7 +66,7 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
             timed(
                 &mut timings,
                 "scan_accounts",
-                || cycle_accounts(pipeline, accounts, as_of),
+                || cycle_accounts(plan, accounts, as_of),
                 |a| format!("{} account rows, {} in the cycle", a.rows, a.frame.height()),
             )
         });
@@ -75,7 +74,7 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
             &mut usage_timings,
             "aggregate_usage",
             || {
-                features::aggregate_usage(usage.frame.clone(), pipeline, as_of, drop_negative)
+                features::aggregate_usage(usage.frame.clone(), plan, as_of, drop_negative)
                     .collect_with_engine(Engine::Streaming)
                     .map(|r| r.unwrap_single())
                     .map_err(|e| usage.read_error(e))
@@ -97,11 +96,10 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         mut outcome,
     } = accounts?;
     let grouped = grouped?;
-    let quality = &pipeline.quality;
 
     let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
     if usage_rows_in_windows == 0
-        && let Some((after, through)) = features::usage_range(pipeline, as_of)
+        && let Some((after, through)) = plan.usage_range(as_of)
     {
         return Err(SchemaError::NoUsageInWindows {
             uri: usage.uri.clone(),
@@ -111,9 +109,9 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         }
         .into());
     }
-    quality::usage_findings(pipeline, usage, &grouped, &known_ids, as_of, &mut outcome)?;
+    quality::usage_findings(plan, usage, &grouped, &known_ids, as_of, &mut outcome)?;
     outcome.enforce(
-        quality,
+        plan,
         &[
             ("accounts", frame.height() as u64 + outcome.dropped("accounts")),
             ("usage", usage_rows_in_windows),
@@ -124,14 +122,14 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
         &mut timings,
         "features_and_rules",
         || {
-            let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), pipeline);
-            let with_features = super::features::add_features(joined, pipeline, as_of);
-            let segments: Vec<Expr> = pipeline
+            let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), plan);
+            let with_features = super::features::add_features(joined, plan, as_of);
+            let segments: Vec<Expr> = plan
                 .segmentations
                 .iter()
                 .flat_map(|s| rules::segment(s, as_of))
                 .collect();
-            let mut columns: Vec<Expr> = snapshot_columns(pipeline).iter().map(|c| col(c.as_str())).collect();
+            let mut columns: Vec<Expr> = plan.columns.iter().map(|c| col(c.as_str())).collect();
             columns[0] = date_lit(as_of).alias("as_of");
             with_features
                 .with_columns(segments)
@@ -154,9 +152,8 @@ pub fn evaluate(pipeline: &Pipeline, accounts: &Dataset, usage: &Dataset, as_of:
 
 /// Reads the accounts, selects the rows valid at `as_of` and runs the
 /// account checks.
-fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> Result<CycleAccounts> {
+fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<CycleAccounts> {
     let mut outcome = Outcome::default();
-    let quality = &pipeline.quality;
     let has_snapshot_date = accounts.columns.iter().any(|c| c == "snapshot_date");
 
     // Point in time: rows dated after as_of do not exist yet for this cycle.
@@ -201,7 +198,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
         Check::NullAccountId,
         "accounts",
         col("account_id").is_null(),
-        quality,
+        plan,
         &mut outcome,
     )?;
     if has_snapshot_date {
@@ -232,7 +229,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
             .over([col("account_id")])
             .ctx(|| format!("cannot run data check duplicate_account_id on `{}`", accounts.uri))?
             .gt(lit(1)),
-        quality,
+        plan,
         &mut outcome,
     )?;
     // In the cycle: onboarded by as_of and not churned by then. An account
@@ -245,7 +242,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
         Check::NullCustomerSince,
         "accounts",
         col("customer_since").is_null().and(not_churned.clone()),
-        quality,
+        plan,
         &mut outcome,
     )?;
     frame = frame
@@ -264,7 +261,7 @@ fn cycle_accounts(pipeline: &Pipeline, accounts: &Dataset, as_of: NaiveDate) -> 
                 accounts.uri
             )
         })?;
-    frame = quality::account_values(frame, quality, &mut outcome)?;
+    frame = quality::account_values(frame, plan, &mut outcome)?;
     // A fixed row order makes base-wide float sums, and so every feature, the
     // same from run to run; sorted here, off the usage's critical path.
     let frame = frame

@@ -4,11 +4,11 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::lower::lower;
-use crate::config::Pipeline;
+use crate::plan::Plan;
 
 /// Adds every feature, in dependency order.
-pub fn add_features(frame: LazyFrame, pipeline: &Pipeline, as_of: NaiveDate) -> LazyFrame {
-    pipeline.features.iter().fold(frame, |lf, f| {
+pub fn add_features(frame: LazyFrame, plan: &Plan, as_of: NaiveDate) -> LazyFrame {
+    plan.features.iter().fold(frame, |lf, f| {
         lf.with_column(lower(&f.expr, as_of).alias(f.name.as_str()))
     })
 }

@@ -9,9 +9,10 @@ use chrono::NaiveDate;
 use super::aggregates as features;
 use super::evaluate::sum_u64;
 use super::source::Dataset;
-use crate::config::{Check, Pipeline, Policy, Quality};
+use crate::config::{Check, Policy};
 use crate::error::{CheckFailure, Context, DataError, RatioFailure, Result};
 use crate::plan::Finding;
+use crate::plan::Plan;
 
 /// The column of a reject that says which check dropped it.
 pub const REASON: &str = "reason";
@@ -52,7 +53,7 @@ impl Outcome {
 
     /// Fails the run when a check with the `error` policy found rows, or
     /// too large a share was dropped; names every failed check at once.
-    pub fn enforce(&self, quality: &Quality, totals: &[(&str, u64)]) -> Result<()> {
+    pub fn enforce(&self, plan: &Plan, totals: &[(&str, u64)]) -> Result<()> {
         let failures: Vec<CheckFailure> = self
             .findings
             .iter()
@@ -65,7 +66,7 @@ impl Outcome {
             })
             .collect();
         let mut over_ratio = Vec::new();
-        if let Some(max) = quality.max_reject_ratio {
+        if let Some(max) = plan.max_reject_ratio {
             for (dataset, total) in totals {
                 let dropped = self.dropped(dataset);
                 if *total > 0 && dropped as f64 / *total as f64 > max {
@@ -92,10 +93,10 @@ pub fn check_frame(
     check: Check,
     dataset: &'static str,
     flagged: Expr,
-    quality: &Quality,
+    plan: &Plan,
     outcome: &mut Outcome,
 ) -> Result<DataFrame> {
-    let policy = quality.policy(check);
+    let policy = plan.policy(check);
     let flagged = flagged.fill_null(lit(false));
     let bad = frame
         .clone()
@@ -160,7 +161,7 @@ pub fn examples(bad: &DataFrame) -> Vec<String> {
 }
 
 /// The checks of the accounts' values, on the accounts in the cycle.
-pub fn account_values(mut frame: DataFrame, quality: &Quality, outcome: &mut Outcome) -> Result<DataFrame> {
+pub fn account_values(mut frame: DataFrame, plan: &Plan, outcome: &mut Outcome) -> Result<DataFrame> {
     let checks = [
         (Check::NullArr, col("arr").is_null()),
         (Check::NegativeArr, col("arr").lt(lit(0))),
@@ -169,7 +170,7 @@ pub fn account_values(mut frame: DataFrame, quality: &Quality, outcome: &mut Out
         (Check::NpsOutOfRange, col("nps").lt(lit(0)).or(col("nps").gt(lit(10)))),
     ];
     for (check, flagged) in checks {
-        frame = check_frame(frame, check, "accounts", flagged, quality, outcome)?;
+        frame = check_frame(frame, check, "accounts", flagged, plan, outcome)?;
     }
     Ok(frame)
 }
@@ -178,14 +179,13 @@ pub fn account_values(mut frame: DataFrame, quality: &Quality, outcome: &mut Out
 /// metrics, both counted from the grouped pass; rejected rows are read in a
 /// second pass only when a `drop` policy needs them written.
 pub fn usage_findings(
-    pipeline: &Pipeline,
+    plan: &Plan,
     usage: &Dataset,
     grouped: &DataFrame,
     known_ids: &DataFrame,
     as_of: NaiveDate,
     outcome: &mut Outcome,
 ) -> Result<()> {
-    let quality = &pipeline.quality;
     // An anti join keeps the usage of ids the accounts do not have (and of
     // null ids, which match nothing).
     let unknown_only = |usage: LazyFrame| {
@@ -250,7 +250,7 @@ pub fn usage_findings(
         if rows == 0 {
             continue;
         }
-        let policy = quality.policy(check);
+        let policy = plan.policy(check);
         if policy != Policy::Error {
             tracing::warn!(
                 check = check.name(),
@@ -266,12 +266,12 @@ pub fn usage_findings(
             examples,
         });
         if policy == Policy::Drop {
-            let rows = features::in_range(usage.frame.clone(), pipeline, as_of);
+            let rows = features::in_range(usage.frame.clone(), plan, as_of);
             let flagged = match check {
                 Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
                 Check::NullUsageDate => usage.frame.clone().filter(col("date").is_null()),
                 Check::UnknownAccountUsage => unknown_only(rows).filter(col("account_id").is_not_null()),
-                _ => rows.filter(features::negative_metric(pipeline)),
+                _ => rows.filter(features::negative_metric(plan)),
             };
             let rejected = flagged
                 .with_column(lit(check.name()).alias(REASON))
