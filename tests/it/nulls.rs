@@ -198,3 +198,102 @@ fn warned_nulls_are_kept_and_logged() {
         stderr(&v)
     );
 }
+
+/// Accounts with history (`snapshot_date`): P1's old row has no arr and no
+/// onboarding date but a later row does; P2's row without them is dated
+/// after as_of; P3's and P4's rows valid at as_of lack arr and
+/// customer_since; P5 lacks arr but is onboarded after as_of.
+fn history(dir: &Path) {
+    let date = |d: &str| d.parse::<chrono::NaiveDate>().unwrap();
+    let mut accounts = df! {
+        "account_id" => ["P1", "P1", "P2", "P2", "P3", "P3", "P4", "P5"],
+        "snapshot_date" => [
+            date("2024-01-01"), date("2024-10-01"),
+            date("2024-10-01"), date("2025-02-01"),
+            date("2024-06-01"), date("2024-11-01"),
+            date("2024-11-01"), date("2024-11-01"),
+        ],
+        "arr" => [None, Some(500.0), Some(100.0), None, Some(200.0), None, Some(300.0), None],
+        "customer_since" => [
+            None, Some(date("2020-01-01")),
+            Some(date("2020-01-01")), None,
+            Some(date("2020-01-01")), Some(date("2020-01-01")),
+            None, Some(date("2025-03-01")),
+        ],
+    }
+    .unwrap();
+    write_parquet(&mut accounts, &dir.join("accounts.parquet"));
+    let mut usage = df! {
+        "account_id" => ["P1"],
+        "date" => [date("2024-12-23")],
+        "events" => [5i64],
+    }
+    .unwrap();
+    write_parquet(&mut usage, &dir.join("usage/u.parquet"));
+}
+
+/// The null checks look at the row valid at as_of of each account in the
+/// cycle, as the other account checks do: not at superseded rows, rows
+/// dated after as_of, or accounts onboarded later.
+#[test]
+fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    history(tmp.path());
+    let p = crate::quality::pipeline(tmp.path(), "");
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 3);
+    let err = stderr(&o);
+    for want in [
+        "data check `null_arr` failed: 1 accounts row(s) (e.g. P3)",
+        "data check `null_customer_since` failed: 1 accounts row(s) (e.g. P4)",
+    ] {
+        assert!(err.contains(want), "missing `{want}` in:\n{err}");
+    }
+
+    let p = crate::quality::pipeline(tmp.path(), "null_arr = \"drop\"\nnull_customer_since = \"drop\"");
+    // validate --cycle reports the findings and writes nothing.
+    let v = run(&["validate", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&v, 0);
+    let out = tmp.path().join("out");
+    assert!(!out.exists(), "validate writes nothing");
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 0);
+    for (what, printed) in [("validate --cycle", stdout(&v)), ("run summary", stdout(&o))] {
+        for want in [
+            "data check null_arr: 1 accounts rows (Drop)",
+            "data check null_customer_since: 1 accounts rows (Drop)",
+        ] {
+            assert!(printed.contains(want), "{what} lacks `{want}`:\n{printed}");
+        }
+    }
+    let snapshot = glob_rows(&out, "2024-Q4").unwrap();
+    assert_eq!(strings(&snapshot, "account_id"), ["P1", "P2"]);
+    assert_eq!(strings(&snapshot, "arr"), ["500.0", "100.0"]);
+    let m = manifest(&out, "2024-Q4").unwrap();
+    assert_eq!(finding(&m, "null_arr"), Some(("accounts".into(), 1, "drop".into())));
+    assert_eq!(
+        finding(&m, "null_customer_since"),
+        Some(("accounts".into(), 1, "drop".into()))
+    );
+    let rejects = read_parquet(&out.join("rejects/cycle=2024-Q4/dataset=accounts/part-0.parquet"))
+        .sort(["account_id"], Default::default())
+        .unwrap();
+    assert_eq!(strings(&rejects, "account_id"), ["P3", "P4"]);
+    assert_eq!(strings(&rejects, "reason"), ["null_arr", "null_customer_since"]);
+    assert_eq!(strings(&rejects, "snapshot_date"), ["2024-11-01", "2024-11-01"]);
+
+    // The JSON summary counts them too.
+    let j = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4", "--replace", "--json"]);
+    expect_code(&j, 0);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    let checks: Vec<(&str, u64)> = summary["quality"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["check"].as_str().unwrap(), f["rows"].as_u64().unwrap()))
+        .collect();
+    assert!(
+        checks.contains(&("null_arr", 1)) && checks.contains(&("null_customer_since", 1)),
+        "{checks:?}"
+    );
+}
