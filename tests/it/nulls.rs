@@ -1,6 +1,7 @@
 //! Nulls in required columns are data checks, with the same error / warn /
 //! drop policies as the others: a null `arr` or `customer_since` in the
-//! accounts, a null `account_id` or `date` in the usage.
+//! accounts, a null `account_id` or `date` in the usage. Base-wide
+//! functions ignore nulls (the quantile regression of issue 12).
 
 use std::path::Path;
 
@@ -296,4 +297,56 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
         checks.contains(&("null_arr", 1)) && checks.contains(&("null_customer_since", 1)),
         "{checks:?}"
     );
+}
+
+/// Regression (issue 12): polars counted the null into the index, so
+/// `quantile(wallet, 0.1)` over 0, 1 and a null was 0.10000000000000009
+/// and the account whose arr sits exactly on 0.1 missed the rule.
+#[test]
+fn an_account_on_a_quantile_threshold_gets_the_label_numpy_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut accounts = df! {
+        "account_id" => ["A", "B", "C"],
+        "arr" => [0.1, 5.0, 7.0],
+        "wallet" => [Some(0.0), Some(1.0), None],
+        "customer_since" => [0i32, 0, 0],
+    }
+    .unwrap()
+    .lazy()
+    .with_column(col("customer_since").cast(DataType::Date))
+    .collect()
+    .unwrap();
+    write_parquet(&mut accounts, &dir.join("accounts.parquet"));
+    let mut usage = df! { "account_id" => ["A"], "date" => [20_080i32], "events" => [1i64] }
+        .unwrap()
+        .lazy()
+        .with_column(col("date").cast(DataType::Date))
+        .collect()
+        .unwrap();
+    write_parquet(&mut usage, &dir.join("usage/u.parquet"));
+    let p = crate::quality::pipeline(dir, "");
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(
+        r#"
+[[features]]
+name = "wallet_q10"
+expr = "quantile(wallet, 0.1)"
+[[features]]
+name = "wallet_median"
+expr = "median(wallet)"
+[[segmentations]]
+name = "threshold"
+default = "below"
+rules = [{ name = "at_or_above", label = "at_or_above", when = "arr >= wallet_q10" }]
+"#,
+    );
+    std::fs::write(&p, text).unwrap();
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 0);
+    let snapshot = glob_rows(&dir.join("out"), "2024-Q4").unwrap();
+    let value = |name: &str| snapshot.column(name).unwrap().f64().unwrap().get(0).unwrap();
+    assert_eq!(value("wallet_q10").to_bits(), 0.1f64.to_bits());
+    assert_eq!(value("wallet_median").to_bits(), 0.5f64.to_bits());
+    assert_eq!(strings(&snapshot, "threshold"), ["at_or_above"; 3]);
 }
