@@ -1,7 +1,7 @@
 //! Orchestrators and lineage as real clients: OpenLineage events received
 //! on a loopback HTTP server and validated with the official client, Dagster
 //! materializing the example asset through Pipes, Airflow loading the example
-//! DAG, and the run summary file.
+//! DAG and running its task for each exit code, and the run summary file.
 
 use std::io::{BufReader, Write};
 use std::net::TcpListener;
@@ -178,45 +178,159 @@ fn airflow_loads_the_example_dag() {
     assert_eq!(seen["cycles"], serde_json::json!(["2025-Q1", "2025-Q2", "2025-Q4"]));
 }
 
-/// The DAG's task, executed with the real binary: exit 0 pushes the summary
-/// to XCom, 4 counts as done, 2 and 3 fail without retries, 1 is retried.
+/// The example DAG executed by Airflow (`dag.test()`, Airflow's own task
+/// runner and retry logic, the DAG's `retries`), its task running the real
+/// binary: exit 0 succeeds and pushes the summary to XCom; 4 (a second run of
+/// the cycle) succeeds; 2 (a broken pipeline file) and 3 (a failing data
+/// check) fail at the first try; 1 (the store refuses connections) is retried
+/// until the retries run out.
 #[test]
-fn the_airflow_task_maps_exit_codes_to_retries() {
+fn airflow_runs_the_dag_task_and_maps_exit_codes_to_retries() {
     let python = std::env::var("QUADRANT_AIRFLOW_PYTHON")
         .expect("QUADRANT_AIRFLOW_PYTHON is not set: run the tests with `bash scripts/test`, which installs Airflow in a virtualenv");
     let tmp = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(python)
+    let default = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    let usage = format!("uri = \"{}/\"", root().join("fixtures/usage").display());
+
+    // A pipeline file that does not load (exit 2).
+    let broken = tmp.path().join("broken.toml");
+    std::fs::write(&broken, format!("{default}\n[no_such_table]\nx = 1\n")).unwrap();
+    // Accounts with negative ARR, failing the data check negative_arr (exit 3).
+    let negative = tmp.path().join("negative/accounts.parquet");
+    let mut accounts = read_parquet(&root().join("fixtures/accounts.parquet"))
+        .lazy()
+        .with_column((lit(-1.0) * col("arr")).alias("arr"))
+        .collect()
+        .unwrap();
+    write_parquet(&mut accounts, &negative);
+    let bad_data = tmp.path().join("negative.toml");
+    std::fs::write(
+        &bad_data,
+        default
+            .replace(
+                "uri = \"fixtures/accounts.parquet\"",
+                &format!("uri = \"{}\"", negative.display()),
+            )
+            .replace("uri = \"fixtures/usage/\"", &usage),
+    )
+    .unwrap();
+    assert!(std::fs::read_to_string(&bad_data).unwrap().contains(&usage));
+
+    let out = tmp.path().join("out");
+    let case = |name: &str, logical_date: &str, output: &str, pipeline: &Path, env: serde_json::Value| {
+        let mut env = env;
+        env["QUADRANT_BIN"] = env!("CARGO_BIN_EXE_quadrant").into();
+        env["QUADRANT_OUTPUT"] = output.into();
+        env["QUADRANT_PIPELINE"] = pipeline.to_str().unwrap().into();
+        serde_json::json!({"name": name, "logical_date": logical_date, "env": env})
+    };
+    let default_toml = root().join("pipelines/default.toml");
+    let local = out.to_str().unwrap();
+    // The failing runs write elsewhere: the committed cycle would exit 4 first.
+    let elsewhere = tmp.path().join("elsewhere");
+    let elsewhere = elsewhere.to_str().unwrap();
+    let no_env = serde_json::json!({});
+    // Every run lands in 2026-Q3: the quarter before each logical date.
+    let cases = serde_json::json!([
+        case("committed", "2026-10-01T06:00:00", local, &default_toml, no_env.clone()),
+        case("rerun", "2026-10-01T07:00:00", local, &default_toml, no_env.clone()),
+        case(
+            "broken_pipeline",
+            "2026-10-01T08:00:00",
+            elsewhere,
+            &broken,
+            no_env.clone()
+        ),
+        case(
+            "data_check_fails",
+            "2026-10-01T09:00:00",
+            elsewhere,
+            &bad_data,
+            no_env.clone()
+        ),
+        case(
+            "store_unreachable",
+            "2026-10-01T10:00:00",
+            "s3://quadrant-airflow/out",
+            &default_toml,
+            serde_json::json!({
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:{closed_port}",
+                "AWS_ALLOW_HTTP": "true",
+                "AWS_REGION": "us-east-1",
+                "AWS_ACCESS_KEY_ID": "quadrant-airflow-key-id",
+                "AWS_SECRET_ACCESS_KEY": "quadrant-airflow-secret",
+            })
+        ),
+    ]);
+
+    let mut child = std::process::Command::new(python)
         .current_dir(root())
         .arg(root().join("tests/clients/airflow_task.py"))
-        .arg(env!("CARGO_BIN_EXE_quadrant"))
-        .arg(tmp.path().join("out"))
-        .arg(root().join("pipelines/default.toml"))
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let seen: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
-    assert_eq!(seen["committed"]["outcome"], "success", "{seen}");
-    assert_eq!(seen["committed"]["xcom_cycle"], "2026-Q3", "{seen}");
-    assert_eq!(seen["rerun"]["outcome"], "success", "{seen}");
-    assert_eq!(seen["rerun"]["returned"], "already committed", "{seen}");
-    for (case, code) in [("bad_pipeline", 2), ("no_usage_in_windows", 3)] {
-        assert_eq!(seen[case]["outcome"], "fail_without_retry", "{case}: {seen}");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cases.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let printed = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{printed}");
+    let seen: serde_json::Value = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no result from the Airflow driver:\n{printed}"));
+
+    // The DAG's own retries, which exit 1 uses up and the others do not touch.
+    let retries = seen["committed"]["retries"].as_u64().unwrap();
+    assert!(retries >= 1, "{seen}");
+    for (name, dag_run, tries) in [
+        ("committed", "success", 1),
+        ("rerun", "success", 1),
+        ("broken_pipeline", "failed", 1),
+        ("data_check_fails", "failed", 1),
+        ("store_unreachable", "failed", retries + 1),
+    ] {
+        let c = &seen[name];
+        assert_eq!(c["dag_run"], dag_run, "{name}: {c}");
+        assert_eq!(c["state"], dag_run, "{name}: {c}");
+        assert_eq!(c["tries"], tries, "{name}: {c}");
+        assert_eq!(c["each_try"].as_array().unwrap().len() as u64, tries, "{name}: {c}");
+    }
+
+    // 0: the summary of the committed run in XCom, and the snapshot there.
+    let summary = &seen["committed"]["xcom"]["summary"];
+    assert_eq!(summary["cycle"], "2026-Q3", "{seen}");
+    assert_eq!(summary["rows"], glob_rows(&out, "2026-Q3").unwrap().height(), "{seen}");
+    // 4: done, nothing replaced.
+    assert_eq!(seen["rerun"]["xcom"]["return_value"], "already committed", "{seen}");
+    assert_eq!(seen["rerun"]["xcom"].get("summary"), None, "{seen}");
+    assert_eq!(glob_partition(&out, "2026-Q3").len(), 1);
+    // 2 and 3: failed for good at the first try, told why.
+    for (name, code) in [("broken_pipeline", 2), ("data_check_fails", 3)] {
+        let only = &seen[name]["each_try"][0];
+        assert_eq!(only["state"], "failed", "{name}: {only}");
+        let error = only["error"].as_str().unwrap();
         assert!(
-            seen[case]["error"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("exited {code}")),
-            "{case}: {seen}"
+            error.starts_with("AirflowFailException") && error.contains(&format!("quadrant exited {code}")),
+            "{name}: {only}"
         );
     }
-    assert_eq!(seen["store_unreachable"]["outcome"], "retry", "{seen}");
-    assert!(
-        seen["store_unreachable"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("exited 1"),
-        "{seen}"
-    );
+    assert!(printed.contains("unknown key `no_such_table`"), "{printed}");
+    assert!(printed.contains("data check `negative_arr` failed"), "{printed}");
+    assert!(glob_rows(Path::new(elsewhere), "2026-Q3").is_none());
+    // 1: up for retry after each try but the last.
+    let each = seen["store_unreachable"]["each_try"].as_array().unwrap();
+    for (i, t) in each.iter().enumerate() {
+        let want = if i + 1 < each.len() { "up_for_retry" } else { "failed" };
+        assert_eq!(t["state"], want, "try {}: {t}", i + 1);
+        assert!(t["error"].as_str().unwrap().contains("quadrant exited 1"), "{t}");
+    }
 }
 
 #[test]
