@@ -350,3 +350,39 @@ rules = [{ name = "at_or_above", label = "at_or_above", when = "arr >= wallet_q1
     assert_eq!(value("wallet_median").to_bits(), 0.5f64.to_bits());
     assert_eq!(strings(&snapshot, "threshold"), ["at_or_above"; 3]);
 }
+
+/// Undated usage rows are in no window, but they are usage rows all the
+/// same: `max_reject_ratio` weighs the dropped ones against every usage row
+/// read (here 1 of 2, not 1 of the 1 row in the windows).
+#[test]
+fn dropped_undated_usage_counts_against_every_usage_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut accounts = df! { "account_id" => ["A"], "arr" => [1000.0], "customer_since" => [0i32] }
+        .unwrap()
+        .lazy()
+        .with_column(col("customer_since").cast(DataType::Date))
+        .collect()
+        .unwrap();
+    write_parquet(&mut accounts, &dir.join("accounts.parquet"));
+    let mut usage = df! {
+        "account_id" => ["A", "A"],
+        "date" => [Some(20_080i32), None],
+        "events" => [5i64, 6],
+    }
+    .unwrap()
+    .lazy()
+    .with_column(col("date").cast(DataType::Date))
+    .collect()
+    .unwrap();
+    write_parquet(&mut usage, &dir.join("usage/u.parquet"));
+    let p = crate::quality::pipeline(dir, "null_usage_date = \"drop\"\nmax_reject_ratio = 0.5");
+    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 0);
+    let m = manifest(&dir.join("out"), "2024-Q4").unwrap();
+    assert_eq!(finding(&m, "null_usage_date"), Some(("usage".into(), 1, "drop".into())));
+    let p = crate::quality::pipeline(dir, "null_usage_date = \"drop\"\nmax_reject_ratio = 0.4");
+    let o = run(&["validate", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    expect_code(&o, 3);
+    assert!(stderr(&o).contains("1 of 2 usage rows"), "{}", stderr(&o));
+}

@@ -110,11 +110,19 @@ pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &Dataset, as_of: NaiveDa
         .into());
     }
     quality::usage_findings(plan, usage, &grouped, &known_ids, as_of, &mut outcome)?;
+    // Undated usage rows are in no window but are read all the same: a drop
+    // of them weighs against them too.
+    let undated_rows: u64 = outcome
+        .findings
+        .iter()
+        .filter(|f| f.check == Check::NullUsageDate.name())
+        .map(|f| f.rows)
+        .sum();
     outcome.enforce(
         plan,
         &[
             ("accounts", frame.height() as u64 + outcome.dropped("accounts")),
-            ("usage", usage_rows_in_windows),
+            ("usage", usage_rows_in_windows + undated_rows),
         ],
     )?;
 
