@@ -3,6 +3,8 @@
 //! benchmark's peer), run on the same fixtures and `as_of`. Every account
 //! must get the same five labels and the same features and aggregates.
 
+use std::path::Path;
+
 use polars::prelude::*;
 
 use crate::*;
@@ -34,26 +36,32 @@ fn sorted(frame: DataFrame) -> DataFrame {
     frame.sort(["account_id"], Default::default()).unwrap()
 }
 
-#[test]
-fn duckdb_computing_the_default_pipeline_agrees_on_every_account() {
-    for (cycle, as_of) in [("2026-Q3", "2026-09-30"), ("2025-Q4", "2025-12-31")] {
+/// Runs quadrant and the DuckDB peer on the same accounts and usage for each
+/// cycle and asserts they agree on every account.
+fn agree(accounts: &Path, usage: &str, cycles: &[(&str, &str)]) {
+    for &(cycle, as_of) in cycles {
         let tmp = tempfile::tempdir().unwrap();
         let out = tmp.path().join("out");
-        expect_code(&run(&["run", "--cycle", cycle, "--output", out.to_str().unwrap()]), 0);
+        expect_code(
+            &run(&[
+                "run",
+                "--cycle",
+                cycle,
+                "--accounts",
+                accounts.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+            ]),
+            0,
+        );
         let ours = sorted(glob_rows(&out, cycle).unwrap());
 
         let peer_out = tmp.path().join("duckdb.parquet");
         let o = std::process::Command::new("python3")
             .current_dir(root())
-            .args(["bench/peers.py", "duckdb", "--accounts", "fixtures/accounts.parquet"])
-            .args([
-                "--usage",
-                "fixtures/usage/*.parquet",
-                "--as-of",
-                as_of,
-                "--threads",
-                "2",
-            ])
+            .args(["bench/peers.py", "duckdb", "--accounts"])
+            .arg(accounts)
+            .args(["--usage", usage, "--as-of", as_of, "--threads", "2"])
             .arg("--out")
             .arg(&peer_out)
             .output()
@@ -94,4 +102,48 @@ fn duckdb_computing_the_default_pipeline_agrees_on_every_account() {
             }
         }
     }
+}
+
+/// Two cycles: the latest, and one where the point-in-time rows
+/// (`snapshot_date`, SPEC section 2) pick older values than the latest rows.
+const CYCLES: [(&str, &str); 2] = [("2026-Q3", "2026-09-30"), ("2025-Q4", "2025-12-31")];
+
+#[test]
+fn duckdb_computing_the_default_pipeline_agrees_on_every_account() {
+    agree(
+        &root().join("fixtures/accounts.parquet"),
+        "fixtures/usage/*.parquet",
+        &CYCLES,
+    );
+}
+
+/// The fixtures date every row; undated rows must be read the same way too:
+/// an undated row counts only for an account with no dated row valid at
+/// `as_of`. Ten accounts get an extra undated row with another ARR (ignored),
+/// two keep only undated rows (their one row, whatever its date).
+#[test]
+fn duckdb_agrees_on_undated_account_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixtures = read_parquet(&root().join("fixtures/accounts.parquet"));
+    let undated = lit(NULL).cast(DataType::Date).alias("snapshot_date");
+    let latest = col("snapshot_date").eq(col("snapshot_date").max().over([col("account_id")]).unwrap());
+    let extra = fixtures
+        .clone()
+        .lazy()
+        .filter(latest.and(col("account_id").lt_eq(lit("A0000010"))))
+        .with_columns([undated.clone(), (col("arr") * lit(2.0) + lit(1.0)).alias("arr")]);
+    let only_undated = col("account_id")
+        .eq(lit("A0000071"))
+        .or(col("account_id").eq(lit("A0000072")));
+    let rows = fixtures.lazy().with_column(
+        when(only_undated)
+            .then(undated)
+            .otherwise(col("snapshot_date"))
+            .alias("snapshot_date"),
+    );
+    let mut accounts = concat([rows, extra], UnionArgs::default()).unwrap().collect().unwrap();
+    assert_eq!(accounts.column("snapshot_date").unwrap().null_count(), 12);
+    let path = tmp.path().join("accounts.parquet");
+    write_parquet(&mut accounts, &path);
+    agree(&path, "fixtures/usage/*.parquet", &CYCLES);
 }
