@@ -374,8 +374,9 @@ impl<T> Context<T> for std::result::Result<T, object_store::Error> {
 }
 
 /// The first line of a store's error, without the XML body it may carry.
+/// Masked before it is cut: a secret cut in two would no longer be found.
 fn short_cause(e: &object_store::Error) -> String {
-    let text = e.to_string();
+    let text = crate::redact::text(&e.to_string()).into_owned();
     let first = text.lines().next().unwrap_or(&text);
     let first = first.split(": <?xml").next().unwrap_or(first);
     let mut cut: String = first.chars().take(300).collect();
