@@ -42,72 +42,44 @@ pub struct StorageOptions {
     pub extra: Vec<(String, String)>,
 }
 
-/// The object_store options a pipeline file may set: none carries a secret
-/// or names where one is kept. Credentials come from the environment only,
-/// because every snapshot's manifest records the pipeline file.
-pub const ALLOWED_OPTIONS: &[&str] = &[
+/// The object_store settings a pipeline file may set, by object_store's own
+/// (canonical) key names: none carries a secret, names an identity, or says
+/// where a credential is kept or exchanged (a file, a metadata, STS, MSI or
+/// token endpoint). Credentials come from the environment only, because
+/// every snapshot's manifest records the pipeline file. An option is allowed
+/// when every store that knows its name (under any of its aliases:
+/// `endpoint`, `aws_endpoint_url`, ...) reads it as one of these.
+pub const NON_SECRET_KEYS: &[&str] = &[
     // Amazon S3 and S3-compatible stores
     "aws_region",
-    "region",
     "aws_default_region",
-    "default_region",
-    "aws_endpoint_url",
     "aws_endpoint",
-    "endpoint_url",
-    "endpoint",
     "aws_endpoint_url_s3",
-    "aws_endpoint_url_sts",
-    "endpoint_url_sts",
     "aws_virtual_hosted_style_request",
-    "virtual_hosted_style_request",
     "aws_s3_express",
-    "s3_express",
     "aws_imdsv1_fallback",
-    "imdsv1_fallback",
-    "aws_metadata_endpoint",
-    "metadata_endpoint",
     "aws_unsigned_payload",
-    "unsigned_payload",
     "aws_checksum_algorithm",
-    "checksum_algorithm",
     "aws_skip_signature",
-    "skip_signature",
     "aws_copy_if_not_exists",
-    "copy_if_not_exists",
     "aws_conditional_put",
-    "conditional_put",
     "aws_disable_tagging",
-    "disable_tagging",
     "aws_request_payer",
-    "request_payer",
-    "aws_allow_http",
     "aws_server_side_encryption",
-    "server_side_encryption",
     "aws_sse_kms_key_id",
-    "sse_kms_key_id",
     "aws_sse_bucket_key_enabled",
-    "sse_bucket_key_enabled",
-    // Azure Blob Storage / ADLS Gen2
+    // Azure Blob Storage / ADLS Gen2 (the account name is not a secret)
     "azure_storage_account_name",
-    "account_name",
-    "azure_container_name",
-    "container_name",
     "azure_storage_endpoint",
-    "azure_endpoint",
     "azure_storage_use_emulator",
-    "use_emulator",
     "azure_use_fabric_endpoint",
-    "use_fabric_endpoint",
     "azure_use_azure_cli",
-    "use_azure_cli",
     "azure_skip_signature",
     "azure_disable_tagging",
-    "azure_allow_http",
     // Google Cloud Storage
     "google_base_url",
-    "base_url",
     "google_skip_signature",
-    // The HTTP client, for every store
+    // The HTTP client, for every store (a proxy URL without a password)
     "allow_http",
     "allow_invalid_certificates",
     "connect_timeout",
@@ -128,34 +100,86 @@ pub const ALLOWED_OPTIONS: &[&str] = &[
     "user_agent",
 ];
 
+/// Settings that the URI already makes: set apart, they would send the
+/// data to another bucket or container than the URI (and the manifest) names.
+const FROM_URI_KEYS: &[&str] = &["aws_bucket", "google_bucket", "azure_container_name"];
+
 /// What a `[storage]` option name is to quadrant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionKind {
     Allowed,
-    /// An object_store option that carries a credential or says where one
-    /// is kept.
+    /// An object_store option that carries a credential, names an identity
+    /// or says where a credential is kept or exchanged.
     Credential,
+    /// The bucket or container, which the URI names.
+    FromUri,
     /// Not an object_store option at all.
     Unknown,
 }
 
-pub fn option_kind(key: &str) -> OptionKind {
+/// The canonical object_store keys a name stands for, one per store that
+/// knows it (`endpoint` is both S3's `aws_endpoint` and Azure's
+/// `azure_storage_endpoint`; `token` is S3's session token and Azure's
+/// bearer token).
+fn canonical_keys(key: &str) -> Vec<String> {
     let key = key.to_ascii_lowercase();
-    if ALLOWED_OPTIONS.contains(&key.as_str()) {
-        OptionKind::Allowed
-    } else if key.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok()
-        || key.parse::<object_store::azure::AzureConfigKey>().is_ok()
-        || key.parse::<object_store::gcp::GoogleConfigKey>().is_ok()
-    {
-        OptionKind::Credential
-    } else {
+    let mut keys = Vec::new();
+    if let Ok(k) = key.parse::<object_store::aws::AmazonS3ConfigKey>() {
+        keys.push(k.as_ref().to_string());
+    }
+    if let Ok(k) = key.parse::<object_store::azure::AzureConfigKey>() {
+        keys.push(k.as_ref().to_string());
+    }
+    if let Ok(k) = key.parse::<object_store::gcp::GoogleConfigKey>() {
+        keys.push(k.as_ref().to_string());
+    }
+    keys
+}
+
+pub fn option_kind(key: &str) -> OptionKind {
+    let keys = canonical_keys(key);
+    if keys.is_empty() {
         OptionKind::Unknown
+    } else if keys.iter().all(|k| NON_SECRET_KEYS.contains(&k.as_str())) {
+        OptionKind::Allowed
+    } else if keys.iter().all(|k| FROM_URI_KEYS.contains(&k.as_str())) {
+        OptionKind::FromUri
+    } else {
+        OptionKind::Credential
     }
 }
 
+/// The names a pipeline file may use, for suggestions: each allowed key
+/// with and without its store's prefix.
+pub fn allowed_option_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for key in NON_SECRET_KEYS {
+        names.push(key.to_string());
+        for prefix in ["aws_", "azure_storage_", "azure_", "google_"] {
+            if let Some(short) = key.strip_prefix(prefix)
+                && option_kind(short) == OptionKind::Allowed
+                && !names.iter().any(|n| n == short)
+            {
+                names.push(short.to_string());
+            }
+        }
+    }
+    names
+}
+
 /// Does a URI carry a user name or password (`s3://key:secret@bucket`)?
+/// In `abfss://container@account.dfs.core.windows.net`, the part before `@`
+/// is the container, not a user.
 pub fn has_userinfo(uri: &str) -> bool {
-    Url::parse(uri).is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+    Url::parse(uri)
+        .is_ok_and(|u| u.password().is_some() || (!u.username().is_empty() && !matches!(u.scheme(), "abfs" | "abfss")))
+}
+
+/// Does a value from the pipeline file carry a credential: a user name or
+/// password in a URL, a SAS signature or token in a query, or anything else
+/// that quadrant masks when it prints?
+pub fn carries_credentials(value: &str) -> bool {
+    has_userinfo(value) || crate::redact::text(value) != value
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -275,10 +299,10 @@ impl Store {
                 local: true,
             });
         }
-        if has_userinfo(trimmed) {
+        if carries_credentials(trimmed) {
             return Err(Error::config(format!(
                 "`{}`: credentials in a URI are not accepted; set them in the environment (AWS_*, GOOGLE_*, AZURE_*)",
-                crate::redact::uri(trimmed)
+                crate::redact::text(&crate::redact::uri(trimmed))
             )));
         }
         let url = Url::parse(trimmed).map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;
@@ -490,6 +514,14 @@ pub struct InputFile {
 /// folders whose names start with `_` or `.` (`_SUCCESS`, `.crc`) are
 /// skipped, as Spark and Hive do.
 pub fn resolve_input(dataset: &str, uri: &str, options: &StorageOptions) -> Result<Vec<InputFile>> {
+    // Before the URI is cut at its first glob character (a `?` starts a
+    // query, where a SAS token would be).
+    if is_cloud(uri) && carries_credentials(uri) {
+        return Err(Error::config(format!(
+            "{dataset} input `{}`: credentials in a URI are not accepted; set them in the environment (AWS_*, GOOGLE_*, AZURE_*)",
+            crate::redact::text(&crate::redact::uri(uri))
+        )));
+    }
     let glob_at = uri.find(['*', '?', '[']);
     let (base, pattern) = match glob_at {
         Some(i) => {
@@ -554,4 +586,95 @@ pub fn resolve_input(dataset: &str, uri: &str, options: &StorageOptions) -> Resu
         .into());
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name object_store 0.13 reads (each alias of each key of S3,
+    /// Azure and GCS, as its `FromStr` spells them), and what a pipeline
+    /// file may do with it. A new object_store key is refused until it is
+    /// added here and, if it carries no secret, to `NON_SECRET_KEYS`.
+    #[test]
+    fn every_object_store_option_is_allowed_or_refused_on_purpose() {
+        let allowed = "aws_default_region default_region aws_region region aws_endpoint_url aws_endpoint \
+             endpoint_url endpoint aws_endpoint_url_s3 aws_virtual_hosted_style_request \
+             virtual_hosted_style_request aws_s3_express s3_express aws_imdsv1_fallback imdsv1_fallback \
+             aws_unsigned_payload unsigned_payload aws_checksum_algorithm checksum_algorithm \
+             aws_skip_signature skip_signature aws_copy_if_not_exists copy_if_not_exists \
+             aws_conditional_put conditional_put aws_disable_tagging disable_tagging aws_request_payer \
+             request_payer aws_allow_http aws_server_side_encryption server_side_encryption \
+             aws_sse_kms_key_id sse_kms_key_id aws_sse_bucket_key_enabled sse_bucket_key_enabled \
+             azure_storage_account_name account_name azure_storage_use_emulator use_emulator \
+             azure_storage_endpoint azure_endpoint azure_use_fabric_endpoint use_fabric_endpoint \
+             azure_use_azure_cli use_azure_cli azure_skip_signature azure_disable_tagging azure_allow_http \
+             google_base_url base_url google_skip_signature \
+             allow_http allow_invalid_certificates connect_timeout default_content_type http1_only \
+             http2_only http2_keep_alive_interval http2_keep_alive_timeout http2_keep_alive_while_idle \
+             http2_max_frame_size pool_idle_timeout pool_max_idle_per_host proxy_url proxy_ca_certificate \
+             proxy_excludes randomize_addresses timeout user_agent aws_timeout azure_proxy_url google_user_agent";
+        let credentials = "aws_access_key_id access_key_id aws_secret_access_key secret_access_key \
+             aws_session_token aws_token session_token token aws_metadata_endpoint metadata_endpoint \
+             aws_container_credentials_relative_uri container_credentials_relative_uri \
+             aws_container_credentials_full_uri container_credentials_full_uri \
+             aws_container_authorization_token_file container_authorization_token_file \
+             aws_web_identity_token_file web_identity_token_file aws_role_arn role_arn \
+             aws_role_session_name role_session_name aws_endpoint_url_sts endpoint_url_sts \
+             aws_sse_customer_key_base64 sse_customer_key_base64 \
+             azure_storage_account_key azure_storage_access_key azure_storage_master_key master_key \
+             account_key access_key azure_storage_client_id azure_client_id client_id \
+             azure_storage_client_secret azure_client_secret client_secret azure_storage_tenant_id \
+             azure_storage_authority_id azure_tenant_id azure_authority_id tenant_id authority_id \
+             azure_storage_authority_host azure_authority_host authority_host azure_storage_sas_key \
+             azure_storage_sas_token sas_key sas_token azure_storage_token bearer_token \
+             azure_msi_endpoint azure_identity_endpoint identity_endpoint msi_endpoint azure_object_id \
+             object_id azure_msi_resource_id msi_resource_id azure_federated_token_file \
+             federated_token_file azure_fabric_token_service_url fabric_token_service_url \
+             azure_fabric_workload_host fabric_workload_host azure_fabric_session_token \
+             fabric_session_token azure_fabric_cluster_identifier fabric_cluster_identifier \
+             google_service_account service_account google_service_account_path service_account_path \
+             google_service_account_key service_account_key google_application_credentials \
+             application_credentials";
+        let from_uri = "aws_bucket aws_bucket_name bucket_name bucket azure_container_name container_name \
+             google_bucket google_bucket_name";
+        for (names, kind) in [
+            (allowed, OptionKind::Allowed),
+            (credentials, OptionKind::Credential),
+            (from_uri, OptionKind::FromUri),
+        ] {
+            for name in names.split_whitespace() {
+                assert_eq!(option_kind(name), kind, "{name}");
+                assert_eq!(option_kind(&name.to_ascii_uppercase()), kind, "{name}");
+            }
+        }
+        assert_eq!(option_kind("colour"), OptionKind::Unknown);
+        // Every allowed key is one object_store knows, and is suggested.
+        let names = allowed_option_names();
+        for key in NON_SECRET_KEYS {
+            assert_eq!(option_kind(key), OptionKind::Allowed, "{key}");
+            assert!(names.iter().any(|n| n == key));
+        }
+        assert!(names.iter().any(|n| n == "virtual_hosted_style_request"));
+    }
+
+    #[test]
+    fn credentials_in_values_are_found() {
+        for value in [
+            "s3://AKIA:secret@bucket/x",
+            "http://user:pw@proxy.internal:3128",
+            "https://account.blob.core.windows.net/c?sv=2022-11-02&sig=abcdef%3D",
+        ] {
+            assert!(carries_credentials(value), "{value}");
+        }
+        for value in [
+            "s3://bucket/x",
+            "http://minio:9000",
+            "eu-central-1",
+            "30s",
+            "abfss://c@a.dfs.core.windows.net/x",
+        ] {
+            assert!(!carries_credentials(value), "{value}");
+        }
+    }
 }

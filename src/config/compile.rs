@@ -172,6 +172,7 @@ impl<'a> Compiler<'a> {
         if raw.output.uri.get_ref().trim().is_empty() {
             self.problem(raw.output.uri.span().start, "[output] `uri` is empty".into(), None);
         }
+        self.uri_credentials(&raw.output.uri, "output");
 
         // Every name an expression can use, and where it comes from.
         let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
@@ -266,47 +267,49 @@ impl<'a> Compiler<'a> {
         out.region = s.region.as_ref().map(|r| r.get_ref().clone());
         out.allow_http = s.allow_http;
         let credentials_help = "credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), never from the pipeline file, which every snapshot records";
-        for (name, value) in [("endpoint", &out.endpoint)] {
-            if value.as_deref().is_some_and(crate::storage::has_userinfo) {
+        for (name, value) in [("endpoint", &s.endpoint), ("region", &s.region)] {
+            if let Some(value) = value
+                && crate::storage::carries_credentials(value.get_ref())
+            {
                 self.problem(
-                    s.endpoint.as_ref().map_or(0, |e| e.span().start),
-                    format!("[storage] {name} carries credentials in its URL"),
+                    value.span().start,
+                    format!("[storage] `{name}` carries credentials"),
                     Some(credentials_help.into()),
                 );
             }
         }
         for (key, value) in &s.options {
             let k = key.get_ref().to_ascii_lowercase();
-            match crate::storage::option_kind(&k) {
-                crate::storage::OptionKind::Allowed => {}
-                crate::storage::OptionKind::Credential => {
-                    self.problem(
-                        key.span().start,
-                        format!(
-                            "[storage] option `{}` carries a credential or says where one is kept: not allowed in a pipeline file",
-                            key.get_ref()
-                        ),
-                        Some(credentials_help.into()),
-                    );
-                    continue;
-                }
-                crate::storage::OptionKind::Unknown => {
-                    let help = crate::error::did_you_mean(&k, crate::storage::ALLOWED_OPTIONS.iter().copied())
-                        .unwrap_or_else(|| "the options quadrant accepts are listed in the README (Storage)".into());
-                    self.problem(
-                        key.span().start,
-                        format!("[storage] option `{}` is not an option quadrant accepts", key.get_ref()),
-                        Some(help),
-                    );
-                    continue;
-                }
+            let refused = match crate::storage::option_kind(&k) {
+                crate::storage::OptionKind::Allowed => None,
+                crate::storage::OptionKind::Credential => Some((
+                    "carries a credential, names an identity or says where one is kept: not allowed in a pipeline file",
+                    credentials_help.to_string(),
+                )),
+                crate::storage::OptionKind::FromUri => Some((
+                    "names the bucket or container, which the URI gives: not allowed in a pipeline file",
+                    "put it in the URI (`s3://bucket/...`, `az://container/...`)".to_string(),
+                )),
+                crate::storage::OptionKind::Unknown => Some((
+                    "is not an option quadrant accepts",
+                    crate::error::did_you_mean(&k, crate::storage::allowed_option_names().iter().map(String::as_str))
+                        .unwrap_or_else(|| "the options quadrant accepts are listed in the README (Storage)".into()),
+                )),
+            };
+            if let Some((why, help)) = refused {
+                self.problem(
+                    key.span().start,
+                    format!("[storage] option `{}` {why}", key.get_ref()),
+                    Some(help),
+                );
+                continue;
             }
             if let toml::Value::String(v) = value.get_ref()
-                && crate::storage::has_userinfo(v)
+                && crate::storage::carries_credentials(v)
             {
                 self.problem(
                     value.span().start,
-                    format!("[storage] option `{}` carries credentials in its URL", key.get_ref()),
+                    format!("[storage] option `{}` carries credentials in its value", key.get_ref()),
                     Some(credentials_help.into()),
                 );
                 continue;
@@ -332,10 +335,26 @@ impl<'a> Compiler<'a> {
         out
     }
 
+    /// A URI with a user name and password, or a SAS token, in it is
+    /// refused: shown masked, never as written.
+    fn uri_credentials(&mut self, uri: &Spanned<String>, section: &str) {
+        if crate::storage::carries_credentials(uri.get_ref()) {
+            self.problem(
+                uri.span().start,
+                format!(
+                    "[{section}] `uri` carries credentials (`{}`): not accepted in a pipeline file",
+                    crate::redact::text(&crate::redact::uri(uri.get_ref()))
+                ),
+                Some("credentials come from the environment (AWS_*, GOOGLE_*, AZURE_*), never from the pipeline file, which every snapshot records".into()),
+            );
+        }
+    }
+
     fn input(&mut self, raw: &raw::RawInput, section: &str) -> Input {
         if raw.uri.get_ref().trim().is_empty() {
             self.problem(raw.uri.span().start, format!("[{section}] `uri` is empty"), None);
         }
+        self.uri_credentials(&raw.uri, section);
         let mut columns = BTreeMap::new();
         let mut sources = BTreeSet::new();
         for (ours, theirs) in &raw.columns {
