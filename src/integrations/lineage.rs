@@ -14,7 +14,10 @@ const JOB_NAMESPACE: &str = "quadrant";
 /// Where events go, or nothing when lineage is not configured.
 #[derive(Debug, Clone)]
 pub struct Lineage {
+    /// The URL without its user and password, so that no message shows them.
     url: String,
+    /// HTTP basic auth from the URL's user and password.
+    basic: Option<(String, String)>,
     api_key: Option<String>,
 }
 
@@ -30,45 +33,64 @@ impl Lineage {
         } else {
             format!("{}/{}", base.trim_end_matches('/'), endpoint.trim_start_matches('/'))
         };
-        // The URL may carry a user and password for the backend.
-        if let Ok(parsed) = url::Url::parse(&url)
-            && let Some(password) = parsed.password()
-        {
-            crate::redact::register(password);
-            if let Ok(decoded) = urlencoding_decode(password) {
-                crate::redact::register(&decoded);
+        // The URL may carry a user and password for the backend: they are
+        // sent as basic auth, and masked wherever they could show.
+        crate::redact::register_url(&url);
+        let api_key = std::env::var("OPENLINEAGE_API_KEY").ok().filter(|k| !k.is_empty());
+        let (url, basic) = match url::Url::parse(&url) {
+            Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+                let basic = (
+                    crate::redact::percent_decode(parsed.username()),
+                    crate::redact::percent_decode(parsed.password().unwrap_or_default()),
+                );
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+                if api_key.is_some() {
+                    tracing::warn!(
+                        "the lineage URL has a user and password and OPENLINEAGE_API_KEY is set: the API key is sent (as a bearer token), the URL's user and password are not"
+                    );
+                }
+                (parsed.to_string(), api_key.is_none().then_some(basic))
             }
-        }
-        Some(Lineage {
-            url,
-            api_key: std::env::var("OPENLINEAGE_API_KEY").ok(),
-        })
+            _ => (url, None),
+        };
+        Some(Lineage { url, basic, api_key })
     }
 
+    /// Sends an event; its text is masked like everything quadrant writes
+    /// (an error message or a URI in it may quote a credential).
     fn send(&self, event: &Value) {
+        let body = crate::redact::text(&event.to_string()).into_owned();
         let result = crate::storage::block_on(async {
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
-                .build()?;
-            let mut request = client.post(&self.url).json(event);
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut request = client
+                .post(&self.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
             if let Some(key) = &self.api_key {
                 request = request.bearer_auth(key);
+            } else if let Some((user, password)) = &self.basic {
+                request = request.basic_auth(user, Some(password));
             }
-            request.send().await?.error_for_status().map(|_| ())
+            let response = request.send().await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            // The backend's answer says what it did not accept; masked
+            // before it is cut, as it may quote what it was sent.
+            let answer = response.text().await.unwrap_or_default();
+            let answer: String = crate::redact::text(answer.trim()).chars().take(500).collect();
+            Err(format!("{status}: {answer}"))
         });
         match result {
             Ok(()) => tracing::debug!(event_type = %event["eventType"], "sent lineage event"),
-            Err(e) => tracing::warn!(url = %self.url, error = %e, "could not send the OpenLineage event"),
+            Err(error) => tracing::warn!(url = %self.url, %error, "could not send the OpenLineage event"),
         }
     }
-}
-
-fn urlencoding_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes: Vec<u8> = url::form_urlencoded::parse(format!("v={text}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    String::from_utf8(bytes)
 }
 
 /// An OpenLineage dataset for a URI: `s3://bucket/path` is namespace
@@ -143,7 +165,7 @@ impl<'a> LineageRun<'a> {
             run_facets["errorMessage"] = json!({
                 "_producer": producer,
                 "_schemaURL": schema,
-                "message": crate::redact::text(message),
+                "message": message,
                 "programmingLanguage": "Rust",
             });
         }
