@@ -133,3 +133,63 @@ pub fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<(Vec<St
     reader.read_exact(&mut body)?;
     Ok(Some((head, body)))
 }
+
+/// A request as a loopback server got it: head lines and body.
+pub type Request = (Vec<String>, Vec<u8>);
+
+/// A loopback HTTP server that answers every request with one status and a
+/// body quoting whatever part of the request `quote` picks (as a store's or
+/// an identity service's error may quote the token, signature or form it
+/// was sent), and keeps every request it got.
+pub struct Echo {
+    pub url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Echo {
+    pub fn start(status: &'static str, quote: fn(&Request) -> String) -> Echo {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let sink = requests.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().unwrap());
+                    while let Ok(Some(request)) = read_request(&mut reader) {
+                        let body = quote(&request);
+                        sink.lock().unwrap().push(request);
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if client.write_all(reply.as_bytes()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Echo { url, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The values of a header (by its name in any case) over every request.
+    pub fn header(&self, name: &str) -> Vec<String> {
+        self.requests()
+            .iter()
+            .flat_map(|(head, _)| head.iter().filter_map(|line| header_value(line, name)))
+            .collect()
+    }
+}
+
+/// The value of `line` when it is the header `name`.
+pub fn header_value(line: &str, name: &str) -> Option<String> {
+    let (n, v) = line.split_once(':')?;
+    n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+}
