@@ -32,6 +32,7 @@ pub fn done(stage: &str, seconds: f64, detail: &str) {
         let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|s| s != stage);
         let mut err = std::io::stderr().lock();
+        let detail = crate::redact::text(detail);
         let _ = writeln!(err, "\r\x1b[2K  ok {stage:<20} {seconds:>7.2} s  {detail}");
         drop(err);
         if !running.is_empty() {
