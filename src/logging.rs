@@ -45,4 +45,9 @@ pub fn init(cli: &Cli) {
             )
             .init(),
     }
+    if std::env::var_os("POLARS_VERBOSE").is_some_and(|v| v != "0") {
+        tracing::warn!(
+            "POLARS_VERBOSE is set: polars writes its own messages straight to stderr, where quadrant cannot mask credentials a store's error may quote"
+        );
+    }
 }

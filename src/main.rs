@@ -9,8 +9,12 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = quadrant::cli::Cli::parse();
     quadrant::redact::init();
+    let cli = match quadrant::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap quotes the arguments it could not take: masked as well.
+        Err(e) => return usage(&e),
+    };
     // A panic's message may quote a URL or an error body: masked as well.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("quadrant panicked: {}", quadrant::redact::text(&info.to_string()));
@@ -38,4 +42,26 @@ fn main() -> ExitCode {
             ExitCode::from(error.exit_code())
         }
     }
+}
+
+/// A usage error, `--help` or `--version`, as clap renders it, masked.
+fn usage(e: &clap::Error) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let styled = if e.use_stderr() {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let text = if styled {
+        e.render().ansi().to_string()
+    } else {
+        e.render().to_string()
+    };
+    let text = quadrant::redact::text(&text);
+    let _ = if e.use_stderr() {
+        std::io::stderr().write_all(text.as_bytes())
+    } else {
+        std::io::stdout().write_all(text.as_bytes())
+    };
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
 }

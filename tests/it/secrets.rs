@@ -699,3 +699,32 @@ fn credential_options_in_the_pipeline_file_are_refused_by_name() {
         0,
     );
 }
+
+/// clap quotes the arguments it cannot take: masked like every message.
+#[test]
+fn a_command_line_that_clap_refuses_never_shows_a_credential() {
+    for args in [
+        vec!["run", "--cycle", "2026-Q3", "s3://AKIA:ArgSecretNeverPrint66@bucket/x"],
+        vec!["--log-format", "https://user:ArgSecretNeverPrint66@host", "run"],
+    ] {
+        let o = &quadrant().args(&args).output().unwrap();
+        expect_code(o, 2);
+        assert!(stderr(o).contains("://***@"), "{}", stderr(o));
+        assert_absent(&format!("{}{}", stdout(o), stderr(o)), "ArgSecretNeverPrint66", args[0]);
+    }
+}
+
+/// polars' own verbose messages bypass quadrant's masking: saying so is all
+/// quadrant can do.
+#[test]
+fn polars_verbose_is_warned_about() {
+    let o = &quadrant()
+        .args(["validate", "--config-only"])
+        .env("POLARS_VERBOSE", "1")
+        .output()
+        .unwrap();
+    expect_code(o, 0);
+    assert!(stderr(o).contains("POLARS_VERBOSE is set"), "{}", stderr(o));
+    let o = &quadrant().args(["validate", "--config-only"]).output().unwrap();
+    assert!(!stderr(o).contains("POLARS_VERBOSE"), "{}", stderr(o));
+}
