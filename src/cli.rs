@@ -52,6 +52,27 @@ pub struct Locations {
     pub output: Option<String>,
 }
 
+/// Where the usage pass (the part of a cycle that reads usage rows) runs.
+/// Everything else runs on this machine, whichever engine is chosen.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// `polars` on this machine, or `spark` on a Spark Connect server (Spark
+    /// 4.2 or later; needs a quadrant built with `--features spark`).
+    #[arg(long, value_enum, default_value_t = EngineName::Polars)]
+    pub engine: EngineName,
+
+    /// The Spark Connect server for `--engine spark`:
+    /// `sc://HOST:PORT/;token=...;use_ssl=true`, as pyspark takes it.
+    #[arg(long, env = "SPARK_REMOTE", hide_env_values = true)]
+    pub spark_remote: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineName {
+    Polars,
+    Spark,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compute and commit the snapshot of one cycle (or a range of cycles).
@@ -70,12 +91,35 @@ pub enum Command {
     Report(ReportArgs),
     /// Write realistic synthetic accounts and daily usage, deterministic by seed.
     Generate(GenerateArgs),
+    /// Print what a cycle's usage pass would run on the chosen engine (for
+    /// `--engine spark`, the Spark SQL), without running it.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    /// The cycle whose windows to plan.
+    #[arg(long, short = 'c')]
+    pub cycle: String,
+
+    /// Plan as of this date instead of the cycle's last day.
+    #[arg(long)]
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub locations: Locations,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// The cycle: `2026-Q4`, `2026-H2`, `2026-11` or `2026`. Default: the
     /// latest cycle of the pipeline's cadence that the usage data covers.
@@ -113,6 +157,9 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub locations: Locations,
 
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
     /// Check only the pipeline file, not the input schemas.
     #[arg(long, conflicts_with = "cycle")]
     pub config_only: bool,
@@ -127,6 +174,9 @@ pub struct ValidateArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     pub locations: Locations,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// The cycle; default: the latest committed one.
     #[arg(long, short = 'c')]

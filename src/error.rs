@@ -55,6 +55,18 @@ pub enum Error {
         source: polars::error::PolarsError,
     },
 
+    /// The Spark Connect server could not be reached, or Spark failed.
+    #[error(
+        "Spark at {remote}: {context}: {message}\n  help: check that the Spark Connect server is up and reads the usage URI (see docs/scale-out.md); the run is safe to retry"
+    )]
+    Spark {
+        /// The server, shown without its parameters (a token among them).
+        remote: String,
+        context: String,
+        /// Spark's own message.
+        message: String,
+    },
+
     /// A stored snapshot file is not what quadrant wrote.
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
@@ -267,7 +279,11 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::Schema(_) | Error::Data(_) => exit::DATA,
             Error::Conflict(_) => exit::CONFLICT,
-            Error::Storage { .. } | Error::Polars { .. } | Error::Snapshot(_) | Error::Io { .. } => exit::RUNTIME,
+            Error::Storage { .. }
+            | Error::Polars { .. }
+            | Error::Spark { .. }
+            | Error::Snapshot(_)
+            | Error::Io { .. } => exit::RUNTIME,
         }
     }
 

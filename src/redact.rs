@@ -159,6 +159,9 @@ pub fn init() {
             Holds::File => register_file(std::path::Path::new(&value)),
             Holds::Nothing => {}
         }
+        if name == "SPARK_REMOTE" {
+            register_spark_remote(&value);
+        }
         // A URL with a password (OPENLINEAGE_URL, a proxy's URL, ...).
         if value.contains("://") && value.contains('@') {
             register_url(&value);
@@ -223,6 +226,19 @@ pub fn register_url(text: &str) {
     register(&password);
     register(url.password().unwrap_or_default());
     register(&base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")));
+}
+
+/// The token of a Spark Connect connection string
+/// (`sc://host:port/;token=...`), as written and percent-decoded.
+pub fn register_spark_remote(remote: &str) {
+    for param in remote.split(';').skip(1) {
+        if let Some((key, value)) = param.split_once('=')
+            && key.trim().eq_ignore_ascii_case("token")
+        {
+            register(value);
+            register(&percent_decode(value));
+        }
+    }
 }
 
 /// `%40` -> `@`, as an HTTP client decodes a URL's user and password (a

@@ -70,9 +70,11 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 )));
             };
             let cycle = parse_cycle(c)?;
+            let choice = super::engine(&args.engine)?;
             let accounts = engine::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
             let usage = engine::scan_usage(&setup.pipeline, &setup.usage_uri)?;
-            let eval = engine::evaluate(&setup.plan, &accounts, &usage, cycle.as_of())?;
+            let pass = choice.usage_pass(&usage)?;
+            let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of())?;
             (
                 setup.plan.clone(),
                 eval.snapshot,

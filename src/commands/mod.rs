@@ -5,13 +5,14 @@
 mod compare;
 mod cycles;
 mod explain;
+mod plan;
 mod report;
 mod run;
 mod validate;
 
 use chrono::NaiveDate;
 
-use crate::cli::{Command, Locations};
+use crate::cli::{Command, EngineArgs, Locations};
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{Error, Result};
@@ -28,6 +29,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Compare(args) => compare::compare(args),
         Command::Report(args) => report::report(args),
         Command::Generate(args) => crate::generate::generate(&args),
+        Command::Plan(args) => plan::plan(args),
     }
 }
 
@@ -59,6 +61,11 @@ impl Settings {
     pub fn output(&self) -> Result<Store> {
         Store::open(&self.output_uri, &self.pipeline.storage)
     }
+}
+
+/// The engine the flags ask for, checked before any input is read.
+pub fn engine(args: &EngineArgs) -> Result<crate::engine::Choice> {
+    crate::engine::choose(args.engine, args.spark_remote.as_deref())
 }
 
 pub fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {

@@ -7,6 +7,7 @@ use crate::cli::RunArgs;
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::engine::polars::{self as engine, Dataset, Evaluation};
+use crate::engine::{Choice, UsagePass};
 use crate::error::{Error, Result};
 use crate::integrations::lineage::{Lineage, LineageRun};
 use crate::snapshot::{self, Commit, InputInfo, Inputs};
@@ -16,7 +17,7 @@ use crate::table;
 use super::{Settings, parse_cycle, parse_date};
 
 /// The latest cycle the usage data covers completely.
-fn latest_cycle(pipeline: &Pipeline, usage: &Dataset) -> Result<Cycle> {
+fn latest_cycle(pipeline: &Pipeline, usage: &dyn UsagePass) -> Result<Cycle> {
     let date = usage.last_date()?;
     let cycle = Cycle::latest_complete(pipeline.cadence, date);
     tracing::info!(%cycle, last_usage_date = %date, "no --cycle given: using the latest cycle the usage covers");
@@ -64,27 +65,30 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let lineage = Lineage::configure(args.lineage_url.as_deref());
     let inputs = [setup.accounts_uri.as_str(), setup.usage_uri.as_str()];
-    let prepared: Result<(Dataset, Dataset, Vec<Cycle>)> = (|| {
+    // The run failed before a cycle's run began: still say so.
+    let failed_to_start = |e: Error| -> Error {
+        if let (Some(lineage), Some(cycle)) = (&lineage, single.or(range.as_ref().and_then(|r| r.first().copied()))) {
+            LineageRun::start(lineage, &pipeline.name, &cycle, cycle.as_of(), &inputs).fail(&e.to_string());
+        }
+        e
+    };
+    let (choice, accounts, usage) = (|| -> Result<(Choice, Dataset, Dataset)> {
+        let choice = super::engine(&args.engine)?;
         let accounts = engine::scan_accounts(pipeline, &setup.accounts_uri)?;
         let usage = engine::scan_usage(pipeline, &setup.usage_uri)?;
+        Ok((choice, accounts, usage))
+    })()
+    .map_err(failed_to_start)?;
+    let (pass, cycles) = (|| -> Result<(Box<dyn UsagePass + '_>, Vec<Cycle>)> {
+        let pass = choice.usage_pass(&usage)?;
         let cycles = match (&range, single) {
             (Some(range), _) => range.clone(),
             (None, Some(cycle)) => vec![cycle],
-            (None, None) => vec![latest_cycle(pipeline, &usage)?],
+            (None, None) => vec![latest_cycle(pipeline, pass.as_ref())?],
         };
-        Ok((accounts, usage, cycles))
-    })();
-    let (accounts, usage, cycles) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            // The run failed before a cycle's run began: still say so.
-            if let (Some(lineage), Some(cycle)) = (&lineage, single.or(range.as_ref().and_then(|r| r.first().copied())))
-            {
-                LineageRun::start(lineage, &pipeline.name, &cycle, cycle.as_of(), &inputs).fail(&e.to_string());
-            }
-            return Err(e);
-        }
-    };
+        Ok((pass, cycles))
+    })()
+    .map_err(failed_to_start)?;
 
     let mut summaries = Vec::new();
     for cycle in cycles {
@@ -112,7 +116,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         let lineage_run = lineage
             .as_ref()
             .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
-        match run_one(&setup, &store, &accounts, &usage, cycle, as_of, args.replace) {
+        match run_one(
+            &setup,
+            &store,
+            &accounts,
+            (&usage, pass.as_ref()),
+            cycle,
+            as_of,
+            args.replace,
+        ) {
             Ok(summary) => {
                 if let Some(l) = &lineage_run {
                     l.complete(&summary.snapshot, summary.rows, summary.bytes);
@@ -196,7 +208,7 @@ fn run_one(
     setup: &Settings,
     store: &Store,
     accounts: &Dataset,
-    usage: &Dataset,
+    (usage, pass): (&Dataset, &dyn UsagePass),
     cycle: Cycle,
     as_of: NaiveDate,
     replace: bool,
@@ -212,7 +224,7 @@ fn run_one(
         accounts_rows,
         usage_rows_in_windows,
         mut timings,
-    } = engine::evaluate(&setup.plan, accounts, usage, as_of)?;
+    } = engine::evaluate(&setup.plan, accounts, pass, as_of)?;
     let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();

@@ -22,6 +22,7 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     if args.config_only {
         return Ok(());
     }
+    let choice = super::engine(&args.engine)?;
     let accounts = engine::scan_accounts(p, &setup.accounts_uri)?;
     crate::outln!(
         "accounts `{}`: {} file(s), columns used: {}",
@@ -38,7 +39,8 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     );
     if let Some(cycle) = &args.cycle {
         let cycle = parse_cycle(cycle)?;
-        let eval = engine::evaluate(&setup.plan, &accounts, &usage, cycle.as_of())?;
+        let pass = choice.usage_pass(&usage)?;
+        let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of())?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
             eval.snapshot.height(),

@@ -83,6 +83,11 @@ impl Agg {
         ("per_day", Agg::PerDay),
     ];
 
+    /// The name the pipeline file uses.
+    pub fn name(self) -> &'static str {
+        Agg::ALL.iter().find(|(_, a)| *a == self).map_or("", |(n, _)| n)
+    }
+
     /// Accounts with no rows in the window get 0 rather than null.
     pub fn zero_when_empty(self) -> bool {
         matches!(self, Agg::Sum | Agg::Count | Agg::PerDay | Agg::NUnique)

@@ -1,5 +1,115 @@
-//! How a cycle's plan is computed. One engine today, polars, on this
-//! machine; a second engine is a folder beside it, computing from the same
-//! checked [`crate::plan`].
+//! How a cycle's plan is computed. polars computes every stage on this
+//! machine ([`polars`]). The one stage that grows with the usage rows, the
+//! usage pass, sits behind [`UsagePass`], so that it can run where the usage
+//! lives instead: on Apache Spark through Spark Connect ([`spark`], built
+//! with the `spark` feature), lowered from the same checked [`Plan`]. Every
+//! other stage (accounts, features, base-wide functions, rules, the commit)
+//! has one implementation, so the labels never depend on the engine.
 
 pub mod polars;
+#[cfg(feature = "spark")]
+pub mod spark;
+
+use ::polars::prelude::DataFrame;
+use chrono::NaiveDate;
+
+use crate::cli::EngineName;
+use crate::config::Check;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+
+/// The part of a cycle's work that reads usage rows. Each method returns a
+/// frame bounded by the account base (or by the rejected rows), with the
+/// same columns and types whichever engine computed it.
+pub trait UsagePass: Sync {
+    /// The engine, for logs and the manifest.
+    fn engine(&self) -> &'static str;
+
+    /// The usage input's URI, for messages.
+    fn uri(&self) -> &str;
+
+    /// The latest usage date.
+    fn last_date(&self) -> Result<NaiveDate>;
+
+    /// One row per account id with usage in some window (null ids
+    /// included): `account_id`, every aggregate of the plan, and the row
+    /// counters [`polars::aggregates::ROWS`] and
+    /// [`polars::aggregates::NEGATIVE_ROWS`]. With `drop_negative`, rows
+    /// with a negative metric are left out of the aggregates (still counted).
+    fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame>;
+
+    /// Usage rows without a date, counted per account id (column
+    /// [`polars::aggregates::ROWS`]).
+    fn undated(&self) -> Result<DataFrame>;
+
+    /// The usage rows a check flags, with a `reason` column, for
+    /// `rejects/`: the dataset's columns as [`polars::Dataset`] types them.
+    /// `unknown_ids` holds the account ids of the usage that the accounts do
+    /// not know (for [`Check::UnknownAccountUsage`]).
+    fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame>;
+}
+
+/// Which engine computes the usage pass, as the user asked for it.
+#[derive(Debug, Clone, Default)]
+pub enum Choice {
+    #[default]
+    Polars,
+    /// A Spark Connect server: `sc://host:port/;key=value...`.
+    Spark { remote: String },
+}
+
+impl Choice {
+    /// The usage pass over a scanned usage dataset.
+    pub fn usage_pass<'a>(&self, usage: &'a polars::Dataset) -> Result<Box<dyn UsagePass + 'a>> {
+        match self {
+            Choice::Polars => Ok(Box::new(polars::aggregates::LocalUsage(usage))),
+            #[cfg(feature = "spark")]
+            Choice::Spark { remote } => Ok(Box::new(spark::SparkUsage::connect(remote, usage)?)),
+            #[cfg(not(feature = "spark"))]
+            Choice::Spark { .. } => Err(not_built()),
+        }
+    }
+
+    /// What would run for the usage pass of a cycle, for review, without
+    /// running it.
+    pub fn describe(&self, plan: &Plan, usage: &polars::Dataset, as_of: NaiveDate) -> Result<String> {
+        match self {
+            Choice::Polars => polars::aggregates::describe(plan, usage, as_of),
+            #[cfg(feature = "spark")]
+            Choice::Spark { .. } => Ok(spark::sql::Usage::new(usage)?.describe(plan, as_of)),
+            #[cfg(not(feature = "spark"))]
+            Choice::Spark { .. } => Err(not_built()),
+        }
+    }
+}
+
+#[cfg(not(feature = "spark"))]
+fn not_built() -> Error {
+    Error::config(
+        "this quadrant was built without the Spark engine: build it with `cargo build --release --features spark` (needs protoc)",
+    )
+}
+
+/// Turns the flags into an engine choice: `--engine spark` needs a remote,
+/// from `--spark-remote` or `SPARK_REMOTE`.
+pub fn choose(engine: EngineName, remote: Option<&str>) -> Result<Choice> {
+    match engine {
+        EngineName::Polars => {
+            if remote.is_some_and(|r| !r.is_empty()) {
+                tracing::debug!("a Spark remote is set but the engine is polars: it is not used");
+            }
+            Ok(Choice::Polars)
+        }
+        EngineName::Spark => {
+            let remote = remote.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+                Error::config(
+                    "--engine spark needs a Spark Connect server: pass --spark-remote sc://HOST:PORT or set SPARK_REMOTE",
+                )
+            })?;
+            crate::redact::register_spark_remote(remote);
+            Ok(Choice::Spark {
+                remote: remote.to_string(),
+            })
+        }
+    }
+}

@@ -10,7 +10,11 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::lower::{date_lit, exact_div};
-use crate::config::Agg;
+use super::quality::REASON;
+use super::source::Dataset;
+use crate::config::{Agg, Check};
+use crate::engine::UsagePass;
+use crate::error::{Context, Result};
 use crate::plan::Plan;
 
 /// Hidden columns of the grouped usage: rows in range per account, and the
@@ -104,16 +108,22 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
     aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
     masks.push(negative.alias(NEGATIVE_ROWS));
+    let grouped = in_range(usage, plan, as_of)
+        .with_columns(masks)
+        .group_by([col("account_id")])
+        .agg(aggs);
+    per_day(grouped, plan)
+}
+
+/// Divides each `per_day` aggregate, grouped as a sum, by its window: the
+/// one step after the grouping, whichever engine grouped.
+pub fn per_day(grouped: LazyFrame, plan: &Plan) -> LazyFrame {
     let per_day: Vec<Expr> = plan
         .aggregates
         .iter()
         .filter(|a| a.agg == Agg::PerDay)
         .map(|a| exact_div(col(a.name.as_str()), lit(a.window_days as f64)).alias(a.name.as_str()))
         .collect();
-    let grouped = in_range(usage, plan, as_of)
-        .with_columns(masks)
-        .group_by([col("account_id")])
-        .agg(aggs);
     if per_day.is_empty() {
         grouped
     } else {
@@ -161,4 +171,65 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, plan: &Plan) -> 
     } else {
         joined.with_columns(fills)
     }
+}
+
+/// The usage pass on this machine: polars' streaming engine over the
+/// scanned files.
+pub struct LocalUsage<'a>(pub &'a Dataset);
+
+impl UsagePass for LocalUsage<'_> {
+    fn engine(&self) -> &'static str {
+        "polars"
+    }
+
+    fn uri(&self) -> &str {
+        &self.0.uri
+    }
+
+    fn last_date(&self) -> Result<NaiveDate> {
+        self.0.last_date()
+    }
+
+    fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {
+        aggregate_usage(self.0.frame.clone(), plan, as_of, drop_negative)
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
+            .map_err(|e| self.0.read_error(e))
+    }
+
+    fn undated(&self) -> Result<DataFrame> {
+        undated(self.0.frame.clone())
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
+            .map_err(|e| self.0.read_error(e))
+    }
+
+    fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame> {
+        let usage = self.0.frame.clone();
+        let rows = in_range(usage.clone(), plan, as_of);
+        let flagged = match check {
+            Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
+            Check::NullUsageDate => usage.filter(col("date").is_null()),
+            Check::UnknownAccountUsage => rows.join(
+                unknown_ids.clone().lazy().select([col("account_id")]),
+                [col("account_id")],
+                [col("account_id")],
+                JoinArgs::new(JoinType::Semi),
+            ),
+            _ => rows.filter(negative_metric(plan)),
+        };
+        flagged
+            .with_column(lit(check.name()).alias(REASON))
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
+            .ctx(|| format!("cannot read rejected usage rows of `{}`", self.0.uri))
+    }
+}
+
+/// The usage pass of a cycle as polars will run it: its optimized plan.
+pub fn describe(plan: &Plan, usage: &Dataset, as_of: NaiveDate) -> Result<String> {
+    let drop_negative = plan.policy(Check::NegativeUsage) == crate::config::Policy::Drop;
+    aggregate_usage(usage.frame.clone(), plan, as_of, drop_negative)
+        .describe_optimized_plan()
+        .ctx(|| "cannot describe the usage pass".into())
 }

@@ -11,6 +11,7 @@ use super::quality::{self, Outcome};
 use super::rules;
 use super::source::Dataset;
 use crate::config::{Check, Policy};
+use crate::engine::UsagePass;
 use crate::error::{Context, Result, SchemaError};
 use crate::plan::Plan;
 
@@ -52,7 +53,7 @@ struct CycleAccounts {
     outcome: Outcome,
 }
 
-pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &Dataset, as_of: NaiveDate) -> Result<Evaluation> {
+pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &dyn UsagePass, as_of: NaiveDate) -> Result<Evaluation> {
     // The accounts are read and checked on a thread of their own while the
     // usage streams through the group-by: the two do not depend on each other,
     // and the group-by alone does not keep both cores busy.
@@ -73,12 +74,7 @@ pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &Dataset, as_of: NaiveDa
         let grouped = timed(
             &mut usage_timings,
             "aggregate_usage",
-            || {
-                features::aggregate_usage(usage.frame.clone(), plan, as_of, drop_negative)
-                    .collect_with_engine(Engine::Streaming)
-                    .map(|r| r.unwrap_single())
-                    .map_err(|e| usage.read_error(e))
-            },
+            || usage.aggregate(plan, as_of, drop_negative),
             |g| format!("{} accounts with usage", g.height()),
         );
         (
@@ -102,7 +98,7 @@ pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &Dataset, as_of: NaiveDa
         && let Some((after, through)) = plan.usage_range(as_of)
     {
         return Err(SchemaError::NoUsageInWindows {
-            uri: usage.uri.clone(),
+            uri: usage.uri().to_string(),
             after,
             through,
             as_of,

@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 
 use super::aggregates as features;
 use super::evaluate::sum_u64;
-use super::source::Dataset;
 use crate::config::{Check, Policy};
+use crate::engine::UsagePass;
 use crate::error::{CheckFailure, Context, DataError, RatioFailure, Result};
 use crate::plan::Finding;
 use crate::plan::Plan;
@@ -180,7 +180,7 @@ pub fn account_values(mut frame: DataFrame, plan: &Plan, outcome: &mut Outcome) 
 /// second pass only when a `drop` policy needs them written.
 pub fn usage_findings(
     plan: &Plan,
-    usage: &Dataset,
+    usage: &dyn UsagePass,
     grouped: &DataFrame,
     known_ids: &DataFrame,
     as_of: NaiveDate,
@@ -188,15 +188,15 @@ pub fn usage_findings(
 ) -> Result<()> {
     // An anti join keeps the usage of ids the accounts do not have (and of
     // null ids, which match nothing).
-    let unknown_only = |usage: LazyFrame| {
-        usage.join(
+    let unknown = grouped
+        .clone()
+        .lazy()
+        .join(
             known_ids.clone().lazy(),
             [col("account_id")],
             [col("account_id")],
             JoinArgs::new(JoinType::Anti),
         )
-    };
-    let unknown = unknown_only(grouped.clone().lazy())
         .collect()
         .ctx(|| "unknown accounts in usage".into())?;
     let (null_ids, unknown): (DataFrame, DataFrame) = (
@@ -220,10 +220,7 @@ pub fn usage_findings(
             .collect()
             .ctx(|| format!("usage rows counted in {column}"))
     };
-    let undated = features::undated(usage.frame.clone())
-        .collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
-        .map_err(|e| usage.read_error(e))?;
+    let undated = usage.undated()?;
     let checks = [
         (
             Check::NullUsageAccountId,
@@ -266,19 +263,9 @@ pub fn usage_findings(
             examples,
         });
         if policy == Policy::Drop {
-            let rows = features::in_range(usage.frame.clone(), plan, as_of);
-            let flagged = match check {
-                Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
-                Check::NullUsageDate => usage.frame.clone().filter(col("date").is_null()),
-                Check::UnknownAccountUsage => unknown_only(rows).filter(col("account_id").is_not_null()),
-                _ => rows.filter(features::negative_metric(plan)),
-            };
-            let rejected = flagged
-                .with_column(lit(check.name()).alias(REASON))
-                .collect_with_engine(Engine::Streaming)
-                .map(|r| r.unwrap_single())
-                .ctx(|| format!("cannot read rejected usage rows of `{}`", usage.uri))?;
-            outcome.rejected_usage.push(rejected);
+            outcome
+                .rejected_usage
+                .push(usage.rejected(plan, as_of, check, &unknown)?);
         }
     }
     Ok(())

@@ -19,6 +19,9 @@ pub struct Dataset {
     pub columns: Vec<String>,
     /// The data's own names of the columns read, for re-reading one file.
     source_columns: Vec<String>,
+    /// Of each column in [`Dataset::columns`] that the data has: the data's
+    /// own name and type, from which another engine conforms it the same way.
+    pub sources: Vec<SourceColumn>,
     options: StorageOptions,
 }
 
@@ -66,6 +69,16 @@ impl Dataset {
             source: error,
         }
     }
+}
+
+/// A column as the data has it, under our name.
+#[derive(Debug, Clone)]
+pub struct SourceColumn {
+    pub name: String,
+    pub source: String,
+    pub found: DataType,
+    /// The type [`Dataset::frame`] gives it.
+    pub conformed: DataType,
 }
 
 fn scan_files(files: &[InputFile], options: &StorageOptions) -> Result<LazyFrame> {
@@ -164,6 +177,17 @@ fn conform(dataset: &str, file: &str, column: &str, want: Type, found: &DataType
         },
         Type::Bool | Type::Null | Type::Any => c,
     })
+}
+
+/// The type [`conform`] makes of a column it accepts.
+fn conformed(want: Type, found: &DataType) -> DataType {
+    match want {
+        Type::Num if found.is_integer() => DataType::Int64,
+        Type::Num => DataType::Float64,
+        Type::Date => DataType::Date,
+        Type::Str => DataType::String,
+        Type::Bool | Type::Null | Type::Any => found.clone(),
+    }
 }
 
 fn renamed(input: &Input, schema: &Schema, dataset: &str, file: &str) -> Result<(Vec<Expr>, Vec<String>)> {
@@ -328,6 +352,7 @@ fn finish(
         frame,
         columns,
         source_columns,
+        sources: Vec::new(),
         options: pipeline.storage.clone(),
     })
 }
@@ -358,6 +383,7 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
     let opened = open(dataset, uri, &pipeline.usage, pipeline)?;
     let (file, names, mapped) = (opened.files[0].uri.as_str(), &opened.names, &opened.mapped);
     let mut needed = vec![("account_id".to_string(), Type::Str), ("date".to_string(), Type::Date)];
+    let mut sources = Vec::new();
     for c in pipeline.usage_columns() {
         needed.push((c.to_string(), Type::Num));
     }
@@ -393,6 +419,14 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
         };
         exprs.push(conform(dataset, file, name, *ty, found, names)?);
         columns.push(name.clone());
+        sources.push(SourceColumn {
+            name: name.clone(),
+            source: pipeline.usage.source_name(name).to_string(),
+            found: found.clone(),
+            conformed: conformed(*ty, found),
+        });
     }
-    finish(dataset, uri, opened, exprs, columns, &pipeline.usage, pipeline)
+    let mut usage = finish(dataset, uri, opened, exprs, columns, &pipeline.usage, pipeline)?;
+    usage.sources = sources;
+    Ok(usage)
 }

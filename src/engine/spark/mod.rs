@@ -1,0 +1,313 @@
+//! The usage pass on Apache Spark, through Spark Connect. Spark reads the
+//! usage where it lives and returns one row per account (or the rejected
+//! rows); everything after that (accounts, features, base-wide functions,
+//! rules, the commit) stays on this machine, in polars, so the labels come
+//! from one implementation. [`sql`] lowers the plan; this module talks to
+//! the server and brings its Arrow answer into polars.
+
+pub mod sql;
+
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes as arrow_types;
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use polars::prelude::*;
+use spark_connect::SparkSession;
+use spark_connect_core::ChannelBuilder;
+
+use crate::config::Check;
+use crate::engine::UsagePass;
+use crate::engine::polars::Dataset;
+use crate::engine::polars::aggregates::per_day;
+use crate::error::{Context, Error, Result};
+use crate::plan::Plan;
+
+/// How long a connection to the server may take before the run fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Spark Connect connection string, checked; shown without its
+/// parameters (a `token` among them).
+pub struct Remote {
+    url: String,
+    host: String,
+    port: u16,
+}
+
+impl Remote {
+    /// Checks a connection string as the client reads it
+    /// (`sc://host:port/;key=value;...`).
+    pub fn parse(url: &str) -> Result<Remote> {
+        crate::redact::register_spark_remote(url);
+        let shown = shown(url);
+        let builder = ChannelBuilder::parse(url).map_err(|e| {
+            Error::config(format!(
+                "--spark-remote `{shown}` is not a Spark Connect connection string ({}): expected sc://HOST:PORT or sc://HOST:PORT/;token=...;use_ssl=true",
+                crate::redact::text(&e.message())
+            ))
+        })?;
+        if builder.token().is_some() && !builder.use_ssl() && !builder.is_loopback() {
+            return Err(Error::config(format!(
+                "--spark-remote `{shown}` has a token but no TLS: add `;use_ssl=true` (a token is sent in clear only to localhost)"
+            )));
+        }
+        Ok(Remote {
+            url: url.to_string(),
+            host: builder.host().to_string(),
+            port: builder.port(),
+        })
+    }
+
+    /// `sc://host:port`, safe to show.
+    pub fn shown(&self) -> String {
+        format!("sc://{}:{}", self.host, self.port)
+    }
+}
+
+/// A connection string without its parameters, for messages.
+fn shown(url: &str) -> String {
+    let head = url.split(';').next().unwrap_or(url).trim_end_matches('/');
+    crate::redact::text(&crate::redact::uri(head)).into_owned()
+}
+
+/// The usage pass of one dataset, run by a Spark Connect server.
+pub struct SparkUsage<'a> {
+    session: SparkSession,
+    remote: String,
+    usage: &'a Dataset,
+    sql: sql::Usage,
+}
+
+impl<'a> SparkUsage<'a> {
+    /// Connects, failing fast when nothing answers at the remote's address
+    /// (the client would otherwise retry for minutes).
+    pub fn connect(remote: &str, usage: &'a Dataset) -> Result<SparkUsage<'a>> {
+        let remote = Remote::parse(remote)?;
+        let sql = sql::Usage::new(usage)?;
+        let shown = remote.shown();
+        let unreachable = |cause: String| Error::Spark {
+            remote: shown.clone(),
+            context: "cannot reach the Spark Connect server".into(),
+            message: cause,
+        };
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<_> = (remote.host.as_str(), remote.port)
+            .to_socket_addrs()
+            .map_err(|e| unreachable(e.to_string()))?
+            .collect();
+        let reached = addrs
+            .iter()
+            .any(|a| std::net::TcpStream::connect_timeout(a, CONNECT_TIMEOUT).is_ok());
+        if !reached {
+            return Err(unreachable(format!(
+                "no answer at {}:{} within {}s",
+                remote.host,
+                remote.port,
+                CONNECT_TIMEOUT.as_secs()
+            )));
+        }
+        let failed = |context: &str, e: spark_connect::SparkError| Error::Spark {
+            remote: shown.clone(),
+            context: context.to_string(),
+            message: e.message(),
+        };
+        let session = SparkSession::builder()
+            .remote(&remote.url)
+            .get_or_create()
+            .map_err(|e| failed("cannot open a Spark Connect session", e))?;
+        // Timestamps are truncated to dates in UTC, as polars does.
+        session
+            .conf()
+            .set("spark.sql.session.timeZone", "UTC")
+            .map_err(|e| failed("cannot configure the Spark session", e))?;
+        let version = session.version().unwrap_or_default();
+        tracing::info!(remote = %shown, spark = %version, "usage pass on Spark");
+        Ok(SparkUsage {
+            session,
+            remote: shown,
+            usage,
+            sql,
+        })
+    }
+
+    /// Runs a query and brings its answer into polars with the columns and
+    /// types polars' own pass gives.
+    fn run(&self, what: &str, query: sql::Query) -> Result<DataFrame> {
+        tracing::debug!(remote = %self.remote, sql = %query.sql, "Spark SQL: {what}");
+        let batches = self
+            .session
+            .sql(&query.sql)
+            .and_then(|df| df.collect_record_batches())
+            .map_err(|e| Error::Spark {
+                remote: self.remote.clone(),
+                context: format!("{what} of `{}`", self.usage.uri),
+                message: e.message(),
+            })?;
+        to_polars(&batches, &query.columns).ctx(|| format!("cannot read Spark's answer to {what}"))
+    }
+}
+
+impl UsagePass for SparkUsage<'_> {
+    fn engine(&self) -> &'static str {
+        "spark"
+    }
+
+    fn uri(&self) -> &str {
+        &self.usage.uri
+    }
+
+    fn last_date(&self) -> Result<NaiveDate> {
+        let frame = self.run("the latest usage date", self.sql.last_date())?;
+        match frame.column("date").and_then(|c| c.get(0)) {
+            Ok(AnyValue::Date(days)) => {
+                Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
+            }
+            _ => Err(crate::error::SchemaError::NoDatedUsage {
+                uri: self.usage.uri.clone(),
+            }
+            .into()),
+        }
+    }
+
+    fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {
+        let grouped = self.run("the usage aggregates", self.sql.aggregate(plan, as_of, drop_negative))?;
+        per_day(grouped.lazy(), plan)
+            .collect()
+            .ctx(|| "cannot divide the per_day aggregates".into())
+    }
+
+    fn undated(&self) -> Result<DataFrame> {
+        self.run("the usage rows without a date", self.sql.undated())
+    }
+
+    fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame> {
+        let ids: Vec<String> = match unknown_ids.column("account_id") {
+            Ok(c) => c
+                .str()
+                .ctx(|| "unknown account ids".into())?
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        self.run(
+            &format!("the usage rows data check {} rejects", check.name()),
+            self.sql.rejected(plan, as_of, check, &ids),
+        )
+    }
+}
+
+/// Arrow record batches from Spark as a polars frame with the given columns
+/// and types. The answer is bounded by the account base (or the rejected
+/// rows), so it is copied value by value: no unsafe FFI for a small frame.
+fn to_polars(batches: &[RecordBatch], columns: &[(String, DataType)]) -> PolarsResult<DataFrame> {
+    let mut out = Vec::with_capacity(columns.len());
+    for (name, dtype) in columns {
+        let mut parts: Vec<Series> = Vec::new();
+        for batch in batches {
+            let array = batch
+                .column_by_name(name)
+                .ok_or_else(|| polars_err!(ColumnNotFound: "Spark's answer has no column `{}`", name))?;
+            parts.push(series(name, array.as_ref())?);
+        }
+        let mut column = match parts.split_first() {
+            Some((first, rest)) => {
+                let mut s = first.clone();
+                for p in rest {
+                    s.append(p)?;
+                }
+                s
+            }
+            None => Series::new_empty(name.as_str().into(), dtype),
+        };
+        if column.dtype() != dtype {
+            column = column.strict_cast(dtype)?;
+        }
+        out.push(column.into_column());
+    }
+    DataFrame::new_infer_height(out)
+}
+
+/// One Arrow array as a polars series (the types Spark's answers use).
+fn series(name: &str, array: &dyn Array) -> PolarsResult<Series> {
+    use arrow::datatypes::DataType as A;
+    let name: PlSmallStr = name.into();
+    Ok(match array.data_type() {
+        A::Utf8 => Series::new(name, array.as_string::<i32>().iter().collect::<Vec<_>>()),
+        A::LargeUtf8 => Series::new(name, array.as_string::<i64>().iter().collect::<Vec<_>>()),
+        A::Utf8View => Series::new(name, array.as_string_view().iter().collect::<Vec<_>>()),
+        A::Int64 => Series::new(
+            name,
+            array
+                .as_primitive::<arrow_types::Int64Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+        ),
+        A::Int32 => Series::new(
+            name,
+            array
+                .as_primitive::<arrow_types::Int32Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+        ),
+        A::Float64 => Series::new(
+            name,
+            array
+                .as_primitive::<arrow_types::Float64Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+        ),
+        A::Date32 => Series::new(
+            name,
+            array
+                .as_primitive::<arrow_types::Date32Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Date)?,
+        A::Boolean => Series::new(name, array.as_boolean().iter().collect::<Vec<_>>()),
+        A::Null => Series::full_null(name, array.len(), &DataType::Null),
+        other => {
+            polars_bail!(ComputeError: "Spark answered column `{}` as {}, which quadrant does not read", name, other)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remote_is_shown_without_its_token() {
+        let remote = Remote::parse("sc://localhost:15002/;token=s3cr3t-t0ken;user_id=me").unwrap();
+        assert_eq!(remote.shown(), "sc://localhost:15002");
+        assert_eq!(
+            shown("sc://spark.example:443/;token=s3cr3t-t0ken"),
+            "sc://spark.example:443"
+        );
+    }
+
+    #[test]
+    fn a_malformed_remote_is_a_usage_error() {
+        for bad in [
+            "localhost:15002",
+            "http://host:1",
+            "sc://",
+            "sc://host:notaport",
+            "sc://host:1/;novalue",
+        ] {
+            let e = Remote::parse(bad).err().unwrap_or_else(|| panic!("{bad} accepted"));
+            assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_not_sent_in_clear_to_another_host() {
+        let e = Remote::parse("sc://spark.example:15002/;token=abcdefgh").err().unwrap();
+        assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+        assert!(!e.to_string().contains("abcdefgh"), "{e}");
+        assert!(Remote::parse("sc://spark.example:443/;token=abcdefgh;use_ssl=true").is_ok());
+    }
+}
