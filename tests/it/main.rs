@@ -14,6 +14,7 @@ mod quality;
 mod report;
 mod run;
 mod secrets;
+mod spark;
 mod stores;
 mod target;
 mod windows;

@@ -101,6 +101,12 @@ agg = "last"
 window_days = 30
 offset_days = 10
 [[aggregates]]
+name = "l2"
+column = "events"
+agg = "last"
+window_days = 30
+offset_days = 10
+[[aggregates]]
 name = "pd"
 column = "events"
 agg = "per_day"
@@ -179,6 +185,14 @@ fn every_agg_matches_a_row_by_row_reference() {
         // The latest non-null value; on a tie of dates the largest.
         let last = w.iter().cloned().max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         e.insert("l", last.map(|x| x.1));
+        // A second `last` in the same group-by (polars' per-group sort_by
+        // failed on two).
+        let last_events = mine
+            .iter()
+            .filter(|r| in_window(r.1, 30, end))
+            .filter_map(|r| r.3.map(|v| (r.1, v)))
+            .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        e.insert("l2", last_events.map(|x| x.1));
         let pd_end = date_days(as_of);
         let ev: f64 = mine
             .iter()
@@ -189,7 +203,7 @@ fn every_agg_matches_a_row_by_row_reference() {
         expected.insert(id.clone(), e);
     }
     for (i, id) in ids.iter().enumerate() {
-        for name in ["s", "c", "m", "lo", "hi", "u", "l", "pd"] {
+        for name in ["s", "c", "m", "lo", "hi", "u", "l", "l2", "pd"] {
             let got = num(snapshot.column(name).unwrap().get(i).unwrap());
             let want = expected[id][name];
             let same = match (got, want) {

@@ -82,7 +82,10 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
             Agg::Min => m.min(),
             Agg::Max => m.max(),
             Agg::NUnique => m.drop_nulls().n_unique().cast(DataType::Int64),
-            // The latest non-null value; on a tie of dates the largest.
+            // The latest non-null value; on a tie of dates the largest: the
+            // largest value among the rows on the latest date. (A sort_by
+            // per group fails in polars 0.55 once two `last` aggregates share
+            // the group-by.)
             Agg::Last => {
                 let dated = format!("__window_{i}_date");
                 masks.push(
@@ -91,13 +94,8 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
                         .otherwise(lit(NULL))
                         .alias(dated.as_str()),
                 );
-                m.clone()
-                    .filter(m.is_not_null())
-                    .sort_by(
-                        [col(dated.as_str()).drop_nulls(), col(masked.as_str()).drop_nulls()],
-                        SortMultipleOptions::default(),
-                    )
-                    .last()
+                let d = col(dated.as_str());
+                m.filter(d.clone().eq(d.max())).max()
             }
             // Divided by the window after grouping (see `per_day`).
             Agg::PerDay => m.sum(),

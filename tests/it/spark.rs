@@ -1,0 +1,501 @@
+//! The usage pass on Apache Spark (`--engine spark`), against the real Spark
+//! Connect server that `scripts/test` starts on loopback: what it commits
+//! equals what the polars engine commits for every pipeline, on generated
+//! data with point-in-time history, dirty usage under `drop` and `warn`, and
+//! a backfill of several cycles; and its faults (unreachable, malformed,
+//! failing server, a kill while Spark works, a token) end as promised.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use polars::prelude::*;
+
+use crate::*;
+
+/// The Spark Connect server of the test run.
+fn remote() -> String {
+    std::env::var("QUADRANT_TEST_SPARK_REMOTE").unwrap_or_else(|_| {
+        panic!("QUADRANT_TEST_SPARK_REMOTE is not set: run the tests with `bash scripts/test`, which starts a Spark Connect server")
+    })
+}
+
+/// An address where nothing listens.
+fn nobody() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("sc://127.0.0.1:{port}")
+}
+
+const CYCLES: &str = "2025-Q4..2026-Q3";
+const CYCLE_NAMES: [&str; 4] = ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"];
+
+/// Generated accounts with quarterly history, and their usage with a float
+/// metric (`minutes`) and dirty rows, in two files: usage of unknown
+/// accounts, negative metrics, a null account id, a null date, and a tie of
+/// dates for `last`, in the windows of every cycle.
+fn book(dir: &Path) {
+    let out = run(&[
+        "generate",
+        "--out",
+        dir.to_str().unwrap(),
+        "--accounts",
+        "300",
+        "--days",
+        "560",
+        "--seed",
+        "11",
+        "--history",
+    ]);
+    expect_code(&out, 0);
+    let usage = LazyFrame::scan_parquet(
+        PlRefPath::new(dir.join("usage/part-00000.parquet").to_str().unwrap()),
+        Default::default(),
+    )
+    .unwrap()
+    .with_column(
+        (col("events").cast(DataType::Float64) * lit(0.37) + col("active_users").cast(DataType::Float64) / lit(3.0))
+            .alias("minutes"),
+    )
+    .collect()
+    .unwrap();
+    let half = usage.height() / 2;
+    write_parquet(&mut usage.slice(0, half), &dir.join("usage-dirty/part-0.parquet"));
+    write_parquet(
+        &mut usage.slice(half as i64, usage.height() - half),
+        &dir.join("usage-dirty/part-1.parquet"),
+    );
+    let known = strings(&usage, "account_id");
+    let (a, b) = (known[0].as_str(), known[known.len() - 1].as_str());
+    let mut ids: Vec<Option<&str>> = Vec::new();
+    let mut dates: Vec<Option<i32>> = Vec::new();
+    let mut events: Vec<Option<i64>> = Vec::new();
+    let mut users: Vec<Option<i64>> = Vec::new();
+    let mut minutes: Vec<Option<f64>> = Vec::new();
+    // A day in the last month of each cycle (days since 1970-01-01):
+    // 2025-12-15, 2026-03-15, 2026-06-15, 2026-09-15.
+    for day in [20_437, 20_527, 20_619, 20_711] {
+        let rows: [(Option<&str>, Option<i32>, Option<i64>, Option<i64>, Option<f64>); 7] = [
+            (Some("ZZ-unknown-1"), Some(day), Some(4), Some(2), Some(1.5)),
+            (Some("ZZ-unknown-2"), Some(day - 3), Some(9), Some(1), Some(0.25)),
+            (Some(a), Some(day - 1), Some(-7), Some(3), Some(2.0)),
+            (Some(b), Some(day - 2), Some(5), Some(2), Some(-1.25)),
+            (None, Some(day), Some(3), Some(1), Some(1.0)),
+            (Some(b), None, Some(2), Some(1), Some(1.0)),
+            // The same date twice for one account: `last` takes the larger.
+            (Some(a), Some(day + 5), Some(1), Some(7), Some(9.75)),
+        ];
+        for (id, date, e, u, m) in rows {
+            ids.push(id);
+            dates.push(date);
+            events.push(e);
+            users.push(u);
+            minutes.push(m);
+        }
+        ids.push(Some(a));
+        dates.push(Some(day + 5));
+        events.push(Some(2));
+        users.push(Some(5));
+        minutes.push(Some(3.5));
+    }
+    let mut dirty = df! {
+        "account_id" => ids,
+        "date" => dates,
+        "active_users" => users,
+        "events" => events,
+        "minutes" => minutes,
+    }
+    .unwrap()
+    .lazy()
+    .with_column(col("date").cast(DataType::Date))
+    .collect()
+    .unwrap();
+    write_parquet(&mut dirty, &dir.join("usage-dirty/part-2.parquet"));
+}
+
+/// A pipeline file with the usage checks set to `policy`.
+fn with_policy(pipeline: &Path, policy: &str, to: &Path) -> PathBuf {
+    let keys = [
+        "null_usage_account_id",
+        "null_usage_date",
+        "unknown_account_usage",
+        "negative_usage",
+    ];
+    let text = std::fs::read_to_string(pipeline).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !keys.iter().any(|k| l.trim_start().starts_with(k)))
+        .collect();
+    let mut text = kept.join("\n");
+    // A row without a key cannot be kept: null ids are dropped under `warn` too.
+    let settings: String = keys
+        .iter()
+        .map(|k| {
+            let policy = if *k == "null_usage_account_id" { "drop" } else { policy };
+            format!("{k} = \"{policy}\"\n")
+        })
+        .collect();
+    if text.contains("\n[quality]\n") {
+        text = text.replacen("\n[quality]\n", &format!("\n[quality]\n{settings}"), 1);
+    } else {
+        text.push_str(&format!("\n[quality]\n{settings}"));
+    }
+    let name = format!("{}-{policy}.toml", pipeline.file_stem().unwrap().to_string_lossy());
+    let path = to.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn commit(pipeline: &Path, data: &Path, out: &Path, engine: &[&str]) {
+    let o = quadrant()
+        .args(["run", "--pipeline", pipeline.to_str().unwrap()])
+        .args(["--accounts", data.join("accounts.parquet").to_str().unwrap()])
+        .args(["--usage", data.join("usage-dirty/").to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap(), "--cycles", CYCLES])
+        .args(engine)
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+}
+
+/// Two frames hold the same rows and columns: floats within `rel`
+/// (relative; absolute below 1, where a feature such as `x / y - 1` turns
+/// the last bit of a sum into an absolute difference), everything else
+/// exactly, nulls in the same places.
+#[track_caller]
+fn assert_same(what: &str, a: &DataFrame, b: &DataFrame, rel: f64) {
+    assert_eq!(a.get_column_names(), b.get_column_names(), "{what}: columns");
+    assert_eq!(a.height(), b.height(), "{what}: rows");
+    for (x, y) in a.columns().iter().zip(b.columns()) {
+        assert_eq!(x.dtype(), y.dtype(), "{what}: type of {}", x.name());
+        if x.dtype() == &DataType::Float64 && rel > 0.0 {
+            let (x, y) = (x.f64().unwrap(), y.f64().unwrap());
+            for (i, (p, q)) in x.iter().zip(y.iter()).enumerate() {
+                match (p, q) {
+                    (Some(p), Some(q)) => assert!(
+                        p == q || (p - q).abs() <= rel * p.abs().max(q.abs()).max(1.0),
+                        "{what}: {} row {i}: {p} vs {q}",
+                        x.name()
+                    ),
+                    (p, q) => assert_eq!(p.is_none(), q.is_none(), "{what}: {} row {i}: {p:?} vs {q:?}", x.name()),
+                }
+            }
+        } else {
+            assert!(
+                x.as_materialized_series().equals_missing(y.as_materialized_series()),
+                "{what}: column {} differs",
+                x.name()
+            );
+        }
+    }
+}
+
+fn sorted(frame: DataFrame) -> DataFrame {
+    let names: Vec<PlSmallStr> = frame.get_column_names().into_iter().cloned().collect();
+    frame
+        .sort(names, SortMultipleOptions::default().with_nulls_last(true))
+        .unwrap()
+}
+
+#[test]
+fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    book(&data);
+    let spark = remote();
+    let mut pipelines: Vec<(PathBuf, f64)> = std::fs::read_dir(root().join("pipelines"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| (p, 0.0))
+        .collect();
+    assert!(!pipelines.is_empty());
+    // Spark's double sums depend on its partitioning: float aggregates
+    // within a relative 1e-12 (docs/scale-out.md); integers exactly.
+    pipelines.push((root().join("tests/spark/every_aggregate.toml"), 1e-12));
+    for (pipeline, rel) in &pipelines {
+        for policy in ["drop", "warn"] {
+            let p = with_policy(pipeline, policy, tmp.path());
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            let (by_polars, by_spark) = (
+                tmp.path().join(format!("{name}-polars")),
+                tmp.path().join(format!("{name}-spark")),
+            );
+            commit(&p, &data, &by_polars, &[]);
+            commit(&p, &data, &by_spark, &["--engine", "spark", "--spark-remote", &spark]);
+            for cycle in CYCLE_NAMES {
+                let what = format!("{name} {cycle}");
+                let snapshot = |out: &Path| {
+                    let frame = read_parquet(&out.join(format!("segments/cycle={cycle}/part-0.parquet")));
+                    frame.drop("run_id").unwrap()
+                };
+                let (a, b) = (snapshot(&by_polars), snapshot(&by_spark));
+                assert!(a.height() > 100, "{what}: {} accounts", a.height());
+                assert_same(&what, &a, &b, *rel);
+
+                let (ma, mb) = (
+                    manifest(&by_polars, cycle).unwrap(),
+                    manifest(&by_spark, cycle).unwrap(),
+                );
+                assert_eq!(ma["quality"], mb["quality"], "{what}: data-check counts");
+                assert_eq!(ma["inputs"]["usage"]["rows"], mb["inputs"]["usage"]["rows"], "{what}");
+                let found: Vec<&str> = ma["quality"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|f| f["dataset"] == "usage")
+                    .map(|f| f["check"].as_str().unwrap())
+                    .collect();
+                assert_eq!(found.len(), 4, "{what}: every usage check finds rows: {found:?}");
+
+                let rejects = format!("rejects/cycle={cycle}/dataset=usage/part-0.parquet");
+                let (ra, rb) = (by_polars.join(&rejects), by_spark.join(&rejects));
+                let (ra, rb) = (sorted(read_parquet(&ra)), sorted(read_parquet(&rb)));
+                let reasons = ra.column("reason").unwrap().n_unique().unwrap();
+                assert_eq!(reasons, if policy == "drop" { 4 } else { 1 }, "{what}: {ra}");
+                assert_same(&format!("{what} rejects"), &ra, &rb, 0.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn validate_and_explain_of_an_uncommitted_cycle_say_the_same_on_spark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().to_str().unwrap();
+    let spark = remote();
+    for args in [
+        vec!["validate", "--cycle", "2026-Q3"],
+        vec![
+            "explain",
+            "--cycle",
+            "2026-Q3",
+            "--account",
+            "A0000002",
+            "--output",
+            out,
+        ],
+    ] {
+        let local = run(&args);
+        expect_code(&local, 0);
+        let mut on_spark = args.clone();
+        on_spark.extend(["--engine", "spark", "--spark-remote", &spark]);
+        let remote = run(&on_spark);
+        expect_code(&remote, 0);
+        assert_eq!(stdout(&local), stdout(&remote), "{args:?}");
+    }
+}
+
+#[test]
+fn the_remote_comes_from_spark_remote_as_pyspark_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = quadrant()
+        .args(["run", "--cycle", "2026-Q3", "--engine", "spark", "--output"])
+        .arg(tmp.path())
+        .env("SPARK_REMOTE", remote())
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    assert!(stderr(&o).contains("usage pass on Spark"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unreachable_remote_fails_fast_naming_it_without_its_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = "quadrant-spark-token-4f9c2e";
+    let remote = format!("{}/;token={token}", nobody());
+    let started = std::time::Instant::now();
+    let o = quadrant()
+        .args(["run", "--cycle", "2026-Q3", "--engine", "spark", "--output"])
+        .arg(tmp.path())
+        .args(["--spark-remote", &remote])
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    expect_code(&o, 1);
+    // The client alone would retry for minutes before giving up.
+    assert!(started.elapsed().as_secs() < 60, "took {:?}", started.elapsed());
+    let err = stderr(&o);
+    assert!(err.contains(&format!("Spark at {}", shown(&remote))), "{err}");
+    assert!(!err.contains(token) && !stdout(&o).contains(token), "{err}");
+    assert!(tree(tmp.path()).is_empty(), "{:?}", tree(tmp.path()));
+}
+
+/// `sc://host:port` of a connection string.
+fn shown(remote: &str) -> &str {
+    &remote[..remote.find("/;").unwrap_or(remote.len())]
+}
+
+#[test]
+fn a_malformed_remote_or_none_is_a_usage_error() {
+    for args in [
+        vec!["--engine", "spark", "--spark-remote", "localhost:15002"],
+        vec!["--engine", "spark", "--spark-remote", "sc://host:port"],
+        vec![
+            "--engine",
+            "spark",
+            "--spark-remote",
+            "sc://spark.example:15002/;token=abcdefgh12",
+        ],
+        vec!["--engine", "spark"],
+    ] {
+        let o = quadrant()
+            .args(["run", "--cycle", "2026-Q3", "--output", "/nonexistent/never-written"])
+            .args(&args)
+            .env_remove("SPARK_REMOTE")
+            .output()
+            .unwrap();
+        expect_code(&o, 2);
+        assert!(!stderr(&o).contains("abcdefgh12"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_spark_error_is_exit_1_with_sparks_message() {
+    // Spark's ANSI mode refuses a sum that overflows 64 bits.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut usage = df! {
+        "account_id" => ["A0000002", "A0000002"],
+        "date" => [20_700i32, 20_701],
+        "events" => [i64::MAX - 1, i64::MAX - 1],
+        "active_users" => [1i64, 1],
+    }
+    .unwrap()
+    .lazy()
+    .with_column(col("date").cast(DataType::Date))
+    .collect()
+    .unwrap();
+    write_parquet(&mut usage, &tmp.path().join("usage/u.parquet"));
+    let o = quadrant()
+        .args([
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--engine",
+            "spark",
+            "--spark-remote",
+            &remote(),
+        ])
+        .args(["--usage", tmp.path().join("usage/").to_str().unwrap()])
+        .args(["--output", tmp.path().join("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    expect_code(&o, 1);
+    let err = stderr(&o);
+    assert!(err.contains("Spark at sc://127.0.0.1:"), "{err}");
+    assert!(
+        err.contains("ARITHMETIC_OVERFLOW") || err.to_lowercase().contains("overflow"),
+        "{err}"
+    );
+    assert!(glob_partition(&tmp.path().join("out"), "2026-Q3").is_empty());
+}
+
+#[test]
+fn a_run_killed_while_spark_works_leaves_nothing_visible_and_the_next_run_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = quadrant()
+        .args([
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--engine",
+            "spark",
+            "--spark-remote",
+            &remote(),
+            "--output",
+        ])
+        .arg(&out)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = lines
+        .by_ref()
+        .map_while(|l| l.ok())
+        .any(|l| l.contains("usage pass on Spark"));
+    assert!(started, "the run never reached Spark");
+    child.kill().unwrap(); // SIGKILL, while Spark computes the aggregates
+    child.wait().unwrap();
+    assert!(glob_partition(&out, "2026-Q3").is_empty());
+    assert!(
+        !tree(&out)
+            .iter()
+            .any(|f| f.starts_with("segments/") || f.starts_with("rejects/")),
+        "{:?}",
+        tree(&out)
+    );
+
+    let again = run(&[
+        "run",
+        "--cycle",
+        "2026-Q3",
+        "--engine",
+        "spark",
+        "--spark-remote",
+        &remote(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    expect_code(&again, 0);
+    let local = tmp.path().join("local");
+    expect_code(
+        &run(&["run", "--cycle", "2026-Q3", "--output", local.to_str().unwrap()]),
+        0,
+    );
+    let committed = |o: &Path| glob_rows(o, "2026-Q3").unwrap().drop("run_id").unwrap();
+    assert_same("after the kill", &committed(&out), &committed(&local), 0.0);
+}
+
+#[test]
+fn a_token_reaches_neither_logs_results_nor_snapshots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let token = "quadrant-spark-token-b7d31a";
+    let summary = tmp.path().join("summary.json");
+    let o = quadrant()
+        .args([
+            "run", "--cycle", "2026-Q3", "--engine", "spark", "--json", "-vv", "--output",
+        ])
+        .arg(&out)
+        .arg("--summary-file")
+        .arg(&summary)
+        .env("SPARK_REMOTE", format!("{}/;token={token}", remote()))
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    assert!(!stdout(&o).contains(token) && !stderr(&o).contains(token));
+    for f in tree(tmp.path()) {
+        let bytes = std::fs::read(tmp.path().join(&f)).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(token), "{f} holds the token");
+    }
+}
+
+#[test]
+fn plan_prints_the_spark_sql_without_running_it() {
+    let o = run(&[
+        "plan",
+        "--cycle",
+        "2026-Q3",
+        "--engine",
+        "spark",
+        "--spark-remote",
+        &nobody(),
+    ]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    assert!(text.contains("GROUP BY account_id"), "{text}");
+    assert!(
+        text.contains("date > DATE '2026-07-02' AND date <= DATE '2026-09-30'"),
+        "{text}"
+    );
+    assert!(text.contains("FROM parquet.`file:///"), "{text}");
+    let local = run(&["plan", "--cycle", "2026-Q3"]);
+    expect_code(&local, 0);
+    assert!(stdout(&local).contains("events_per_day_90d"), "{}", stdout(&local));
+}
