@@ -14,6 +14,8 @@ mod quality;
 mod report;
 mod run;
 mod secrets;
+// Built with the engine it tests (`--features spark`, as scripts/test does).
+#[cfg(feature = "spark")]
 mod spark;
 mod stores;
 mod target;

@@ -31,6 +31,9 @@ fn nobody() -> String {
 const CYCLES: &str = "2025-Q4..2026-Q3";
 const CYCLE_NAMES: [&str; 4] = ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"];
 
+/// account_id, date, events, active_users, minutes.
+type UsageRow<'a> = (Option<&'a str>, Option<i32>, Option<i64>, Option<i64>, Option<f64>);
+
 /// Generated accounts with quarterly history, and their usage with a float
 /// metric (`minutes`) and dirty rows, in two files: usage of unknown
 /// accounts, negative metrics, a null account id, a null date, and a tie of
@@ -76,7 +79,7 @@ fn book(dir: &Path) {
     // A day in the last month of each cycle (days since 1970-01-01):
     // 2025-12-15, 2026-03-15, 2026-06-15, 2026-09-15.
     for day in [20_437, 20_527, 20_619, 20_711] {
-        let rows: [(Option<&str>, Option<i32>, Option<i64>, Option<i64>, Option<f64>); 7] = [
+        let rows: [UsageRow; 7] = [
             (Some("ZZ-unknown-1"), Some(day), Some(4), Some(2), Some(1.5)),
             (Some("ZZ-unknown-2"), Some(day - 3), Some(9), Some(1), Some(0.25)),
             (Some(a), Some(day - 1), Some(-7), Some(3), Some(2.0)),

@@ -135,15 +135,13 @@ impl<'a> SparkUsage<'a> {
     /// types polars' own pass gives.
     fn run(&self, what: &str, query: sql::Query) -> Result<DataFrame> {
         tracing::debug!(remote = %self.remote, sql = %query.sql, "Spark SQL: {what}");
-        let batches = self
-            .session
-            .sql(&query.sql)
-            .and_then(|df| df.collect_record_batches())
-            .map_err(|e| Error::Spark {
-                remote: self.remote.clone(),
-                context: format!("{what} of `{}`", self.usage.uri),
-                message: e.message(),
-            })?;
+        let failed = |e: spark_connect::SparkError| Error::Spark {
+            remote: self.remote.clone(),
+            context: format!("{what} of `{}`", self.usage.uri),
+            message: e.message(),
+        };
+        let frame = self.session.sql(&query.sql).map_err(failed)?;
+        let batches = frame.collect_record_batches().map_err(failed)?;
         to_polars(&batches, &query.columns).ctx(|| format!("cannot read Spark's answer to {what}"))
     }
 }
