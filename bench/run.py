@@ -4,11 +4,19 @@ of the usage columns. Not a test: it measures, checks that every engine gives
 every account the same labels, and reports medians and ratios.
 
     python3 bench/run.py [--scale 1] [--runs 3] [--threads 2]
+    python3 bench/run.py --engine spark [--spark-remote sc://HOST:PORT]
 
 --scale 1 is 250,000 accounts x 365 days of usage (about 50 million rows);
 --scale 10 has ten times the accounts and usage rows. Data is generated once
 with `quadrant generate` into bench-data/ (not committed). Needs a release
 build (cargo build --release) and `pip install duckdb polars pyarrow`.
+
+--engine spark runs quadrant twice on the same data instead: the usage pass
+on this machine (polars) and on a Spark Connect server (--spark-remote, or
+SPARK_REMOTE), checks that both commit the same labels, and reports the
+ratio. It needs a release build with the Spark engine
+(cargo build --release --features spark). Peak RSS is quadrant's own: the
+Spark server's memory is its JVM's (docs/scale-out.md).
 """
 
 import argparse
@@ -46,7 +54,12 @@ def main():
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--quadrant", default=os.path.join(ROOT, "target", "release", "quadrant"))
     ap.add_argument("--only", help="comma-separated engines to run (quadrant,duckdb,polars,scan)")
+    ap.add_argument("--engine", choices=["peers", "spark"], default="peers",
+                    help="peers: against DuckDB, Python polars and a scan; spark: the usage pass on Spark against polars")
+    ap.add_argument("--spark-remote", default=os.environ.get("SPARK_REMOTE"))
     a = ap.parse_args()
+    if a.engine == "spark" and not a.spark_remote:
+        sys.exit("--engine spark needs --spark-remote sc://HOST:PORT (or SPARK_REMOTE)")
     if not os.path.exists(a.quadrant):
         sys.exit(f"{a.quadrant} is missing: run `cargo build --release` first")
 
@@ -73,6 +86,12 @@ def main():
         "polars": lambda run: peers + ["polars", *common, "--out", os.path.join(work, f"polars{run}.parquet")],
         "scan": lambda run: peers + ["scan", *common],
     }
+    if a.engine == "spark":
+        engines = {
+            "quadrant": engines["quadrant"],
+            "quadrant-spark": lambda run: engines["quadrant"](run)[:-1] + [os.path.join(work, f"s{run}"), "--engine",
+                                                                          "spark", "--spark-remote", a.spark_remote],
+        }
     if a.only:
         engines = {k: v for k, v in engines.items() if k in a.only.split(",")}
 
@@ -87,9 +106,11 @@ def main():
     import polars as pl
 
     frames = {}
-    if "quadrant" in engines:
-        part = next(f for f in os.listdir(os.path.join(work, "q0", "segments", "cycle=2026-Q3")) if f.endswith(".parquet"))
-        frames["quadrant"] = pl.read_parquet(os.path.join(work, "q0", "segments", "cycle=2026-Q3", part))
+    for name, folder in (("quadrant", "q0"), ("quadrant-spark", "s0")):
+        if name in engines:
+            partition = os.path.join(work, folder, "segments", "cycle=2026-Q3")
+            part = next(f for f in os.listdir(partition) if f.endswith(".parquet"))
+            frames[name] = pl.read_parquet(os.path.join(partition, part))
     for peer in ("duckdb", "polars"):
         if peer in engines:
             frames[peer] = pl.read_parquet(os.path.join(work, f"{peer}0.parquet"))

@@ -244,11 +244,13 @@ fn run_one(
                     uri: accounts.uri.clone(),
                     rows: accounts_rows,
                     files: accounts.files.clone(),
+                    read_by: None,
                 },
                 usage: InputInfo {
                     uri: usage.uri.clone(),
                     rows: usage_rows_in_windows,
                     files: usage.files.clone(),
+                    read_by: pass.read_by(),
                 },
             },
             quality: quality.findings.clone(),

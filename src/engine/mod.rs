@@ -22,8 +22,8 @@ use crate::plan::Plan;
 /// frame bounded by the account base (or by the rejected rows), with the
 /// same columns and types whichever engine computed it.
 pub trait UsagePass: Sync {
-    /// The engine, for logs and the manifest.
-    fn engine(&self) -> &'static str;
+    /// Where the pass ran, for the manifest, when not on this machine.
+    fn read_by(&self) -> Option<String>;
 
     /// The usage input's URI, for messages.
     fn uri(&self) -> &str;

@@ -62,6 +62,10 @@ pub struct InputInfo {
     /// accounts: rows read; usage: rows inside the aggregate windows.
     pub rows: u64,
     pub files: Vec<InputFile>,
+    /// The engine that read it, when not this machine's polars (the usage
+    /// pass on Spark: `spark sc://host:port (Spark 4.2.0)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

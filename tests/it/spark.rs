@@ -243,6 +243,13 @@ fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
                 );
                 assert_eq!(ma["quality"], mb["quality"], "{what}: data-check counts");
                 assert_eq!(ma["inputs"]["usage"]["rows"], mb["inputs"]["usage"]["rows"], "{what}");
+                assert_eq!(ma["inputs"]["usage"]["files"], mb["inputs"]["usage"]["files"], "{what}");
+                assert!(ma["inputs"]["usage"].get("read_by").is_none(), "{what}");
+                let read_by = mb["inputs"]["usage"]["read_by"].as_str().unwrap_or_default();
+                assert!(
+                    read_by.starts_with(&format!("spark {spark} (Spark 4.")),
+                    "{what}: {read_by}"
+                );
                 let found: Vec<&str> = ma["quality"]
                     .as_array()
                     .unwrap()
@@ -501,4 +508,41 @@ fn plan_prints_the_spark_sql_without_running_it() {
     let local = run(&["plan", "--cycle", "2026-Q3"]);
     expect_code(&local, 0);
     assert!(stdout(&local).contains("events_per_day_90d"), "{}", stdout(&local));
+}
+
+#[test]
+fn spark_must_read_the_files_quadrant_records() {
+    // A Parquet file without a `.parquet` name: quadrant's listing skips it,
+    // Spark's would read it; the two would not describe the same input.
+    let tmp = tempfile::tempdir().unwrap();
+    let usage = tmp.path().join("usage");
+    std::fs::create_dir_all(&usage).unwrap();
+    let fixture = root().join("fixtures/usage/part-00000.parquet");
+    std::fs::copy(&fixture, usage.join("part-0.parquet")).unwrap();
+    std::fs::copy(&fixture, usage.join("part-1-copy")).unwrap();
+    let args = |out: &str| -> Vec<String> {
+        [
+            "run",
+            "--cycle",
+            "2026-Q3",
+            "--engine",
+            "spark",
+            "--spark-remote",
+            &remote(),
+            "--usage",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("{}/", usage.display()), "--output".into(), out.into()])
+        .collect()
+    };
+    let out = tmp.path().join("out");
+    let o = quadrant().args(args(out.to_str().unwrap())).output().unwrap();
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("part-1-copy"), "{}", stderr(&o));
+    assert!(tree(&out).is_empty());
+
+    std::fs::remove_file(usage.join("part-1-copy")).unwrap();
+    let o = quadrant().args(args(out.to_str().unwrap())).output().unwrap();
+    expect_code(&o, 0);
 }

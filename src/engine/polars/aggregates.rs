@@ -176,8 +176,8 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, plan: &Plan) -> 
 pub struct LocalUsage<'a>(pub &'a Dataset);
 
 impl UsagePass for LocalUsage<'_> {
-    fn engine(&self) -> &'static str {
-        "polars"
+    fn read_by(&self) -> Option<String> {
+        None
     }
 
     fn uri(&self) -> &str {

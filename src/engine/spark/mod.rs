@@ -75,6 +75,8 @@ fn shown(url: &str) -> String {
 pub struct SparkUsage<'a> {
     session: SparkSession,
     remote: String,
+    /// The server's Spark version.
+    version: String,
     usage: &'a Dataset,
     sql: sql::Usage,
 }
@@ -123,8 +125,15 @@ impl<'a> SparkUsage<'a> {
             .map_err(|e| failed("cannot configure the Spark session", e))?;
         let version = session.version().unwrap_or_default();
         tracing::info!(remote = %shown, spark = %version, "usage pass on Spark");
+        let spark_files = session
+            .read()
+            .parquet(&sql.path)
+            .input_files()
+            .map_err(|e| failed(&format!("cannot list the usage files of `{}`", sql.path), e))?;
+        same_files(usage, &spark_files)?;
         Ok(SparkUsage {
             session,
+            version,
             remote: shown,
             usage,
             sql,
@@ -147,8 +156,8 @@ impl<'a> SparkUsage<'a> {
 }
 
 impl UsagePass for SparkUsage<'_> {
-    fn engine(&self) -> &'static str {
-        "spark"
+    fn read_by(&self) -> Option<String> {
+        Some(format!("spark {} (Spark {})", self.remote, self.version))
     }
 
     fn uri(&self) -> &str {
@@ -195,6 +204,41 @@ impl UsagePass for SparkUsage<'_> {
             self.sql.rejected(plan, as_of, check, &ids),
         )
     }
+}
+
+/// Spark must read the files quadrant lists and records in the manifest:
+/// no more (a file without a `.parquet` name in a folder), no fewer.
+fn same_files(usage: &Dataset, spark_files: &[String]) -> Result<()> {
+    use std::collections::BTreeSet;
+    let ours: BTreeSet<String> = usage
+        .files
+        .iter()
+        .map(|f| sql::spark_path(&f.uri).map(|p| sql::file_key(&p)))
+        .collect::<Result<_>>()?;
+    let theirs: BTreeSet<String> = spark_files.iter().map(|f| sql::file_key(f)).collect();
+    if ours == theirs {
+        return Ok(());
+    }
+    let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| -> String {
+        let names: Vec<&str> = a.difference(b).take(3).map(String::as_str).collect();
+        let more = a.difference(b).count().saturating_sub(names.len());
+        let extra = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        if names.is_empty() {
+            "none".into()
+        } else {
+            format!("{}{extra}", names.join(", "))
+        }
+    };
+    Err(Error::config(format!(
+        "usage `{}`: Spark would read other files than quadrant lists (Spark only: {}; quadrant only: {})\n  help: keep only Parquet files named *.parquet in the usage folder, or name them with a glob",
+        usage.uri,
+        only(&theirs, &ours),
+        only(&ours, &theirs)
+    )))
 }
 
 /// Arrow record batches from Spark as a polars frame with the given columns

@@ -26,6 +26,8 @@ pub struct Query {
 /// The usage dataset as Spark reads it: the same files, its columns renamed
 /// and conformed to the types polars' scan gives them.
 pub struct Usage {
+    /// What Spark reads: the usage URI as Hadoop names it.
+    pub path: String,
     /// `account_id`, `date` and the metrics, with their types.
     columns: Vec<(String, DataType)>,
     /// The conforming subquery over the files.
@@ -47,6 +49,7 @@ impl Usage {
             columns.push((c.name.clone(), c.conformed.clone()));
         }
         Ok(Usage {
+            path: path.clone(),
             columns,
             source: format!("(SELECT {} FROM parquet.{}) AS usage", select.join(", "), ident(&path)),
         })
@@ -220,6 +223,16 @@ fn sql_type(ty: &DataType) -> Result<&'static str> {
     })
 }
 
+/// A file's URI as both sides can compare it: `file:///x`, `file:/x` and a
+/// plain `/x` are one file, and percent-escapes are decoded.
+pub fn file_key(uri: &str) -> String {
+    let decoded = crate::redact::percent_decode(uri);
+    match decoded.strip_prefix("file:") {
+        Some(path) => format!("/{}", path.trim_start_matches('/')),
+        None => decoded,
+    }
+}
+
 /// The URI Spark reads for one of quadrant's: Hadoop's connectors name the
 /// stores differently (`s3a://`, `abfss://container@account...`), and a
 /// local path must be absolute and say `file:` (a cluster would otherwise
@@ -272,6 +285,14 @@ mod tests {
             "{local}"
         );
         assert!(spark_path("http://host/u.parquet").is_err());
+    }
+
+    #[test]
+    fn one_file_has_one_key_whoever_names_it() {
+        let key = file_key("/data/usage/cycle=1/part 0.parquet");
+        assert_eq!(file_key("file:/data/usage/cycle=1/part%200.parquet"), key);
+        assert_eq!(file_key("file:///data/usage/cycle=1/part 0.parquet"), key);
+        assert_eq!(file_key("s3a://b/u/p.parquet"), "s3a://b/u/p.parquet");
     }
 
     #[test]
