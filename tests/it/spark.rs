@@ -546,3 +546,36 @@ fn spark_must_read_the_files_quadrant_records() {
     let o = quadrant().args(args(out.to_str().unwrap())).output().unwrap();
     expect_code(&o, 0);
 }
+
+#[test]
+fn hive_trees_and_globs_read_the_same_rows_on_both_engines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let usage = read_parquet(&root().join("fixtures/usage/part-00000.parquet"));
+    for year in [2024, 2025, 2026] {
+        let mut part = usage
+            .clone()
+            .lazy()
+            .filter(col("date").dt().year().eq(lit(year)))
+            .collect()
+            .unwrap();
+        write_parquet(&mut part, &tmp.path().join(format!("usage/year={year}/part-0.parquet")));
+    }
+    let tree_uri = format!("{}/usage/", tmp.path().display());
+    let glob_uri = format!("{}/usage/year=202[56]/*.parquet", tmp.path().display());
+    for (name, uri) in [("tree", tree_uri), ("glob", glob_uri)] {
+        let committed = |engine: &[&str]| {
+            let out = tmp.path().join(format!("{name}-{}", engine.len()));
+            let o = quadrant()
+                .args(["run", "--cycle", "2026-Q3", "--usage", &uri, "--output"])
+                .arg(&out)
+                .args(engine)
+                .output()
+                .unwrap();
+            expect_code(&o, 0);
+            glob_rows(&out, "2026-Q3").unwrap().drop("run_id").unwrap()
+        };
+        let local = committed(&[]);
+        let spark = committed(&["--engine", "spark", "--spark-remote", &remote()]);
+        assert_same(name, &local, &spark, 0.0);
+    }
+}

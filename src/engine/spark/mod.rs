@@ -98,14 +98,19 @@ impl<'a> SparkUsage<'a> {
             .to_socket_addrs()
             .map_err(|e| unreachable(e.to_string()))?
             .collect();
+        let mut last_error = format!("{} resolves to no address", remote.host);
         let reached = addrs
             .iter()
-            .any(|a| std::net::TcpStream::connect_timeout(a, CONNECT_TIMEOUT).is_ok());
+            .any(|a| match std::net::TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+                Ok(_) => true,
+                Err(e) => {
+                    last_error = format!("{}:{}: {e}", remote.host, remote.port);
+                    false
+                }
+            });
         if !reached {
             return Err(unreachable(format!(
-                "no answer at {}:{} within {}s",
-                remote.host,
-                remote.port,
+                "{last_error} (waited up to {}s)",
                 CONNECT_TIMEOUT.as_secs()
             )));
         }
