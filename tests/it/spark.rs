@@ -20,6 +20,22 @@ fn remote() -> String {
     })
 }
 
+/// `quadrant run --cycle 2026-Q3` with the usage pass on the test run's
+/// Spark server, on the fixtures unless told otherwise.
+fn run_on_spark() -> std::process::Command {
+    let mut cmd = quadrant();
+    cmd.args([
+        "run",
+        "--cycle",
+        "2026-Q3",
+        "--engine",
+        "spark",
+        "--spark-remote",
+        &remote(),
+    ]);
+    cmd
+}
+
 /// An address where nothing listens.
 fn nobody() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -377,16 +393,7 @@ fn a_spark_error_is_exit_1_with_sparks_message() {
     .collect()
     .unwrap();
     write_parquet(&mut usage, &tmp.path().join("usage/u.parquet"));
-    let o = quadrant()
-        .args([
-            "run",
-            "--cycle",
-            "2026-Q3",
-            "--engine",
-            "spark",
-            "--spark-remote",
-            &remote(),
-        ])
+    let o = run_on_spark()
         .args(["--usage", tmp.path().join("usage/").to_str().unwrap()])
         .args(["--output", tmp.path().join("out").to_str().unwrap()])
         .output()
@@ -405,17 +412,8 @@ fn a_spark_error_is_exit_1_with_sparks_message() {
 fn a_run_killed_while_spark_works_leaves_nothing_visible_and_the_next_run_commits() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let mut child = quadrant()
-        .args([
-            "run",
-            "--cycle",
-            "2026-Q3",
-            "--engine",
-            "spark",
-            "--spark-remote",
-            &remote(),
-            "--output",
-        ])
+    let mut child = run_on_spark()
+        .arg("--output")
         .arg(&out)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -439,17 +437,7 @@ fn a_run_killed_while_spark_works_leaves_nothing_visible_and_the_next_run_commit
         tree(&out)
     );
 
-    let again = run(&[
-        "run",
-        "--cycle",
-        "2026-Q3",
-        "--engine",
-        "spark",
-        "--spark-remote",
-        &remote(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let again = run_on_spark().arg("--output").arg(&out).output().unwrap();
     expect_code(&again, 0);
     let local = tmp.path().join("local");
     expect_code(
@@ -520,31 +508,22 @@ fn spark_must_read_the_files_quadrant_records() {
     let fixture = root().join("fixtures/usage/part-00000.parquet");
     std::fs::copy(&fixture, usage.join("part-0.parquet")).unwrap();
     std::fs::copy(&fixture, usage.join("part-1-copy")).unwrap();
-    let args = |out: &str| -> Vec<String> {
-        [
-            "run",
-            "--cycle",
-            "2026-Q3",
-            "--engine",
-            "spark",
-            "--spark-remote",
-            &remote(),
-            "--usage",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([format!("{}/", usage.display()), "--output".into(), out.into()])
-        .collect()
-    };
     let out = tmp.path().join("out");
-    let o = quadrant().args(args(out.to_str().unwrap())).output().unwrap();
+    let usage_uri = format!("{}/", usage.display());
+    let commit = || {
+        run_on_spark()
+            .args(["--usage", &usage_uri, "--output"])
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = commit();
     expect_code(&o, 2);
     assert!(stderr(&o).contains("part-1-copy"), "{}", stderr(&o));
     assert!(tree(&out).is_empty());
 
     std::fs::remove_file(usage.join("part-1-copy")).unwrap();
-    let o = quadrant().args(args(out.to_str().unwrap())).output().unwrap();
-    expect_code(&o, 0);
+    expect_code(&commit(), 0);
 }
 
 #[test]
