@@ -277,6 +277,14 @@ fn to_polars(batches: &[RecordBatch], columns: &[(String, DataType)]) -> PolarsR
     DataFrame::new_infer_height(out)
 }
 
+/// An Arrow array of numbers as a polars series of the same numbers.
+fn primitive<T: arrow_types::ArrowPrimitiveType>(name: PlSmallStr, array: &dyn Array) -> Series
+where
+    Series: NamedFrom<Vec<Option<T::Native>>, [Option<T::Native>]>,
+{
+    Series::new(name, array.as_primitive::<T>().iter().collect::<Vec<_>>())
+}
+
 /// One Arrow array as a polars series (the types Spark's answers use).
 fn series(name: &str, array: &dyn Array) -> PolarsResult<Series> {
     use arrow::datatypes::DataType as A;
@@ -285,35 +293,10 @@ fn series(name: &str, array: &dyn Array) -> PolarsResult<Series> {
         A::Utf8 => Series::new(name, array.as_string::<i32>().iter().collect::<Vec<_>>()),
         A::LargeUtf8 => Series::new(name, array.as_string::<i64>().iter().collect::<Vec<_>>()),
         A::Utf8View => Series::new(name, array.as_string_view().iter().collect::<Vec<_>>()),
-        A::Int64 => Series::new(
-            name,
-            array
-                .as_primitive::<arrow_types::Int64Type>()
-                .iter()
-                .collect::<Vec<_>>(),
-        ),
-        A::Int32 => Series::new(
-            name,
-            array
-                .as_primitive::<arrow_types::Int32Type>()
-                .iter()
-                .collect::<Vec<_>>(),
-        ),
-        A::Float64 => Series::new(
-            name,
-            array
-                .as_primitive::<arrow_types::Float64Type>()
-                .iter()
-                .collect::<Vec<_>>(),
-        ),
-        A::Date32 => Series::new(
-            name,
-            array
-                .as_primitive::<arrow_types::Date32Type>()
-                .iter()
-                .collect::<Vec<_>>(),
-        )
-        .cast(&DataType::Date)?,
+        A::Int64 => primitive::<arrow_types::Int64Type>(name, array),
+        A::Int32 => primitive::<arrow_types::Int32Type>(name, array),
+        A::Float64 => primitive::<arrow_types::Float64Type>(name, array),
+        A::Date32 => primitive::<arrow_types::Date32Type>(name, array).cast(&DataType::Date)?,
         A::Boolean => Series::new(name, array.as_boolean().iter().collect::<Vec<_>>()),
         A::Null => Series::full_null(name, array.len(), &DataType::Null),
         other => {
