@@ -493,6 +493,39 @@ fn plan_prints_the_spark_sql_without_running_it() {
         "{text}"
     );
     assert!(text.contains("FROM parquet.`file:///"), "{text}");
+    assert!(text.contains("SET spark.sql.session.timeZone = UTC"), "{text}");
+    assert!(
+        !text.contains("rows it rejects"),
+        "the default pipeline drops no usage: {text}"
+    );
+    // With `drop` policies, the queries of the rows each check rejects.
+    let tmp = tempfile::tempdir().unwrap();
+    let dropping = with_policy(&root().join("pipelines/default.toml"), "drop", tmp.path());
+    let o = run(&[
+        "plan",
+        "--cycle",
+        "2026-Q3",
+        "--engine",
+        "spark",
+        "--spark-remote",
+        &nobody(),
+        "--pipeline",
+        dropping.to_str().unwrap(),
+    ]);
+    expect_code(&o, 0);
+    let text = stdout(&o);
+    for check in [
+        "null_usage_account_id",
+        "null_usage_date",
+        "unknown_account_usage",
+        "negative_usage",
+    ] {
+        assert!(
+            text.contains(&format!("when data check {check} finds rows"))
+                && text.contains(&format!("'{check}' AS `reason`")),
+            "{check}: {text}"
+        );
+    }
     let local = run(&["plan", "--cycle", "2026-Q3"]);
     expect_code(&local, 0);
     assert!(stdout(&local).contains("events_per_day_90d"), "{}", stdout(&local));

@@ -186,11 +186,30 @@ impl Usage {
     /// What the usage pass of a cycle sends to Spark, for review.
     pub fn describe(&self, plan: &Plan, as_of: NaiveDate) -> String {
         let drop_negative = plan.policy(Check::NegativeUsage) == crate::config::Policy::Drop;
-        format!(
-            "-- the aggregates, per account id:\n{};\n\n-- usage rows without a date (data check null_usage_date):\n{};\n\n-- rows a `drop` policy rejects are read with the same FROM and a WHERE per check.",
+        let mut out = format!(
+            "SET spark.sql.session.timeZone = UTC;\n\n-- the files Spark reads, checked against quadrant's listing: {}\n\n-- the aggregates, per account id:\n{};\n\n-- usage rows without a date (data check null_usage_date):\n{};\n",
+            self.path,
             self.aggregate(plan, as_of, drop_negative).sql,
             self.undated().sql
-        )
+        );
+        let usage_checks = [
+            Check::NullUsageAccountId,
+            Check::NullUsageDate,
+            Check::UnknownAccountUsage,
+            Check::NegativeUsage,
+        ];
+        for check in usage_checks {
+            if plan.policy(check) != crate::config::Policy::Drop {
+                continue;
+            }
+            let ids = ["<the unknown account ids the aggregates found>".to_string()];
+            out.push_str(&format!(
+                "\n-- when data check {} finds rows (policy drop), the rows it rejects:\n{};\n",
+                check.name(),
+                self.rejected(plan, as_of, check, &ids).sql
+            ));
+        }
+        out
     }
 }
 
