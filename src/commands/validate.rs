@@ -37,9 +37,13 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
         usage.files.len(),
         usage.columns.join(", ")
     );
+    // On Spark: the server answers, and reads the files listed above.
+    let pass = choice.usage_pass(&usage)?;
+    if let Some(read_by) = pass.read_by() {
+        crate::outln!("usage pass: {read_by}, reading the same {} file(s)", usage.files.len());
+    }
     if let Some(cycle) = &args.cycle {
         let cycle = parse_cycle(cycle)?;
-        let pass = choice.usage_pass(&usage)?;
         let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of())?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
