@@ -601,3 +601,45 @@ fn hive_trees_and_globs_read_the_same_rows_on_both_engines() {
         assert_same(name, &local, &spark, 0.0);
     }
 }
+
+#[test]
+fn a_stopped_run_interrupts_its_spark_work_and_leaves_nothing_visible() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut child = run_on_spark()
+        .arg("--output")
+        .arg(&out)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(|l| l.ok());
+    assert!(
+        lines.by_ref().any(|l| l.contains("usage pass on Spark")),
+        "the run never reached Spark"
+    );
+    // What an orchestrator sends when it stops a task.
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15), "{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("interrupting this run's Spark operations")),
+        "{rest:?}"
+    );
+    assert!(
+        !tree(&out)
+            .iter()
+            .any(|f| f.starts_with("segments/") || f.starts_with("rejects/")),
+        "{:?}",
+        tree(&out)
+    );
+}

@@ -130,6 +130,7 @@ impl<'a> SparkUsage<'a> {
             .map_err(|e| failed("cannot configure the Spark session", e))?;
         let version = session.version().unwrap_or_default();
         tracing::info!(remote = %shown, spark = %version, "usage pass on Spark");
+        interrupt_when_stopped(session.clone(), shown.clone());
         let spark_files = session
             .read()
             .parquet(&sql.path)
@@ -209,6 +210,41 @@ impl UsagePass for SparkUsage<'_> {
             self.sql.rejected(plan, as_of, check, &ids),
         )
     }
+}
+
+/// When the run is stopped (SIGTERM from an orchestrator, Ctrl-C), its
+/// Spark operations are interrupted before the process exits, so that the
+/// cluster does not go on computing for a run that is gone. The process
+/// exits as a killed one would (128 + the signal); the commit protocol
+/// holds for an exit at any point. A server that does not answer within
+/// five seconds is not waited for.
+fn interrupt_when_stopped(session: SparkSession, remote: String) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM: a stopped run will leave its Spark operations to time out");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        let Some(signal) = signals.forever().next() else {
+            return;
+        };
+        tracing::warn!(%remote, signal, "stopped: interrupting this run's Spark operations");
+        let (done, interrupted) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(session.interrupt_all());
+        });
+        match interrupted.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(operations)) => {
+                tracing::warn!(%remote, operations = operations.len(), "interrupted {} Spark operation(s)", operations.len())
+            }
+            Ok(Err(e)) => tracing::warn!(%remote, error = %e.message(), "cannot interrupt the Spark operations"),
+            Err(_) => tracing::warn!(%remote, "Spark did not answer the interrupt within 5 s"),
+        }
+        std::process::exit(128 + signal);
+    });
 }
 
 /// Spark must read the files quadrant lists and records in the manifest:
