@@ -79,6 +79,8 @@ pub struct SparkUsage<'a> {
     version: String,
     usage: &'a Dataset,
     sql: sql::Usage,
+    /// The undated rows do not depend on the cycle: asked once per run.
+    undated: std::sync::OnceLock<DataFrame>,
 }
 
 impl<'a> SparkUsage<'a> {
@@ -143,6 +145,7 @@ impl<'a> SparkUsage<'a> {
             remote: shown,
             usage,
             sql,
+            undated: std::sync::OnceLock::new(),
         })
     }
 
@@ -191,7 +194,11 @@ impl UsagePass for SparkUsage<'_> {
     }
 
     fn undated(&self) -> Result<DataFrame> {
-        self.run("the usage rows without a date", self.sql.undated())
+        if let Some(frame) = self.undated.get() {
+            return Ok(frame.clone());
+        }
+        let frame = self.run("the usage rows without a date", self.sql.undated())?;
+        Ok(self.undated.get_or_init(|| frame).clone())
     }
 
     fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame> {
