@@ -59,6 +59,23 @@ impl Remote {
         })
     }
 
+    /// Whether something accepts a connection at the remote's address
+    /// within [`CONNECT_TIMEOUT`]; else the last connection error.
+    fn probe(&self) -> std::result::Result<(), String> {
+        use std::net::ToSocketAddrs;
+        let addrs = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{}: {e}", self.host))?;
+        let mut last_error = format!("{} resolves to no address", self.host);
+        for addr in addrs {
+            match std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(_) => return Ok(()),
+                Err(e) => last_error = format!("{}:{}: {e}", self.host, self.port),
+            }
+        }
+        Err(format!("{last_error} (waited up to {}s)", CONNECT_TIMEOUT.as_secs()))
+    }
+
     /// `sc://host:port`, safe to show.
     pub fn shown(&self) -> String {
         format!("sc://{}:{}", self.host, self.port)
@@ -90,32 +107,11 @@ impl<'a> SparkUsage<'a> {
         let remote = Remote::parse(remote)?;
         let sql = sql::Usage::new(usage)?;
         let shown = remote.shown();
-        let unreachable = |cause: String| Error::Spark {
+        remote.probe().map_err(|cause| Error::Spark {
             remote: shown.clone(),
             context: "cannot reach the Spark Connect server".into(),
             message: cause,
-        };
-        use std::net::ToSocketAddrs;
-        let addrs: Vec<_> = (remote.host.as_str(), remote.port)
-            .to_socket_addrs()
-            .map_err(|e| unreachable(e.to_string()))?
-            .collect();
-        let mut last_error = format!("{} resolves to no address", remote.host);
-        let reached = addrs
-            .iter()
-            .any(|a| match std::net::TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
-                Ok(_) => true,
-                Err(e) => {
-                    last_error = format!("{}:{}: {e}", remote.host, remote.port);
-                    false
-                }
-            });
-        if !reached {
-            return Err(unreachable(format!(
-                "{last_error} (waited up to {}s)",
-                CONNECT_TIMEOUT.as_secs()
-            )));
-        }
+        })?;
         let failed = |context: &str, e: spark_connect::SparkError| Error::Spark {
             remote: shown.clone(),
             context: context.to_string(),
