@@ -418,34 +418,48 @@ fn a_spark_error_is_exit_1_with_sparks_message() {
     assert!(glob_partition(&tmp.path().join("out"), "2026-Q3").is_empty());
 }
 
-#[test]
-fn a_run_killed_while_spark_works_leaves_nothing_visible_and_the_next_run_commits() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
+/// A run on Spark into `out`, returned once it has reached Spark, with
+/// the rest of its log lines.
+fn spawn_until_spark(out: &Path) -> (std::process::Child, impl Iterator<Item = String>) {
     let mut child = run_on_spark()
         .arg("--output")
-        .arg(&out)
+        .arg(out)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let started = lines
-        .by_ref()
-        .map_while(|l| l.ok())
-        .any(|l| l.contains("usage pass on Spark"));
-    assert!(started, "the run never reached Spark");
+    let mut lines = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(|l| l.ok());
+    assert!(
+        lines.by_ref().any(|l| l.contains("usage pass on Spark")),
+        "the run never reached Spark"
+    );
+    (child, lines)
+}
+
+/// Nothing under `segments/` or `rejects/`: what a reader would see.
+#[track_caller]
+fn assert_nothing_visible(out: &Path) {
+    let files = tree(out);
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("segments/") || f.starts_with("rejects/")),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn a_run_killed_while_spark_works_leaves_nothing_visible_and_the_next_run_commits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (mut child, _lines) = spawn_until_spark(&out);
     child.kill().unwrap(); // SIGKILL, while Spark computes the aggregates
     child.wait().unwrap();
     assert!(glob_partition(&out, "2026-Q3").is_empty());
-    assert!(
-        !tree(&out)
-            .iter()
-            .any(|f| f.starts_with("segments/") || f.starts_with("rejects/")),
-        "{:?}",
-        tree(&out)
-    );
+    assert_nothing_visible(&out);
 
     let again = run_on_spark().arg("--output").arg(&out).output().unwrap();
     expect_code(&again, 0);
@@ -606,21 +620,7 @@ fn hive_trees_and_globs_read_the_same_rows_on_both_engines() {
 fn a_stopped_run_interrupts_its_spark_work_and_leaves_nothing_visible() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let mut child = run_on_spark()
-        .arg("--output")
-        .arg(&out)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(|l| l.ok());
-    assert!(
-        lines.by_ref().any(|l| l.contains("usage pass on Spark")),
-        "the run never reached Spark"
-    );
+    let (mut child, lines) = spawn_until_spark(&out);
     // What an orchestrator sends when it stops a task.
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -635,11 +635,5 @@ fn a_stopped_run_interrupts_its_spark_work_and_leaves_nothing_visible() {
             .any(|l| l.contains("interrupting this run's Spark operations")),
         "{rest:?}"
     );
-    assert!(
-        !tree(&out)
-            .iter()
-            .any(|f| f.starts_with("segments/") || f.starts_with("rejects/")),
-        "{:?}",
-        tree(&out)
-    );
+    assert_nothing_visible(&out);
 }
