@@ -500,17 +500,25 @@ fn a_token_reaches_neither_logs_results_nor_snapshots() {
 
 #[test]
 fn plan_prints_the_spark_sql_without_running_it() {
-    let o = run(&[
-        "plan",
-        "--cycle",
-        "2026-Q3",
-        "--engine",
-        "spark",
-        "--spark-remote",
-        &nobody(),
-    ]);
-    expect_code(&o, 0);
-    let text = stdout(&o);
+    // Against an address where nothing listens: plan must not connect.
+    let plan = |extra: &[&str]| -> String {
+        let o = quadrant()
+            .args([
+                "plan",
+                "--cycle",
+                "2026-Q3",
+                "--engine",
+                "spark",
+                "--spark-remote",
+                &nobody(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        expect_code(&o, 0);
+        stdout(&o)
+    };
+    let text = plan(&[]);
     assert!(text.contains("GROUP BY account_id"), "{text}");
     assert!(
         text.contains("date > DATE '2026-07-02' AND date <= DATE '2026-09-30'"),
@@ -525,19 +533,7 @@ fn plan_prints_the_spark_sql_without_running_it() {
     // With `drop` policies, the queries of the rows each check rejects.
     let tmp = tempfile::tempdir().unwrap();
     let dropping = with_policy(&root().join("pipelines/default.toml"), "drop", tmp.path());
-    let o = run(&[
-        "plan",
-        "--cycle",
-        "2026-Q3",
-        "--engine",
-        "spark",
-        "--spark-remote",
-        &nobody(),
-        "--pipeline",
-        dropping.to_str().unwrap(),
-    ]);
-    expect_code(&o, 0);
-    let text = stdout(&o);
+    let text = plan(&["--pipeline", dropping.to_str().unwrap()]);
     for check in [
         "null_usage_account_id",
         "null_usage_date",
