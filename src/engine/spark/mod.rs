@@ -127,8 +127,11 @@ impl<'a> SparkUsage<'a> {
             .set("spark.sql.session.timeZone", "UTC")
             .map_err(|e| failed("cannot configure the Spark session", e))?;
         let version = session.version().unwrap_or_default();
-        tracing::info!(remote = %shown, spark = %version, "usage pass on Spark");
+        // Watched before the run says it is on Spark, so that a stop from
+        // then on always interrupts (the signal handler is in place when
+        // `Signals::new` returns).
         interrupt_when_stopped(session.clone(), shown.clone());
+        tracing::info!(remote = %shown, spark = %version, "usage pass on Spark");
         let spark_files = session
             .read()
             .parquet(&sql.path)
