@@ -12,8 +12,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
-use crate::snapshot::{self, CompareManifest, Manifest};
-use crate::storage::Store;
+use crate::snapshot::{CompareManifest, Manifest, Snapshots};
 
 pub const NEW: &str = "new";
 pub const CHURNED: &str = "churned";
@@ -97,8 +96,8 @@ pub fn segmentations_to_compare(from: &Manifest, to: &Manifest, only: Option<&st
     Ok(a)
 }
 
-fn side(store: &Store, manifest: &Manifest, segmentation: &str, suffix: &str) -> Result<LazyFrame> {
-    Ok(snapshot::scan_committed(store, manifest)?.select([
+fn side(snapshots: &Snapshots, manifest: &Manifest, segmentation: &str, suffix: &str) -> Result<LazyFrame> {
+    Ok(snapshots.scan_committed(manifest)?.select([
         col("account_id"),
         col("arr").cast(DataType::Float64).alias(format!("arr_{suffix}")),
         col(segmentation).alias(format!("label_{suffix}")),
@@ -107,9 +106,9 @@ fn side(store: &Store, manifest: &Manifest, segmentation: &str, suffix: &str) ->
 }
 
 /// Accounts of both cycles side by side for one segmentation.
-fn joined(store: &Store, from: &Manifest, to: &Manifest, segmentation: &str) -> Result<LazyFrame> {
-    let start = side(store, from, segmentation, "start")?;
-    let end = side(store, to, segmentation, "end")?;
+fn joined(snapshots: &Snapshots, from: &Manifest, to: &Manifest, segmentation: &str) -> Result<LazyFrame> {
+    let start = side(snapshots, from, segmentation, "start")?;
+    let end = side(snapshots, to, segmentation, "end")?;
     Ok(start
         .join(
             end,
@@ -152,12 +151,17 @@ fn churned_arr() -> Expr {
     col("arr_start").filter(col("in_end").not()).sum().alias("churned_arr")
 }
 
-pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec<String>) -> Result<Comparison> {
+pub fn compare(
+    snapshots: &Snapshots,
+    from: &Manifest,
+    to: &Manifest,
+    segmentations: Vec<String>,
+) -> Result<Comparison> {
     let mut transitions = Vec::new();
     let mut retention = Vec::new();
     let mut moves = Vec::new();
     for name in &segmentations {
-        let j = joined(store, from, to, name)?.cache();
+        let j = joined(snapshots, from, to, name)?.cache();
         transitions.push(
             j.clone()
                 .group_by([col("from_label"), col("to_label")])
@@ -265,7 +269,7 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
     let first = segmentations
         .first()
         .ok_or_else(|| Error::config("no segmentation to compare"))?;
-    let bridge = joined(store, from, to, first)?
+    let bridge = joined(snapshots, from, to, first)?
         .select([
             col("arr_start").sum().alias("starting_arr"),
             col("arr_end").filter(col("in_start").not()).sum().alias("new_arr"),
@@ -296,14 +300,14 @@ pub fn compare(store: &Store, from: &Manifest, to: &Manifest, segmentations: Vec
 /// Commits the comparison under `compare/from=C1/to=C2/` through the
 /// snapshot store. A comparison derives from immutable snapshots, so a rerun
 /// replaces it.
-pub fn commit(store: &Store, from: &Manifest, to: &Manifest, c: &Comparison) -> Result<CompareManifest> {
+pub fn commit(snapshots: &Snapshots, from: &Manifest, to: &Manifest, c: &Comparison) -> Result<CompareManifest> {
     let tables = [
         ("transitions", &c.transitions),
         ("retention", &c.retention),
         ("bridge", &c.bridge),
         ("moves", &c.moves),
     ];
-    snapshot::commit_comparison(store, from, to, &c.segmentations, &tables)
+    snapshots.commit_comparison(from, to, &c.segmentations, &tables)
 }
 
 /// One cell of a migration matrix.

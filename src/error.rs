@@ -259,6 +259,8 @@ pub enum SnapshotError {
     BadManifest { uri: String, cause: String },
     #[error("snapshot of cycle {cycle} lists no files")]
     NoFiles { cycle: String },
+    #[error("Delta table `{uri}`: {cause}")]
+    Delta { uri: String, cause: String },
 }
 
 impl From<SchemaError> for Error {

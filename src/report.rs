@@ -12,8 +12,7 @@ use crate::compare::{self, Report};
 use crate::config::Segmentation;
 use crate::error::{Context, Error, Result};
 use crate::expr::{Ast, BinOp, Kind};
-use crate::snapshot::{self, Manifest};
-use crate::storage::Store;
+use crate::snapshot::{self, Manifest, Snapshots};
 use crate::table;
 
 /// The most points a scatter draws: beyond that an SVG gets too heavy for a
@@ -429,8 +428,9 @@ fn drawn(points: &[Point]) -> Vec<&Point> {
     keep.into_iter().map(|i| &points[i]).collect()
 }
 
-pub fn render(store: &Store) -> Result<String> {
-    let manifests = snapshot::list_committed(store)?;
+pub fn render(snapshots: &Snapshots) -> Result<String> {
+    let store = snapshots.store();
+    let manifests = snapshots.list_committed()?;
     let Some(latest) = manifests.last() else {
         return Err(Error::config(format!(
             "no committed snapshots under {}: run `quadrant run` first",
@@ -438,13 +438,14 @@ pub fn render(store: &Store) -> Result<String> {
         )));
     };
     let plan = latest.recorded_plan()?;
-    let frame = snapshot::scan_committed(store, latest)?
+    let frame = snapshots
+        .scan_committed(latest)?
         .collect()
         .ctx(|| format!("snapshot {}", latest.cycle))?;
     let previous = manifests.len().checked_sub(2).map(|i| &manifests[i]);
     let migration = match previous {
         Some(p) => match compare::segmentations_to_compare(p, latest, None) {
-            Ok(names) => Some(Report::new(p, latest, &compare::compare(store, p, latest, names)?)?),
+            Ok(names) => Some(Report::new(p, latest, &compare::compare(snapshots, p, latest, names)?)?),
             Err(e) => {
                 tracing::warn!("no migration heat map: {e}");
                 None

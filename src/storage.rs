@@ -25,6 +25,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
+/// Enters the I/O runtime, for libraries whose synchronous calls expect to
+/// run inside one (delta-rs builds its log reader on the current runtime).
+pub fn enter_runtime() -> tokio::runtime::EnterGuard<'static> {
+    runtime().enter()
+}
+
 /// Runs a future of the storage or HTTP clients to completion.
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     runtime().block_on(f)
@@ -371,6 +377,12 @@ impl Store {
 
     pub fn is_local(&self) -> bool {
         self.local
+    }
+
+    /// The object store itself, rooted at the bucket, container or
+    /// filesystem root (not at this store's root), for delta-rs.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
     }
 
     /// A path below the root; `rel` uses `/` between parts.

@@ -3,19 +3,19 @@
 
 use crate::cli::CompareArgs;
 use crate::error::Result;
-use crate::{snapshot, table};
+use crate::table;
 
 use super::{Settings, committed};
 
 pub fn compare(args: CompareArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
-    let store = setup.output()?;
-    let from = committed(&store, &args.from)?;
-    let to = committed(&store, &args.to)?;
+    let snapshots = setup.snapshots()?;
+    let from = committed(&snapshots, &args.from)?;
+    let to = committed(&snapshots, &args.to)?;
     let names = crate::compare::segmentations_to_compare(&from, &to, args.segmentation.as_deref())?;
-    let comparison = crate::compare::compare(&store, &from, &to, names)?;
-    let written = crate::compare::commit(&store, &from, &to, &comparison)?;
-    let location = store.uri_of(&store.path(&snapshot::layout::compare_dir(&from.cycle, &to.cycle)));
+    let comparison = crate::compare::compare(&snapshots, &from, &to, names)?;
+    let written = crate::compare::commit(&snapshots, &from, &to, &comparison)?;
+    let location = snapshots.comparison_location(&from.cycle, &to.cycle);
     let report = crate::compare::Report::new(&from, &to, &comparison)?;
     if args.json {
         let json = serde_json::json!({

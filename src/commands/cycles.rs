@@ -2,14 +2,15 @@
 
 use crate::cli::CyclesArgs;
 use crate::error::Result;
-use crate::{snapshot, table};
+use crate::table;
 
 use super::Settings;
 
 pub fn cycles(args: CyclesArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
-    let store = setup.output()?;
-    let manifests = snapshot::list_committed(&store)?;
+    let snapshots = setup.snapshots()?;
+    let store = snapshots.store();
+    let manifests = snapshots.list_committed()?;
     if args.json {
         let list: Vec<serde_json::Value> = manifests
             .iter()

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::ExplainArgs;
 use crate::engine::polars as engine;
 use crate::error::{Context, Error, Result};
-use crate::snapshot::{self, Manifest};
+use crate::snapshot::Manifest;
 use crate::table;
 
 use super::{Settings, parse_cycle, parse_date};
@@ -40,17 +40,19 @@ struct SegmentationVerdict {
 
 pub fn explain(args: ExplainArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
-    let store = setup.output()?;
+    let snapshots = setup.snapshots()?;
+    let store = snapshots.store();
     let manifest: Option<Manifest> = match &args.cycle {
-        Some(c) => snapshot::settle(&store, &parse_cycle(c)?)?,
-        None => snapshot::list_committed(&store)?.pop(),
+        Some(c) => snapshots.settle(&parse_cycle(c)?)?,
+        None => snapshots.list_committed()?.pop(),
     };
     // A committed snapshot is explained with the plan that made it;
     // an uncommitted cycle is computed from the inputs.
     let (plan, frame, as_of, cycle, source) = match manifest {
         Some(m) => {
             let plan = m.recorded_plan()?;
-            let frame = snapshot::scan_committed(&store, &m)?
+            let frame = snapshots
+                .scan_committed(&m)?
                 .collect()
                 .ctx(|| format!("cannot read the snapshot of {}", m.cycle))?;
             let as_of = parse_date("as_of", &m.as_of)?;

@@ -17,7 +17,7 @@ use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::snapshot::{self, Manifest};
+use crate::snapshot::{Manifest, Snapshots};
 use crate::storage::Store;
 
 pub fn run(command: Command) -> Result<()> {
@@ -61,6 +61,11 @@ impl Settings {
     pub fn output(&self) -> Result<Store> {
         Store::open(&self.output_uri, &self.pipeline.storage)
     }
+
+    /// The snapshots under the output root, in the format found there.
+    pub fn snapshots(&self) -> Result<Snapshots> {
+        Snapshots::open(self.output()?)
+    }
 }
 
 /// The engine the flags ask for, checked before any input is read.
@@ -91,9 +96,10 @@ pub fn print_findings(findings: &[crate::plan::Finding]) {
 }
 
 /// The committed snapshot of a cycle, or a usage error saying how to make it.
-pub fn committed(store: &Store, cycle: &str) -> Result<Manifest> {
+pub fn committed(snapshots: &Snapshots, cycle: &str) -> Result<Manifest> {
     let c = parse_cycle(cycle)?;
-    snapshot::settle(store, &c)?.ok_or_else(|| {
+    let store = snapshots.store();
+    snapshots.settle(&c)?.ok_or_else(|| {
         Error::config(format!(
             "cycle {c} is not committed under {}: run `quadrant run --cycle {c}` first (`quadrant cycles` lists what is)",
             store.uri()

@@ -7,8 +7,8 @@ use super::Settings;
 
 pub fn report(args: ReportArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
-    let store = setup.output()?;
-    let html = crate::report::render(&store)?;
+    let snapshots = setup.snapshots()?;
+    let html = crate::report::render(&snapshots)?;
     std::fs::write(&args.to, html).map_err(|e| Error::io("write", &args.to, e))?;
     crate::outln!("wrote {}", args.to);
     Ok(())

@@ -10,8 +10,7 @@ use crate::engine::polars::{self as engine, Dataset, Evaluation};
 use crate::engine::{Choice, UsagePass};
 use crate::error::{Error, Result};
 use crate::integrations::lineage::{Lineage, LineageRun};
-use crate::snapshot::{self, Commit, InputInfo, Inputs};
-use crate::storage::Store;
+use crate::snapshot::{self, Commit, InputInfo, Inputs, Snapshots};
 use crate::table;
 
 use super::{Settings, parse_cycle, parse_date};
@@ -57,10 +56,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         .and_then(|p| p.partition_key())
         .filter(|_| range.is_none());
     let single = args.cycle.as_deref().or(partition).map(parse_cycle).transpose()?;
-    let store = setup.output()?;
+    let snapshots = Snapshots::for_run(setup.output()?, pipeline.output_format)?;
+    let store = snapshots.store();
     if let Some(cycle) = single {
         // Fail before any work when the answer is known already.
-        snapshot::check_replaceable(&store, &cycle, args.replace)?;
+        snapshots.check_replaceable(&cycle, args.replace)?;
     }
 
     let lineage = Lineage::configure(args.lineage_url.as_deref());
@@ -92,7 +92,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let mut summaries = Vec::new();
     for cycle in cycles {
-        if args.cycles.is_some() && !args.replace && snapshot::settle(&store, &cycle)?.is_some() {
+        if args.cycles.is_some() && !args.replace && snapshots.settle(&cycle)?.is_some() {
             tracing::info!(%cycle, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
                 cycle: cycle.to_string(),
@@ -118,7 +118,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
         match run_one(
             &setup,
-            &store,
+            &snapshots,
             &accounts,
             (&usage, pass.as_ref()),
             cycle,
@@ -206,7 +206,7 @@ impl RunSummary {
 
 fn run_one(
     setup: &Settings,
-    store: &Store,
+    snapshots: &Snapshots,
     accounts: &Dataset,
     (usage, pass): (&Dataset, &dyn UsagePass),
     cycle: Cycle,
@@ -214,6 +214,7 @@ fn run_one(
     replace: bool,
 ) -> Result<RunSummary> {
     let started_at = Utc::now();
+    let store = snapshots.store();
     let run_id = snapshot::new_run_id(started_at);
     let span = tracing::info_span!("run", %cycle, %run_id);
     let _enter = span.enter();
@@ -228,35 +229,32 @@ fn run_one(
     let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
-    let manifest = snapshot::commit(
-        store,
-        Commit {
-            pipeline: &setup.pipeline,
-            plan: &setup.plan,
-            cycle,
-            as_of,
-            run_id,
-            started_at,
-            snapshot: frame,
-            rejects,
-            inputs: Inputs {
-                accounts: InputInfo {
-                    uri: accounts.uri.clone(),
-                    rows: accounts_rows,
-                    files: accounts.files.clone(),
-                    read_by: None,
-                },
-                usage: InputInfo {
-                    uri: usage.uri.clone(),
-                    rows: usage_rows_in_windows,
-                    files: usage.files.clone(),
-                    read_by: pass.read_by(),
-                },
+    let manifest = snapshots.commit(Commit {
+        pipeline: &setup.pipeline,
+        plan: &setup.plan,
+        cycle,
+        as_of,
+        run_id,
+        started_at,
+        snapshot: frame,
+        rejects,
+        inputs: Inputs {
+            accounts: InputInfo {
+                uri: accounts.uri.clone(),
+                rows: accounts_rows,
+                files: accounts.files.clone(),
+                read_by: None,
             },
-            quality: quality.findings.clone(),
-            replace,
+            usage: InputInfo {
+                uri: usage.uri.clone(),
+                rows: usage_rows_in_windows,
+                files: usage.files.clone(),
+                read_by: pass.read_by(),
+            },
         },
-    )?;
+        quality: quality.findings.clone(),
+        replace,
+    })?;
     let commit_seconds = commit_start.elapsed().as_secs_f64();
     crate::progress::stage_done(
         "write_and_commit",

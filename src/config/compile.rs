@@ -173,6 +173,19 @@ impl<'a> Compiler<'a> {
             self.problem(raw.output.uri.span().start, "[output] `uri` is empty".into(), None);
         }
         self.uri_credentials(&raw.output.uri, "output");
+        let output_format = match &raw.output.format {
+            None => crate::snapshot::Format::default(),
+            Some(f) => f.get_ref().parse().unwrap_or_else(|message: String| {
+                let suggestion = crate::snapshot::Format::NAMES
+                    .iter()
+                    .map(|n| (strsim::levenshtein(n, f.get_ref()), *n))
+                    .min()
+                    .filter(|(d, _)| *d <= 2)
+                    .map(|(_, n)| format!("did you mean \"{n}\"?"));
+                self.problem(f.span().start, format!("[output] {message}"), suggestion);
+                crate::snapshot::Format::default()
+            }),
+        };
 
         // Every name an expression can use, and where it comes from.
         let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
@@ -244,6 +257,7 @@ impl<'a> Compiler<'a> {
             accounts,
             usage,
             output_uri: raw.output.uri.get_ref().trim().to_string(),
+            output_format,
             passthrough,
             params,
             aggregates,
@@ -884,7 +898,7 @@ uri = "out/"
         assert_eq!(
             got,
             [
-                "p.toml:9:1: unknown key `colour` in [output]\n  help: the keys allowed here are: uri, passthrough",
+                "p.toml:9:1: unknown key `colour` in [output]\n  help: the keys allowed here are: uri, format, passthrough",
                 "p.toml:12:1: unknown key `expresion` in [features]\n  help: did you mean `expr`?",
                 "p.toml:10:1: missing field `expr`",
             ]

@@ -32,6 +32,8 @@ pub struct Pipeline {
     pub accounts: Input,
     pub usage: Input,
     pub output_uri: String,
+    /// How snapshots are stored: Parquet partitions or Delta Lake tables.
+    pub output_format: crate::snapshot::Format,
     pub passthrough: Vec<String>,
     pub params: BTreeMap<String, Kind>,
     pub aggregates: Vec<Aggregate>,

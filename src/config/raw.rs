@@ -57,6 +57,8 @@ pub struct RawInput {
 pub struct RawOutput {
     pub uri: Spanned<String>,
     #[serde(default)]
+    pub format: Option<Spanned<String>>,
+    #[serde(default)]
     pub passthrough: Vec<Spanned<String>>,
 }
 

@@ -1,378 +1,28 @@
-//! The commit protocol, and the repair that finishes or rolls back whatever
-//! a run that died left behind. Used for every cycle a command touches.
-//!
-//! A cycle's partition holds one data file of a fixed name,
-//! `segments/cycle=C/part-0.parquet`, with the run's manifest embedded in
-//! its Parquet footer. Putting that object (create-only for a new cycle; for
-//! `--replace`, an overwrite of the version that was read) is the commit:
-//! object stores and the local disk (write, then rename) show an object
-//! whole or not at all, so a reader that globs the partition sees no rows,
-//! the old run's rows or the new run's rows, and never two runs. In order:
-//!
-//! 1. take the cycle's lock (a create-only put);
-//! 2. repair what a dead run left (see [`settle`]);
-//! 3. put this run's rejects under `_quadrant/staging/` (not visible to a
-//!    glob of `rejects/`);
-//! 4. put the data file: the commit point;
-//! 5. put `_manifest.json`, a copy of the embedded manifest;
-//! 6. publish the rejects: copy each to its fixed name under `rejects/`
-//!    (one atomic overwrite per dataset), delete the rejects of datasets
-//!    this run has none of, and the staged copies; release the lock.
-//!
-//! A run killed before step 4 leaves the previous state (plus staged files
-//! that no committed run owns, removed by the next repair); killed after
-//! it, the new run is committed and the next repair finishes steps 5 and 6,
-//! which are derived from the data file and the staged rejects.
-
-use std::collections::BTreeSet;
+//! What a commit is in every table format: the run's hand-over
+//! ([`Commit`]), its record (the manifest, also embedded in the footer of
+//! the snapshot's data file), the cycle lock around it, and the named pause
+//! points that tests kill runs at. The formats ([`super::parquet`],
+//! [`super::delta`]) differ only in where the files go and which write is
+//! the commit point.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use object_store::ObjectMeta;
 use polars::prelude::*;
 
-use super::encode::{footer_value, parquet_bytes, put_parquet};
+use super::encode::{footer_value, parquet_bytes};
 use super::layout;
 use super::lock;
 use super::manifest::{
-    CompareManifest, FORMAT_VERSION, Inputs, Manifest, OutputFile, PipelineInfo, Replaced, SegmentationSummary,
-    new_run_id, summarize,
+    CompareManifest, FORMAT_VERSION, Inputs, Manifest, OutputFile, PipelineInfo, new_run_id, summarize,
 };
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::error::{ConflictError, Context, Error, Result, SnapshotError};
-use crate::plan::Finding;
-use crate::plan::Plan;
+use crate::plan::{Finding, Plan};
 use crate::storage::Store;
 
 /// The footer key that holds a snapshot's manifest.
 const MANIFEST_KEY: &str = "quadrant.manifest";
-
-/// Stops the process at a named step of the commit when `QUADRANT_PAUSE_AT`
-/// names it, so tests can kill a run there. Debug builds only: a release
-/// binary has no such hook.
-#[cfg(debug_assertions)]
-fn pause_point(name: &str) {
-    if std::env::var("QUADRANT_PAUSE_AT").as_deref() == Ok(name) {
-        eprintln!("quadrant: paused at {name}");
-        std::thread::sleep(std::time::Duration::from_secs(3600));
-    }
-}
-
-#[cfg(not(debug_assertions))]
-fn pause_point(_: &str) {}
-
-/// What a cycle's folders hold, and what a repair would change.
-struct State {
-    /// The committed run, read from the data file (or a format-1 manifest).
-    committed: Option<Manifest>,
-    /// The data file as listed, for a conditional replace.
-    data: Option<ObjectMeta>,
-    /// Files that no committed run owns.
-    stale: Vec<ObjectMeta>,
-    /// The committed run's staged rejects, not yet copied to `rejects/`:
-    /// (staged, published) paths.
-    unpublished: Vec<(String, String)>,
-    /// `_manifest.json` is missing or describes another run.
-    manifest_lags: bool,
-    /// The cycle's lock was left by a run that died.
-    dead_lock: bool,
-}
-
-impl State {
-    fn needs_repair(&self) -> bool {
-        !self.stale.is_empty() || !self.unpublished.is_empty() || self.manifest_lags || self.dead_lock
-    }
-}
-
-/// The manifest embedded in a data file, with the file's own size filled in.
-fn embedded_manifest(store: &Store, path: &object_store::path::Path) -> Result<Option<Manifest>> {
-    let Some((value, size)) = footer_value(store, path, MANIFEST_KEY)? else {
-        return Ok(None);
-    };
-    let uri = store.uri_of(path);
-    let text = value.ok_or_else(|| SnapshotError::NotQuadrant { uri: uri.clone() })?;
-    let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| SnapshotError::BadManifest {
-        uri: uri.clone(),
-        cause: e.to_string(),
-    })?;
-    let rel = store.relative(path).to_string();
-    for o in manifest.outputs.iter_mut().filter(|o| o.path == rel) {
-        o.bytes = size;
-    }
-    Ok(Some(manifest))
-}
-
-fn read_json_manifest(store: &Store, rel: &str) -> Result<Option<Manifest>> {
-    let path = store.path(rel);
-    let Some(bytes) = store.get(&path)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        SnapshotError::BadManifest {
-            uri: store.uri_of(&path),
-            cause: e.to_string(),
-        }
-        .into()
-    })
-}
-
-fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
-    let data_rel = layout::data_file(cycle);
-    let manifest_rel = layout::manifest_file(cycle);
-    let mut listed = store.list(&store.path(&layout::partition(cycle)))?;
-    listed.extend(store.list(&store.path(&layout::rejects_dir(cycle)))?);
-    let staged = store.list(&store.path(&layout::staging_dir(cycle)))?;
-    let data = listed.iter().find(|m| store.relative(&m.location) == data_rel).cloned();
-    let json = read_json_manifest(store, &manifest_rel)?;
-    let committed = match &data {
-        Some(meta) => embedded_manifest(store, &meta.location)?,
-        // Snapshots of format 1 were committed by their manifest; they
-        // stay readable as long as the files it lists are there.
-        None => json.clone().filter(|m| {
-            m.format_version == 1
-                && m.outputs
-                    .iter()
-                    .all(|o| listed.iter().any(|meta| store.relative(&meta.location) == o.path))
-        }),
-    };
-    let owned: BTreeSet<&str> = committed
-        .iter()
-        .flat_map(|m| m.outputs.iter().map(|o| o.path.as_str()))
-        .collect();
-    // The committed run's rejects wait in staging until they are published.
-    let unpublished: Vec<(String, String)> = committed
-        .iter()
-        .flat_map(|m| {
-            m.outputs.iter().filter(|o| o.kind == "rejects").filter_map(|o| {
-                let dataset = o.path.split("/dataset=").nth(1)?.split('/').next()?;
-                let staged_rel = layout::staged_rejects(cycle, &m.run_id, dataset);
-                staged
-                    .iter()
-                    .any(|s| store.relative(&s.location) == staged_rel)
-                    .then(|| (staged_rel, o.path.clone()))
-            })
-        })
-        .collect();
-    let stale = listed
-        .iter()
-        .filter(|m| {
-            let rel = store.relative(&m.location);
-            !owned.contains(rel) && (rel != manifest_rel || committed.is_none())
-        })
-        .chain(staged.iter().filter(|s| {
-            let rel = store.relative(&s.location);
-            !unpublished.iter().any(|(staged_rel, _)| staged_rel == rel)
-        }))
-        .cloned()
-        .collect();
-    let manifest_lags = match (&committed, &json) {
-        (Some(c), Some(j)) => c.run_id != j.run_id,
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
-    Ok(State {
-        committed,
-        data,
-        stale,
-        unpublished,
-        manifest_lags,
-        dead_lock: lock::is_dead(store, cycle)?,
-    })
-}
-
-/// Finishes what a dead run left: brings `_manifest.json` up to the
-/// committed data file, publishes the committed run's staged rejects, and
-/// removes files no committed run owns. The lock is held.
-fn repair(store: &Store, cycle: &Cycle, state: &State) -> Result<()> {
-    if let (true, Some(m)) = (state.manifest_lags, &state.committed) {
-        tracing::info!(%cycle, run_id = %m.run_id, "writing the manifest of a run that died after it committed");
-        put_manifest(store, cycle, m)?;
-    }
-    for (staged, published) in &state.unpublished {
-        store.copy(&store.path(staged), &store.path(published))?;
-        store.delete(&store.path(staged))?;
-    }
-    for meta in &state.stale {
-        tracing::info!(%cycle, file = %store.relative(&meta.location), "removing a file that no committed run owns (left by a run that died)");
-        store.delete(&meta.location)?;
-    }
-    // The local disk stages each put in a hidden `name#N` file first; one
-    // left by a killed put is not listed by the store, so it is removed here.
-    if store.is_local() {
-        for rel in [
-            layout::partition(cycle),
-            layout::rejects_dir(cycle),
-            layout::staging_dir(cycle),
-        ] {
-            remove_staged_puts(std::path::Path::new(&store.uri_of(&store.path(&rel))));
-        }
-    }
-    Ok(())
-}
-
-/// Removes the `name#N` files of killed local puts below `dir`.
-fn remove_staged_puts(dir: &std::path::Path) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() {
-            remove_staged_puts(&path);
-        } else if name
-            .rsplit_once('#')
-            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            tracing::info!(file = %path.display(), "removing the staging file of a put that was killed");
-            let _ = std::fs::remove_file(&path);
-        }
-    }
-}
-
-fn put_manifest(store: &Store, cycle: &Cycle, manifest: &Manifest) -> Result<()> {
-    let body = Bytes::from(serde_json::to_vec_pretty(manifest).expect("serializable"));
-    store.put(&store.path(&layout::manifest_file(cycle)), body, false)?;
-    Ok(())
-}
-
-/// The committed run of a cycle, if any, after repairing what a dead run
-/// left (when no live run holds the cycle: that one will finish its work).
-/// What is committed is read from the data file, so a reader that may not
-/// write (a BI service account) gets the right answer; its repair is then
-/// left to the next run, with a warning.
-pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
-    let state = inspect(store, cycle)?;
-    if !state.needs_repair() {
-        return Ok(state.committed);
-    }
-    let repaired = (|| -> Result<Option<Option<Manifest>>> {
-        match lock::take(store, cycle, &lock::repair_id())? {
-            Ok(_held) => {
-                pause_point("repairing");
-                let state = inspect(store, cycle)?;
-                repair(store, cycle, &state)?;
-                Ok(Some(state.committed))
-            }
-            Err(_) => Ok(None),
-        }
-    })();
-    match repaired {
-        Ok(Some(committed)) => Ok(committed),
-        Ok(None) => Ok(state.committed),
-        Err(e) => {
-            tracing::warn!(%cycle, error = %e, "could not repair what a run that died left in this cycle (no write access?); the next run will");
-            Ok(state.committed)
-        }
-    }
-}
-
-fn already_committed(store: &Store, cycle: &Cycle, m: &Manifest) -> Error {
-    ConflictError::AlreadyCommitted {
-        cycle: cycle.to_string(),
-        root: store.uri().to_string(),
-        run_id: m.run_id.clone(),
-        committed_at: m.finished_at.clone(),
-    }
-    .into()
-}
-
-/// Fails with the conflict code when a cycle is committed and `replace` is
-/// off, after repairing the cycle. Checked before the work starts, and again
-/// under the lock.
-pub fn check_replaceable(store: &Store, cycle: &Cycle, replace: bool) -> Result<Option<Manifest>> {
-    match settle(store, cycle)? {
-        Some(m) if !replace => Err(already_committed(store, cycle, &m)),
-        other => Ok(other),
-    }
-}
-
-/// Every committed snapshot under the root, oldest cycle first.
-pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
-    let cycles: BTreeSet<Cycle> = store
-        .list(&store.path("segments"))?
-        .iter()
-        .filter_map(|m| layout::cycle_of(store.relative(&m.location)))
-        .collect();
-    let mut out = Vec::new();
-    for cycle in cycles {
-        out.extend(settle(store, &cycle)?);
-    }
-    Ok(out)
-}
-
-/// The rows of a committed snapshot, read through its manifest.
-pub fn scan_committed(store: &Store, manifest: &Manifest) -> Result<LazyFrame> {
-    let paths: Vec<PlRefPath> = manifest
-        .outputs
-        .iter()
-        .filter(|o| o.kind == "segments")
-        .map(|o| PlRefPath::new(store.uri_of(&store.path(&o.path)).as_str()))
-        .collect();
-    if paths.is_empty() {
-        return Err(SnapshotError::NoFiles {
-            cycle: manifest.cycle.clone(),
-        }
-        .into());
-    }
-    let args = ScanArgsParquet {
-        cloud_options: store.cloud_options()?,
-        ..Default::default()
-    };
-    LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
-        .ctx(|| format!("cannot read the snapshot of cycle {}", manifest.cycle))
-}
-
-/// Puts a table's data file at its fixed name, replacing any earlier one in
-/// one atomic overwrite. For tables that are recomputed rather than
-/// committed once (compare's).
-pub fn put_table(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame) -> Result<OutputFile> {
-    let bytes = put_parquet(store, rel, frame, false)?.expect("an overwrite always writes");
-    Ok(OutputFile {
-        path: rel.to_string(),
-        kind: kind.to_string(),
-        rows: frame.height() as u64,
-        bytes,
-    })
-}
-
-/// Commits a comparison of two snapshots: each table is put at its fixed
-/// name (one atomic overwrite, so a glob of a table sees one comparison),
-/// then the record; files an earlier comparison left are removed.
-pub fn commit_comparison(
-    store: &Store,
-    from: &Manifest,
-    to: &Manifest,
-    segmentations: &[String],
-    tables: &[(&str, &DataFrame)],
-) -> Result<CompareManifest> {
-    let mut outputs = Vec::new();
-    for (name, frame) in tables {
-        let rel = layout::compare_table(&from.cycle, &to.cycle, name);
-        outputs.push(put_table(store, &rel, name, &mut (*frame).clone())?);
-    }
-    let manifest = CompareManifest {
-        format_version: FORMAT_VERSION,
-        quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
-        from: from.cycle.clone(),
-        to: to.cycle.clone(),
-        from_run_id: from.run_id.clone(),
-        to_run_id: to.run_id.clone(),
-        run_id: new_run_id(Utc::now()),
-        finished_at: Utc::now().to_rfc3339(),
-        segmentations: segmentations.to_vec(),
-        outputs,
-    };
-    let dir = layout::compare_dir(&from.cycle, &to.cycle);
-    let body = Bytes::from(serde_json::to_vec_pretty(&manifest).expect("serializable"));
-    store.put(&store.path(&format!("{dir}/{}", layout::MANIFEST)), body, false)?;
-    let listed: BTreeSet<&str> = manifest.outputs.iter().map(|o| o.path.as_str()).collect();
-    for meta in store.list(&store.path(&dir))? {
-        let rel = store.relative(&meta.location);
-        if !rel.ends_with(layout::MANIFEST) && !listed.contains(rel) {
-            store.delete(&meta.location)?;
-        }
-    }
-    Ok(manifest)
-}
 
 /// What a run hands over for commit.
 pub struct Commit<'a> {
@@ -390,30 +40,20 @@ pub struct Commit<'a> {
     pub replace: bool,
 }
 
-/// Writes and commits a snapshot; returns its manifest.
-pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
-    let cycle = c.cycle;
-    pause_point("before-lock");
-    // A repair holds the lock for a moment only: wait for it; another run
-    // holding it is a conflict.
-    let waited = std::time::Instant::now();
-    let _lock = loop {
-        match lock::take(store, &cycle, &c.run_id)? {
-            Ok(held) => break held,
-            Err(holder) if holder.is_repair() && waited.elapsed() < std::time::Duration::from_secs(60) => {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            Err(holder) => return Err(holder.conflict(&cycle)),
-        }
-    };
-    pause_point("after-lock");
-    let state = inspect(store, &cycle)?;
-    repair(store, &cycle, &state)?;
-    let previous = state.committed;
-    if let (Some(m), false) = (&previous, c.replace) {
-        return Err(already_committed(store, &cycle, m));
-    }
+/// A commit made ready for a format: the snapshot with its `run_id` and
+/// `pipeline_hash` columns, the rejects, and the manifest without outputs.
+pub struct Prepared {
+    pub cycle: Cycle,
+    pub run_id: String,
+    pub snapshot: DataFrame,
+    pub rejects: Vec<(&'static str, DataFrame)>,
+    pub manifest: Manifest,
+}
 
+/// Stamps the snapshot and writes its record; outputs and `replaced` are the
+/// format's to fill in.
+pub fn prepare(c: Commit) -> Result<Prepared> {
+    let cycle = c.cycle;
     let mut snapshot = c.snapshot;
     let rows = snapshot.height();
     for (name, value) in [("run_id", &c.run_id), ("pipeline_hash", &c.pipeline.hash)] {
@@ -422,37 +62,8 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
             .with_column(Column::new_scalar(name.into(), value, rows))
             .ctx(|| format!("cannot add the `{name}` column to the snapshot of cycle {cycle}"))?;
     }
-    let segmentations: Vec<SegmentationSummary> = summarize(&c.plan.segmentations, &snapshot)?;
-
-    // Rejects are staged first: when the data file appears, they are there
-    // to be published.
-    let mut outputs = Vec::new();
-    let mut ours = Vec::new();
-    for (dataset, mut frame) in c.rejects {
-        let staged = layout::staged_rejects(&cycle, &c.run_id, dataset);
-        ours.push(store.path(&staged));
-        let bytes = put_parquet(store, &staged, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
-            uri: store.uri_of(&store.path(&staged)),
-        })?;
-        outputs.push(OutputFile {
-            path: layout::rejects_file(&cycle, dataset),
-            kind: "rejects".into(),
-            rows: frame.height() as u64,
-            bytes,
-        });
-    }
-    let data_rel = layout::data_file(&cycle);
-    outputs.insert(
-        0,
-        OutputFile {
-            path: data_rel.clone(),
-            kind: "segments".into(),
-            rows: rows as u64,
-            // The file cannot hold its own size: readers fill it in.
-            bytes: 0,
-        },
-    );
-    let mut manifest = Manifest {
+    let segmentations = summarize(&c.plan.segmentations, &snapshot)?;
+    let manifest = Manifest {
         format_version: FORMAT_VERSION,
         quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
         pipeline: PipelineInfo {
@@ -467,74 +78,201 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
         started_at: c.started_at.to_rfc3339(),
         finished_at: Utc::now().to_rfc3339(),
         inputs: c.inputs,
-        outputs,
+        outputs: Vec::new(),
         rows: rows as u64,
         segmentations,
         quality: c.quality,
-        replaced: previous.as_ref().map(|p| Replaced {
-            run_id: p.run_id.clone(),
-            finished_at: p.finished_at.clone(),
-        }),
+        replaced: None,
         plan: Some(c.plan.clone()),
     };
-    let embedded = serde_json::to_string(&manifest).expect("serializable");
-    let start = std::time::Instant::now();
-    let bytes = Bytes::from(parquet_bytes(&mut snapshot, &[(MANIFEST_KEY, embedded)])?);
-    let size = bytes.len() as u64;
-    let encoded = start.elapsed().as_secs_f64();
-
-    pause_point("before-data");
-    let data_path = store.path(&data_rel);
-    let put = match &state.data {
-        Some(meta) => store.put_if_unchanged(&data_path, bytes, meta),
-        None => store.put(&data_path, bytes, true),
-    };
-    // The commit point. When the store's answer is lost, or says the object
-    // exists, what is stored decides: our run id in its footer means we
-    // committed (a retried put may find its own first attempt).
-    let committed_by_us =
-        || -> Result<bool> { Ok(embedded_manifest(store, &data_path)?.is_some_and(|m| m.run_id == c.run_id)) };
-    match put {
-        Ok(true) => {}
-        Ok(false) => {
-            if committed_by_us()? {
-                tracing::warn!(%cycle, "the store answered that the snapshot exists: it is this run's (a retried put)");
-            } else {
-                delete_all(store, &ours);
-                return Err(ConflictError::CommittedFirst {
-                    cycle: cycle.to_string(),
-                }
-                .into());
-            }
-        }
-        Err(e) => match committed_by_us() {
-            Ok(true) => {
-                tracing::warn!(%cycle, error = %e, "the store's answer to the snapshot put was lost; read back: it is committed");
-            }
-            Ok(false) => {
-                delete_all(store, &ours);
-                return Err(e);
-            }
-            // Unknown whether the snapshot is ours: keep our rejects; the
-            // next run's repair settles it.
-            Err(_) => return Err(e),
-        },
-    }
-    tracing::debug!(file = %data_rel, bytes = size, encode_seconds = encoded, put_seconds = start.elapsed().as_secs_f64() - encoded, "committed");
-    manifest.outputs[0].bytes = size;
-    pause_point("before-manifest");
-    put_manifest(store, &cycle, &manifest)?;
-    pause_point("after-manifest");
-    // Publish the rejects and remove the replaced run's files: what a
-    // repair does after a run that died here.
-    repair(store, &cycle, &inspect(store, &cycle)?)?;
-    Ok(manifest)
+    Ok(Prepared {
+        cycle,
+        run_id: c.run_id,
+        snapshot,
+        rejects: c.rejects,
+        manifest,
+    })
 }
 
-fn delete_all(store: &Store, paths: &[object_store::path::Path]) {
+/// The snapshot's data file as an output of its manifest; its size is
+/// filled in by readers (a file cannot hold its own size).
+pub fn data_output(path: String, rows: usize) -> OutputFile {
+    OutputFile {
+        path,
+        kind: "segments".into(),
+        rows: rows as u64,
+        bytes: 0,
+    }
+}
+
+/// The record of a comparison of two snapshots.
+pub fn compare_record(
+    from: &Manifest,
+    to: &Manifest,
+    segmentations: &[String],
+    outputs: Vec<OutputFile>,
+) -> CompareManifest {
+    CompareManifest {
+        format_version: FORMAT_VERSION,
+        quadrant_version: env!("CARGO_PKG_VERSION").to_string(),
+        from: from.cycle.clone(),
+        to: to.cycle.clone(),
+        from_run_id: from.run_id.clone(),
+        to_run_id: to.run_id.clone(),
+        run_id: new_run_id(Utc::now()),
+        finished_at: Utc::now().to_rfc3339(),
+        segmentations: segmentations.to_vec(),
+        outputs,
+    }
+}
+
+/// Puts a comparison's record at `compare/from=C1/to=C2/_manifest.json`.
+pub fn put_compare_manifest(store: &Store, manifest: &CompareManifest) -> Result<()> {
+    let dir = layout::compare_dir(&manifest.from, &manifest.to);
+    let body = Bytes::from(serde_json::to_vec_pretty(manifest).expect("serializable"));
+    store.put(&store.path(&format!("{dir}/{}", layout::MANIFEST)), body, false)?;
+    Ok(())
+}
+
+/// The snapshot encoded as Parquet with its manifest in the footer.
+pub fn encode_with_manifest(snapshot: &mut DataFrame, manifest: &Manifest) -> Result<Bytes> {
+    let embedded = serde_json::to_string(manifest).expect("serializable");
+    Ok(Bytes::from(parquet_bytes(snapshot, &[(MANIFEST_KEY, embedded)])?))
+}
+
+/// Stops the process at a named step of the commit when `QUADRANT_PAUSE_AT`
+/// names it, so tests can kill a run there. Debug builds only: a release
+/// binary has no such hook.
+#[cfg(debug_assertions)]
+pub fn pause_point(name: &str) {
+    if std::env::var("QUADRANT_PAUSE_AT").as_deref() == Ok(name) {
+        eprintln!("quadrant: paused at {name}");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+#[cfg(not(debug_assertions))]
+pub fn pause_point(_: &str) {}
+
+/// The manifest embedded in a data file, with the file's own size filled in.
+pub fn embedded_manifest(store: &Store, path: &object_store::path::Path) -> Result<Option<Manifest>> {
+    let Some((value, size)) = footer_value(store, path, MANIFEST_KEY)? else {
+        return Ok(None);
+    };
+    let uri = store.uri_of(path);
+    let text = value.ok_or_else(|| SnapshotError::NotQuadrant { uri: uri.clone() })?;
+    let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| SnapshotError::BadManifest {
+        uri: uri.clone(),
+        cause: e.to_string(),
+    })?;
+    let rel = store.relative(path).to_string();
+    for o in manifest.outputs.iter_mut().filter(|o| o.path == rel) {
+        o.bytes = size;
+    }
+    Ok(Some(manifest))
+}
+
+/// The copy of the committed manifest at `segments/cycle=C/_manifest.json`.
+pub fn read_json_manifest(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
+    let path = store.path(&layout::manifest_file(cycle));
+    let Some(bytes) = store.get(&path)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        SnapshotError::BadManifest {
+            uri: store.uri_of(&path),
+            cause: e.to_string(),
+        }
+        .into()
+    })
+}
+
+pub fn put_manifest(store: &Store, cycle: &Cycle, manifest: &Manifest) -> Result<()> {
+    let body = Bytes::from(serde_json::to_vec_pretty(manifest).expect("serializable"));
+    store.put(&store.path(&layout::manifest_file(cycle)), body, false)?;
+    Ok(())
+}
+
+pub fn already_committed(store: &Store, cycle: &Cycle, m: &Manifest) -> Error {
+    ConflictError::AlreadyCommitted {
+        cycle: cycle.to_string(),
+        root: store.uri().to_string(),
+        run_id: m.run_id.clone(),
+        committed_at: m.finished_at.clone(),
+    }
+    .into()
+}
+
+/// Takes the cycle's lock for a commit. A repair holds it for a moment
+/// only: wait for it; another run holding it is a conflict.
+pub fn lock_for_commit<'a>(store: &'a Store, cycle: &Cycle, run_id: &str) -> Result<lock::Held<'a>> {
+    let waited = std::time::Instant::now();
+    loop {
+        match lock::take(store, cycle, run_id)? {
+            Ok(held) => return Ok(held),
+            Err(holder) if holder.is_repair() && waited.elapsed() < std::time::Duration::from_secs(60) => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(holder) => return Err(holder.conflict(cycle)),
+        }
+    }
+}
+
+/// Runs a repair under the cycle's lock, unless a live run holds it (that
+/// one finishes its own work). A reader that may not write (a BI service
+/// account) still gets its answer: the repair is then left to the next run,
+/// with a warning.
+pub fn repair_if_free<T>(store: &Store, cycle: &Cycle, unrepaired: T, repair: impl FnOnce() -> Result<T>) -> Result<T> {
+    let repaired = (|| -> Result<Option<T>> {
+        match lock::take(store, cycle, &lock::repair_id())? {
+            Ok(_held) => {
+                pause_point("repairing");
+                repair().map(Some)
+            }
+            Err(_) => Ok(None),
+        }
+    })();
+    match repaired {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Ok(unrepaired),
+        Err(e) => {
+            tracing::warn!(%cycle, error = %e, "could not repair what a run that died left in this cycle (no write access?); the next run will");
+            Ok(unrepaired)
+        }
+    }
+}
+
+/// Removes files of a run that did not commit.
+pub fn delete_all(store: &Store, paths: &[object_store::path::Path]) {
     for path in paths {
         if let Err(e) = store.delete(path) {
             tracing::warn!(error = %e, "could not remove a file of this uncommitted run; the next run removes it");
+        }
+    }
+}
+
+/// The local disk stages each put in a hidden `name#N` file first; one left
+/// by a killed put is not listed by the store, so it is removed here.
+pub fn remove_staged_puts(store: &Store, rels: &[String]) {
+    if store.is_local() {
+        for rel in rels {
+            remove_staged_puts_below(std::path::Path::new(&store.uri_of(&store.path(rel))));
+        }
+    }
+}
+
+fn remove_staged_puts_below(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            remove_staged_puts_below(&path);
+        } else if name
+            .rsplit_once('#')
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            tracing::info!(file = %path.display(), "removing the staging file of a put that was killed");
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

@@ -9,6 +9,18 @@
 //! compare/from=C1/to=C2/_manifest.json
 //! _quadrant/locks/cycle=C.json                     held while a run commits or repairs
 //! ```
+//!
+//! With `[output] format = "delta"`, each table is a Delta Lake table
+//! (its log in `_delta_log/`) and each run's files have its run id in their
+//! names; the table's log says which are committed:
+//!
+//! ```text
+//! segments/cycle=C/part-<run>.parquet              partitioned by cycle
+//! segments/cycle=C/_manifest.json                  the commit record, derived from the log
+//! rejects/<dataset>/cycle=C/part-<run>.parquet     one table per dataset
+//! compare/<table>/from=C1/to=C2/part-<run>.parquet one table per compare table
+//! compare/from=C1/to=C2/_manifest.json
+//! ```
 
 use crate::cycle::Cycle;
 
@@ -20,8 +32,32 @@ pub const MANIFEST: &str = "_manifest.json";
 /// old rows or the new rows, never both.
 pub const DATA_FILE: &str = "part-0.parquet";
 
+/// The snapshot table, the rejects and compare's tables, below the root.
+pub const SEGMENTS: &str = "segments";
+pub const REJECTS: &str = "rejects";
+pub const COMPARE: &str = "compare";
+
+/// The datasets that data checks reject rows of.
+pub const DATASETS: [&str; 2] = ["accounts", "usage"];
+
 pub fn partition(cycle: &Cycle) -> String {
-    format!("segments/cycle={cycle}")
+    format!("{SEGMENTS}/cycle={cycle}")
+}
+
+/// A run's file in a Delta table's partition: the run id makes it unique,
+/// so a run never overwrites a file that another version of the table reads.
+pub fn run_file(partition: &str, run_id: &str) -> String {
+    format!("{partition}/part-{run_id}.parquet")
+}
+
+/// The Delta table of a dataset's rejects.
+pub fn rejects_table(dataset: &str) -> String {
+    format!("{REJECTS}/{dataset}")
+}
+
+/// The Delta table of one of compare's tables.
+pub fn compare_delta_table(table: &str) -> String {
+    format!("{COMPARE}/{table}")
 }
 
 pub fn data_file(cycle: &Cycle) -> String {

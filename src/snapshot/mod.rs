@@ -1,19 +1,201 @@
 //! Snapshots: where they live ([`layout`]), what their commit record holds
 //! ([`manifest`]), how they are encoded ([`encode`]), the cycle lock
-//! ([`lock`]) and the one commit protocol with its repair ([`commit`]),
-//! used by `run` and `compare` alike.
+//! ([`lock`]), what every commit shares ([`commit`]), and the two table
+//! formats, each with its one commit protocol and repair: a folder of
+//! Hive-partitioned Parquet ([`parquet`]) and Delta Lake tables ([`delta`]).
+//! [`Snapshots`] is the seam the commands use: they never ask which format
+//! an output root holds.
 
 pub mod commit;
+pub mod delta;
 pub mod encode;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+pub mod parquet;
 
-pub use commit::{
-    Commit, check_replaceable, commit, commit_comparison, list_committed, put_table, scan_committed, settle,
-};
+use polars::prelude::*;
+
+pub use commit::Commit;
 pub use layout::partition;
 pub use manifest::{
     CompareManifest, FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, PipelineInfo, Replaced,
     SegmentationSummary, new_run_id,
 };
+
+use crate::cycle::Cycle;
+use crate::error::{Context, Error, Result, SnapshotError};
+use crate::storage::Store;
+
+/// How snapshots are stored: `[output] format` in the pipeline file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One folder of Hive-partitioned Parquet per table; a glob reads it.
+    #[default]
+    Parquet,
+    /// Delta Lake tables partitioned by `cycle`: atomic replaces, time travel.
+    Delta,
+}
+
+impl Format {
+    pub const NAMES: [&str; 2] = ["parquet", "delta"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Delta => "delta",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "parquet" => Ok(Format::Parquet),
+            "delta" => Ok(Format::Delta),
+            other => Err(format!(
+                "`{other}` is not an output format: use \"parquet\" or \"delta\""
+            )),
+        }
+    }
+}
+
+/// The committed snapshots under an output root, in the format they were
+/// written in.
+pub struct Snapshots {
+    store: Store,
+    format: Format,
+}
+
+/// What an output root holds: a Delta table's log under `segments/`, or
+/// Parquet partitions, or nothing yet.
+fn detect(store: &Store) -> Result<Option<Format>> {
+    if delta::is_table(store, layout::SEGMENTS)? {
+        return Ok(Some(Format::Delta));
+    }
+    let parquet = store
+        .list(&store.path(layout::SEGMENTS))?
+        .iter()
+        .any(|m| layout::cycle_of(store.relative(&m.location)).is_some());
+    Ok(parquet.then_some(Format::Parquet))
+}
+
+impl Snapshots {
+    /// The snapshots under a root for reading (`cycles`, `compare`,
+    /// `report`, `explain`): the format is the one found there.
+    pub fn open(store: Store) -> Result<Snapshots> {
+        let format = detect(&store)?.unwrap_or_default();
+        Ok(Snapshots { store, format })
+    }
+
+    /// The snapshots under a root for a run that writes `format`; a root
+    /// that holds the other format is refused (one root, one format).
+    pub fn for_run(store: Store, format: Format) -> Result<Snapshots> {
+        match detect(&store)? {
+            Some(found) if found != format => Err(Error::config(format!(
+                "the output root {} holds {} snapshots, but the pipeline's [output] format is \"{}\": set format = \"{}\", or write to another output root",
+                store.uri(),
+                match found {
+                    Format::Delta => "Delta Lake",
+                    Format::Parquet => "Parquet",
+                },
+                format.name(),
+                found.name()
+            ))),
+            _ => Ok(Snapshots { store, format }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The committed run of a cycle, if any, after repairing what a dead
+    /// run left (when no live run holds the cycle: that one finishes its
+    /// own work).
+    pub fn settle(&self, cycle: &Cycle) -> Result<Option<Manifest>> {
+        match self.format {
+            Format::Parquet => parquet::settle(&self.store, cycle),
+            Format::Delta => delta::settle(&self.store, cycle),
+        }
+    }
+
+    /// Fails with the conflict code when a cycle is committed and `replace`
+    /// is off, after repairing the cycle. Checked before the work starts,
+    /// and again under the lock.
+    pub fn check_replaceable(&self, cycle: &Cycle, replace: bool) -> Result<Option<Manifest>> {
+        match self.settle(cycle)? {
+            Some(m) if !replace => Err(commit::already_committed(&self.store, cycle, &m)),
+            other => Ok(other),
+        }
+    }
+
+    /// Every committed snapshot under the root, oldest cycle first.
+    pub fn list_committed(&self) -> Result<Vec<Manifest>> {
+        match self.format {
+            Format::Parquet => parquet::list_committed(&self.store),
+            Format::Delta => delta::list_committed(&self.store),
+        }
+    }
+
+    /// Writes and commits a snapshot; returns its manifest.
+    pub fn commit(&self, c: Commit) -> Result<Manifest> {
+        match self.format {
+            Format::Parquet => parquet::commit(&self.store, c),
+            Format::Delta => delta::commit(&self.store, c),
+        }
+    }
+
+    /// Commits a comparison of two snapshots (`compare`'s tables and record).
+    pub fn commit_comparison(
+        &self,
+        from: &Manifest,
+        to: &Manifest,
+        segmentations: &[String],
+        tables: &[(&str, &DataFrame)],
+    ) -> Result<CompareManifest> {
+        match self.format {
+            Format::Parquet => parquet::commit_comparison(&self.store, from, to, segmentations, tables),
+            Format::Delta => delta::commit_comparison(&self.store, from, to, segmentations, tables),
+        }
+    }
+
+    /// Where a comparison's tables are, for messages.
+    pub fn comparison_location(&self, from: &str, to: &str) -> String {
+        let rel = match self.format {
+            Format::Parquet => layout::compare_dir(from, to),
+            Format::Delta => layout::COMPARE.to_string(),
+        };
+        self.store.uri_of(&self.store.path(&rel))
+    }
+
+    /// The rows of a committed snapshot, read through its manifest: the
+    /// data file it names is the committed one in either format.
+    pub fn scan_committed(&self, manifest: &Manifest) -> Result<LazyFrame> {
+        let store = &self.store;
+        let paths: Vec<PlRefPath> = manifest
+            .outputs
+            .iter()
+            .filter(|o| o.kind == "segments")
+            .map(|o| PlRefPath::new(store.uri_of(&store.path(&o.path)).as_str()))
+            .collect();
+        if paths.is_empty() {
+            return Err(SnapshotError::NoFiles {
+                cycle: manifest.cycle.clone(),
+            }
+            .into());
+        }
+        let args = ScanArgsParquet {
+            cloud_options: store.cloud_options()?,
+            ..Default::default()
+        };
+        LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+            .ctx(|| format!("cannot read the snapshot of cycle {}", manifest.cycle))
+    }
+}

@@ -1,0 +1,522 @@
+//! The Delta Lake table format (`[output] format = "delta"`): its commit
+//! protocol, and the repair that finishes or rolls back whatever a run that
+//! died left behind.
+//!
+//! `segments/` is one Delta table partitioned by `cycle`; the rejects of
+//! each dataset (`rejects/<dataset>/`) and each of compare's tables
+//! (`compare/<table>/`) are Delta tables too. A run writes its files under
+//! names that carry its run id, where no reader of the table looks until
+//! the log names them. In order:
+//!
+//! 1. take the cycle's lock (a create-only put);
+//! 2. repair what a dead run left (see [`settle`]);
+//! 3. put this run's rejects files and its snapshot file (the manifest in
+//!    its footer, as in the Parquet format) into their partitions;
+//! 4. commit the snapshot file to `segments/`: one Delta commit that adds
+//!    it and, for `--replace`, removes the files of the run it replaces (an
+//!    overwrite with the predicate `cycle = 'C'`), with the run's record in
+//!    the commit information. Delta's commit is the create-only put of
+//!    `_delta_log/<version>.json`: **this is the commit point**. A reader of
+//!    the table sees the cycle before it or after it, never in between;
+//! 5. put `_manifest.json`, quadrant's catalog entry, a copy of the
+//!    manifest in the committed file's footer;
+//! 6. commit the rejects to each rejects table (the same kind of commit);
+//!    release the lock.
+//!
+//! What is committed is always read from the log: the one active file of
+//! the cycle's partition, and the manifest in its footer. The catalog entry
+//! and the rejects tables are derived from it, so they cannot disagree with
+//! it for longer than a dead run's repair takes: killed before step 4, the
+//! run leaves files no version of the table names (removed by the next
+//! repair); killed after it, the run is committed and the next repair
+//! finishes steps 5 and 6. Files a replace removed stay for time travel
+//! until `quadrant vacuum` (or any Delta writer's vacuum) deletes them.
+
+pub mod table;
+
+use std::collections::{BTreeSet, HashMap};
+
+use object_store::ObjectMeta;
+use polars::prelude::*;
+
+use super::commit::{
+    Commit, Prepared, already_committed, compare_record, data_output, delete_all, embedded_manifest,
+    encode_with_manifest, lock_for_commit, pause_point, prepare, put_compare_manifest, put_manifest,
+    read_json_manifest, remove_staged_puts, repair_if_free,
+};
+use super::encode::put_parquet;
+use super::layout;
+use super::lock;
+use super::manifest::{CompareManifest, Manifest, OutputFile, Replaced};
+use crate::cycle::Cycle;
+use crate::error::{ConflictError, Context, Error, Result, SnapshotError};
+use crate::storage::Store;
+use table::{NewFile, Table};
+
+pub use table::is_table;
+
+/// The partition column of the snapshot and rejects tables.
+const CYCLE: &str = "cycle";
+
+/// The tables a cycle's commit touches.
+struct Tables<'a> {
+    segments: Table<'a>,
+    rejects: Vec<(&'static str, Table<'a>)>,
+}
+
+fn open_tables(store: &Store) -> Result<Tables<'_>> {
+    let mut rejects = Vec::new();
+    for dataset in layout::DATASETS {
+        rejects.push((dataset, Table::open(store, &layout::rejects_table(dataset))?));
+    }
+    Ok(Tables {
+        segments: Table::open(store, layout::SEGMENTS)?,
+        rejects,
+    })
+}
+
+/// What a cycle's partitions hold, and what a repair would change.
+struct State {
+    /// The committed run, read from the footer of the file the log names.
+    committed: Option<Manifest>,
+    /// The cycle's active files in `segments/`, relative to the table.
+    active: BTreeSet<String>,
+    /// Files that no version of their table names and no committed run
+    /// will: left by runs that died before their commit.
+    stale: Vec<ObjectMeta>,
+    /// Rejects tables whose files for the cycle are not the committed
+    /// run's: (dataset, the committed run's file, if it has one).
+    unpublished: Vec<(&'static str, Option<OutputFile>)>,
+    /// `_manifest.json` is missing or describes another run.
+    manifest_lags: bool,
+    dead_lock: bool,
+}
+
+impl State {
+    fn needs_repair(&self) -> bool {
+        !self.stale.is_empty() || !self.unpublished.is_empty() || self.manifest_lags || self.dead_lock
+    }
+}
+
+fn cycle_dir(cycle: &Cycle) -> String {
+    format!("{CYCLE}={cycle}")
+}
+
+/// A path below the root, relative to a table's root.
+fn in_table<'p>(table: &Table, rel: &'p str) -> Option<&'p str> {
+    rel.strip_prefix(table.rel())?.strip_prefix('/')
+}
+
+fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
+    let value = cycle.to_string();
+    let partition = [(CYCLE, value.as_str())];
+    let active = tables.segments.partition_files(&partition)?;
+    let committed = match active.iter().collect::<Vec<_>>().as_slice() {
+        [] => None,
+        [file] => {
+            let rel = tables.segments.store_rel(file);
+            Some(
+                embedded_manifest(store, &store.path(&rel))?.ok_or_else(|| SnapshotError::Delta {
+                    uri: store.uri_of(&store.path(layout::SEGMENTS)),
+                    cause: format!("the log names `{rel}` for cycle {cycle}, but the file is missing"),
+                })?,
+            )
+        }
+        files => {
+            return Err(SnapshotError::Delta {
+                uri: store.uri_of(&store.path(layout::SEGMENTS)),
+                cause: format!(
+                    "cycle {cycle} has {} files, but quadrant commits one per cycle: was the table written by another tool?",
+                    files.len()
+                ),
+            }
+            .into());
+        }
+    };
+    let mut unpublished = Vec::new();
+    let mut pending = BTreeSet::new();
+    if let Some(m) = &committed {
+        for (dataset, table) in &tables.rejects {
+            let want = m
+                .outputs
+                .iter()
+                .find(|o| o.kind == "rejects" && in_table(table, &o.path).is_some())
+                .cloned();
+            let want_files: BTreeSet<String> = want
+                .iter()
+                .filter_map(|o| in_table(table, &o.path).map(str::to_string))
+                .collect();
+            if table.partition_files(&partition)? != want_files {
+                pending.extend(want.iter().map(|o| o.path.clone()));
+                unpublished.push((*dataset, want));
+            }
+        }
+    }
+    let mut stale = Vec::new();
+    let all = std::iter::once(&tables.segments).chain(tables.rejects.iter().map(|(_, t)| t));
+    for table in all {
+        let known: BTreeSet<String> = table
+            .partition_files(&partition)?
+            .into_iter()
+            .chain(table.tombstones()?)
+            .collect();
+        let dir = table.store_rel(&cycle_dir(cycle));
+        for meta in store.list(&store.path(&dir))? {
+            let rel = store.relative(&meta.location);
+            let Some(path) = in_table(table, rel) else { continue };
+            if rel == layout::manifest_file(cycle) || known.contains(path) || pending.contains(rel) {
+                continue;
+            }
+            stale.push(meta);
+        }
+    }
+    let json = read_json_manifest(store, cycle)?;
+    if committed.is_none()
+        && json.is_some()
+        && let Some(meta) = store.head(&store.path(&layout::manifest_file(cycle)))?
+    {
+        stale.push(meta);
+    }
+    let manifest_lags = match (&committed, &json) {
+        (Some(c), Some(j)) => c.run_id != j.run_id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    Ok(State {
+        committed,
+        active,
+        stale,
+        unpublished,
+        manifest_lags,
+        dead_lock: lock::is_dead(store, cycle)?,
+    })
+}
+
+/// Finishes what a dead run left: brings `_manifest.json` and the rejects
+/// tables up to the committed run, and removes files no version of their
+/// table names. The lock is held.
+fn repair(store: &Store, tables: &mut Tables, cycle: &Cycle, state: &State) -> Result<()> {
+    if let (true, Some(m)) = (state.manifest_lags, &state.committed) {
+        tracing::info!(%cycle, run_id = %m.run_id, "writing the manifest of a run that died after it committed");
+        put_manifest(store, cycle, m)?;
+    }
+    if let Some(m) = &state.committed {
+        for (dataset, want) in &state.unpublished {
+            let table = &mut tables
+                .rejects
+                .iter_mut()
+                .find(|(d, _)| d == dataset)
+                .expect("a dataset")
+                .1;
+            publish_rejects(store, table, cycle, m, want.as_ref())?;
+        }
+    }
+    for meta in &state.stale {
+        tracing::info!(%cycle, file = %store.relative(&meta.location), "removing a file that no version of its table names (left by a run that died)");
+        store.delete(&meta.location)?;
+    }
+    let mut dirs = vec![tables.segments.store_rel(&cycle_dir(cycle))];
+    dirs.extend(tables.rejects.iter().map(|(_, t)| t.store_rel(&cycle_dir(cycle))));
+    remove_staged_puts(store, &dirs);
+    Ok(())
+}
+
+/// Makes a rejects table's files for the cycle the committed run's: its
+/// file, or none when it rejected no rows of that dataset.
+fn publish_rejects(
+    store: &Store,
+    table: &mut Table,
+    cycle: &Cycle,
+    m: &Manifest,
+    file: Option<&OutputFile>,
+) -> Result<()> {
+    let value = cycle.to_string();
+    let (files, schema) = match file {
+        Some(o) => {
+            let path = in_table(table, &o.path).expect("a file of this table").to_string();
+            let schema = file_schema(store, &o.path)?;
+            (
+                vec![NewFile {
+                    path,
+                    size: o.bytes,
+                    rows: o.rows,
+                }],
+                schema,
+            )
+        }
+        None if !table.exists() => return Ok(()),
+        None => (Vec::new(), Schema::default()),
+    };
+    let info = HashMap::from([(
+        "quadrant".to_string(),
+        serde_json::json!({"run_id": m.run_id, "cycle": m.cycle, "rows": file.map_or(0, |o| o.rows)}),
+    )]);
+    table
+        .replace(&[(CYCLE, &value)], &files, &schema, &info, None)?
+        .map_err(|_| Error::from(ConflictError::CommittedFirst { cycle: value.clone() }))?;
+    Ok(())
+}
+
+/// The schema in a Parquet file's footer.
+fn file_schema(store: &Store, rel: &str) -> Result<Schema> {
+    let uri = store.uri_of(&store.path(rel));
+    let args = ScanArgsParquet {
+        cloud_options: store.cloud_options()?,
+        ..Default::default()
+    };
+    let schema = LazyFrame::scan_parquet(PlRefPath::new(uri.as_str()), args)
+        .and_then(|mut lf| lf.collect_schema())
+        .ctx(|| format!("cannot read the schema of `{uri}`"))?;
+    Ok((*schema).clone())
+}
+
+/// The committed run of a cycle, if any, after repairing what a dead run
+/// left (when no live run holds the cycle).
+pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
+    let state = inspect(store, &open_tables(store)?, cycle)?;
+    if !state.needs_repair() {
+        return Ok(state.committed);
+    }
+    repair_if_free(store, cycle, state.committed, || {
+        let mut tables = open_tables(store)?;
+        let state = inspect(store, &tables, cycle)?;
+        repair(store, &mut tables, cycle, &state)?;
+        Ok(state.committed)
+    })
+}
+
+/// Every committed snapshot, oldest cycle first: the cycles the table's
+/// latest version has files for.
+pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
+    let tables = open_tables(store)?;
+    let cycles: BTreeSet<Cycle> = tables
+        .segments
+        .files()?
+        .iter()
+        .filter_map(|(_, values)| values.get(CYCLE)?.as_deref()?.parse().ok())
+        .collect();
+    let mut out = Vec::new();
+    for cycle in cycles {
+        let state = inspect(store, &tables, &cycle)?;
+        let committed = if state.needs_repair() {
+            settle(store, &cycle)?
+        } else {
+            state.committed
+        };
+        out.extend(committed);
+    }
+    Ok(out)
+}
+
+/// The run's record in the Delta commit's information: Spark's `DESCRIBE
+/// HISTORY` shows `userMetadata`, delta-rs' `history()` every key.
+fn commit_info(m: &Manifest) -> HashMap<String, serde_json::Value> {
+    let labels: serde_json::Map<String, serde_json::Value> = m
+        .segmentations
+        .iter()
+        .map(|s| {
+            let counts: serde_json::Map<String, serde_json::Value> =
+                s.labels.iter().map(|l| (l.label.clone(), l.accounts.into())).collect();
+            (s.name.clone(), counts.into())
+        })
+        .collect();
+    let checks: serde_json::Map<String, serde_json::Value> = m
+        .quality
+        .iter()
+        .filter(|f| f.rows > 0)
+        .map(|f| (format!("{}.{}", f.dataset, f.check), f.rows.into()))
+        .collect();
+    HashMap::from([
+        (
+            "quadrant".to_string(),
+            serde_json::json!({
+                "run_id": m.run_id, "cycle": m.cycle, "as_of": m.as_of,
+                "pipeline": m.pipeline.name, "pipeline_hash": m.pipeline.hash,
+                "rows": m.rows, "labels": labels, "data_checks": checks,
+                "replaced_run": m.replaced.as_ref().map(|r| r.run_id.clone()),
+                "quadrant_version": m.quadrant_version,
+            }),
+        ),
+        (
+            "userMetadata".to_string(),
+            format!(
+                "quadrant run {}: cycle {}, pipeline {} ({}), {} accounts",
+                m.run_id, m.cycle, m.pipeline.name, m.pipeline.hash, m.rows
+            )
+            .into(),
+        ),
+    ])
+}
+
+/// Writes and commits a snapshot; returns its manifest.
+pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
+    let replace = c.replace;
+    let cycle = c.cycle;
+    pause_point("before-lock");
+    let _lock = lock_for_commit(store, &cycle, &c.run_id)?;
+    pause_point("after-lock");
+    let mut tables = open_tables(store)?;
+    let state = inspect(store, &tables, &cycle)?;
+    repair(store, &mut tables, &cycle, &state)?;
+    let previous = state.committed;
+    if let (Some(m), false) = (&previous, replace) {
+        return Err(already_committed(store, &cycle, m));
+    }
+    let Prepared {
+        run_id,
+        snapshot,
+        rejects,
+        mut manifest,
+        ..
+    } = prepare(c)?;
+    let mut snapshot = table::conform(snapshot)?;
+    let value = cycle.to_string();
+    let partition = [(CYCLE, value.as_str())];
+    tables.segments.check(snapshot.schema(), &partition)?;
+
+    let data_rel = layout::run_file(&layout::partition(&cycle), &run_id);
+    manifest.outputs.push(data_output(data_rel.clone(), snapshot.height()));
+    let mut ours = Vec::new();
+    for (dataset, frame) in rejects {
+        let mut frame = table::conform(frame)?;
+        let table = &tables.rejects.iter().find(|(d, _)| *d == dataset).expect("a dataset").1;
+        table.check(frame.schema(), &partition)?;
+        let rel = layout::run_file(&table.store_rel(&cycle_dir(&cycle)), &run_id);
+        ours.push(store.path(&rel));
+        let bytes = put_parquet(store, &rel, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
+            uri: store.uri_of(&store.path(&rel)),
+        })?;
+        manifest.outputs.push(OutputFile {
+            path: rel,
+            kind: "rejects".into(),
+            rows: frame.height() as u64,
+            bytes,
+        });
+    }
+    manifest.replaced = previous.as_ref().map(|p| Replaced {
+        run_id: p.run_id.clone(),
+        finished_at: p.finished_at.clone(),
+    });
+    let bytes = encode_with_manifest(&mut snapshot, &manifest)?;
+    let size = bytes.len() as u64;
+    let data_path = store.path(&data_rel);
+    ours.push(data_path.clone());
+    if !store.put(&data_path, bytes, true)? {
+        delete_all(store, &ours[..ours.len() - 1]);
+        return Err(ConflictError::Exists {
+            uri: store.uri_of(&data_path),
+        }
+        .into());
+    }
+
+    pause_point("before-data");
+    let file = NewFile {
+        path: in_table(&tables.segments, &data_rel).expect("in segments/").to_string(),
+        size,
+        rows: manifest.rows,
+    };
+    let committed = tables.segments.replace(
+        &partition,
+        std::slice::from_ref(&file),
+        snapshot.schema(),
+        &commit_info(&manifest),
+        Some(&state.active),
+    );
+    // The commit point. When the store's answer is lost, the log decides:
+    // our file active in the cycle means we committed.
+    match committed {
+        Ok(Ok(version)) => {
+            tracing::debug!(%cycle, version, file = %data_rel, bytes = size, "committed to the Delta table");
+        }
+        Ok(Err(_)) => {
+            delete_all(store, &ours);
+            return Err(ConflictError::CommittedFirst {
+                cycle: cycle.to_string(),
+            }
+            .into());
+        }
+        Err(e) => {
+            match Table::open(store, layout::SEGMENTS).and_then(|t| t.partition_files(&partition)) {
+                Ok(files) if files.contains(&file.path) => {
+                    tracing::warn!(%cycle, error = %e, "the store's answer to the Delta commit was lost; read back: it is committed");
+                }
+                Ok(_) => {
+                    delete_all(store, &ours);
+                    return Err(e);
+                }
+                // Unknown whether the commit is ours: the next repair settles it.
+                Err(_) => return Err(e),
+            }
+        }
+    }
+    manifest.outputs[0].bytes = size;
+    pause_point("before-manifest");
+    put_manifest(store, &cycle, &manifest)?;
+    pause_point("after-manifest");
+    // Publish the rejects: what a repair does after a run that died here.
+    let mut tables = open_tables(store)?;
+    let state = inspect(store, &tables, &cycle)?;
+    repair(store, &mut tables, &cycle, &state)?;
+    Ok(manifest)
+}
+
+/// Commits a comparison: each of compare's tables gets the pair's rows in
+/// one commit that replaces the pair's earlier rows (partitions `from` and
+/// `to`); then the record. A comparison derives from committed snapshots,
+/// so the latest one wins.
+pub fn commit_comparison(
+    store: &Store,
+    from: &Manifest,
+    to: &Manifest,
+    segmentations: &[String],
+    frames: &[(&str, &DataFrame)],
+) -> Result<CompareManifest> {
+    let mut record = compare_record(from, to, segmentations, Vec::new());
+    let partition = [("from", from.cycle.as_str()), ("to", to.cycle.as_str())];
+    let dir = format!("from={}/to={}", from.cycle, to.cycle);
+    for (name, frame) in frames {
+        let mut table = Table::open(store, &layout::compare_delta_table(name))?;
+        let mut frame = table::conform((*frame).clone())?;
+        table.check(frame.schema(), &partition)?;
+        let path = format!("{dir}/part-{}.parquet", record.run_id);
+        let rel = table.store_rel(&path);
+        let bytes = put_parquet(store, &rel, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
+            uri: store.uri_of(&store.path(&rel)),
+        })?;
+        let info = HashMap::from([(
+            "quadrant".to_string(),
+            serde_json::json!({"run_id": record.run_id, "from": from.cycle, "to": to.cycle,
+                "from_run_id": from.run_id, "to_run_id": to.run_id}),
+        )]);
+        let file = NewFile {
+            path,
+            size: bytes,
+            rows: frame.height() as u64,
+        };
+        if table
+            .replace(&partition, std::slice::from_ref(&file), frame.schema(), &info, None)?
+            .is_err()
+        {
+            unreachable!("a commit without an expected partition is never refused");
+        }
+        // Files of comparisons killed before their commit.
+        let known: BTreeSet<String> = table
+            .partition_files(&partition)?
+            .into_iter()
+            .chain(table.tombstones()?)
+            .collect();
+        for meta in store.list(&store.path(&table.store_rel(&dir)))? {
+            if in_table(&table, store.relative(&meta.location)).is_some_and(|p| !known.contains(p)) {
+                store.delete(&meta.location)?;
+            }
+        }
+        record.outputs.push(OutputFile {
+            path: rel,
+            kind: name.to_string(),
+            rows: file.rows,
+            bytes,
+        });
+    }
+    put_compare_manifest(store, &record)?;
+    Ok(record)
+}
