@@ -94,6 +94,10 @@ pub enum Command {
     /// Print what a cycle's usage pass would run on the chosen engine (for
     /// `--engine spark`, the Spark SQL), without running it.
     Plan(PlanArgs),
+    /// Delete the files of Delta output that replaced runs left, once they
+    /// are older than the retention (time travel to versions older than it
+    /// stops working), and files of runs that died before their commit.
+    Vacuum(VacuumArgs),
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +201,30 @@ pub struct CyclesArgs {
     pub locations: Locations,
 
     /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    /// Keep removed files younger than this many hours. Default: each
+    /// table's `delta.deletedFileRetentionDuration` (7 days unless set).
+    #[arg(long, value_name = "HOURS")]
+    pub retain_hours: Option<u64>,
+
+    /// Allow a retention shorter than the table's own: readers that are
+    /// reading an older version, or time travel to it, may then fail.
+    #[arg(long)]
+    pub force: bool,
+
+    /// List what would be deleted; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

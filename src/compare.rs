@@ -12,7 +12,7 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
-use crate::snapshot::{CompareManifest, Manifest, Snapshots};
+use crate::snapshot::{self, CompareManifest, Manifest, Snapshots};
 
 pub const NEW: &str = "new";
 pub const CHURNED: &str = "churned";
@@ -301,11 +301,12 @@ pub fn compare(
 /// snapshot store. A comparison derives from immutable snapshots, so a rerun
 /// replaces it.
 pub fn commit(snapshots: &Snapshots, from: &Manifest, to: &Manifest, c: &Comparison) -> Result<CompareManifest> {
+    let [transitions, retention, bridge, moves] = snapshot::layout::COMPARE_TABLES;
     let tables = [
-        ("transitions", &c.transitions),
-        ("retention", &c.retention),
-        ("bridge", &c.bridge),
-        ("moves", &c.moves),
+        (transitions, &c.transitions),
+        (retention, &c.retention),
+        (bridge, &c.bridge),
+        (moves, &c.moves),
     ];
     snapshots.commit_comparison(from, to, &c.segmentations, &tables)
 }

@@ -8,6 +8,7 @@ mod explain;
 mod plan;
 mod report;
 mod run;
+mod vacuum;
 mod validate;
 
 use chrono::NaiveDate;
@@ -30,6 +31,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Report(args) => report::report(args),
         Command::Generate(args) => crate::generate::generate(&args),
         Command::Plan(args) => plan::plan(args),
+        Command::Vacuum(args) => vacuum::vacuum(args),
     }
 }
 

@@ -37,6 +37,9 @@ pub const SEGMENTS: &str = "segments";
 pub const REJECTS: &str = "rejects";
 pub const COMPARE: &str = "compare";
 
+/// compare's tables.
+pub const COMPARE_TABLES: [&str; 4] = ["transitions", "retention", "bridge", "moves"];
+
 /// The datasets that data checks reject rows of.
 pub const DATASETS: [&str; 2] = ["accounts", "usage"];
 

@@ -166,6 +166,20 @@ impl Snapshots {
         }
     }
 
+    /// Deletes what replaced runs left in Delta tables once it is older than
+    /// the retention; Parquet output keeps nothing to vacuum (`None`).
+    pub fn vacuum(
+        &self,
+        retain_hours: Option<u64>,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<Option<Vec<delta::Vacuumed>>> {
+        match self.format {
+            Format::Parquet => Ok(None),
+            Format::Delta => delta::vacuum(&self.store, retain_hours, force, dry_run).map(Some),
+        }
+    }
+
     /// Where a comparison's tables are, for messages.
     pub fn comparison_location(&self, from: &str, to: &str) -> String {
         let rel = match self.format {

@@ -460,6 +460,41 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// What `quadrant vacuum` did to one table.
+#[derive(Debug, serde::Serialize)]
+pub struct Vacuumed {
+    pub table: String,
+    pub retain_hours: u64,
+    pub files: Vec<String>,
+}
+
+/// Vacuums every Delta table under the root (the snapshots, the rejects,
+/// compare's tables), then repairs every committed cycle: that removes the
+/// files of runs that died before their commit, under each cycle's lock,
+/// so a run in progress keeps its files.
+pub fn vacuum(store: &Store, retain_hours: Option<u64>, force: bool, dry_run: bool) -> Result<Vec<Vacuumed>> {
+    let mut tables = vec![layout::SEGMENTS.to_string()];
+    tables.extend(layout::DATASETS.iter().map(|d| layout::rejects_table(d)));
+    tables.extend(layout::COMPARE_TABLES.iter().map(|t| layout::compare_delta_table(t)));
+    let mut done = Vec::new();
+    for rel in tables {
+        if !is_table(store, &rel)? {
+            continue;
+        }
+        let mut table = Table::open(store, &rel)?;
+        let (hours, files) = table.vacuum(retain_hours, force, dry_run)?;
+        done.push(Vacuumed {
+            table: store.uri_of(&store.path(&rel)),
+            retain_hours: hours,
+            files,
+        });
+    }
+    if !dry_run {
+        list_committed(store)?;
+    }
+    Ok(done)
+}
+
 /// Commits a comparison: each of compare's tables gets the pair's rows in
 /// one commit that replaces the pair's earlier rows (partitions `from` and
 /// `to`); then the record. A comparison derives from committed snapshots,

@@ -326,6 +326,39 @@ impl<'a> Table<'a> {
         )))
     }
 
+    /// Deletes the files that commits removed from the table more than
+    /// `retain_hours` ago (default: the table's
+    /// `delta.deletedFileRetentionDuration`, 7 days unless set); a shorter
+    /// retention than the table's needs `force`. Returns the retention used
+    /// and the files deleted (or, with `dry_run`, that would be).
+    pub fn vacuum(&mut self, retain_hours: Option<u64>, force: bool, dry_run: bool) -> Result<(u64, Vec<String>)> {
+        let _runtime = enter_runtime();
+        let state = self.table.snapshot().map_err(|e| self.error(e))?;
+        let table_hours = state
+            .table_config()
+            .deleted_file_retention_duration
+            .map_or(7 * 24, |d| d.as_secs() / 3600);
+        let hours = retain_hours.unwrap_or(table_hours);
+        if hours < table_hours && !force {
+            return Err(Error::config(format!(
+                "--retain-hours {hours} is shorter than the {table_hours} hours that the Delta table `{}` keeps removed files for (delta.deletedFileRetentionDuration): readers of older versions and time travel to them would fail; pass --force if none are in use",
+                self.store.uri_of(&self.store.path(&self.rel))
+            )));
+        }
+        let (table, metrics) = block_on(
+            self.table
+                .clone()
+                .vacuum()
+                .with_retention_period(chrono::Duration::hours(hours as i64))
+                .with_enforce_retention_duration(false)
+                .with_dry_run(dry_run)
+                .into_future(),
+        )
+        .map_err(|e| self.error(e))?;
+        self.table = table;
+        Ok((hours, metrics.files_deleted))
+    }
+
     /// Refuses, before any file is written, columns a Delta table cannot
     /// hold and columns whose type differs from the table's.
     pub fn check(&self, schema: &Schema, partition: &[(&str, &str)]) -> Result<()> {
