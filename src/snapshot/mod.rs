@@ -70,15 +70,17 @@ pub struct Snapshots {
 }
 
 /// What an output root holds: a Delta table's log under `segments/`, or
-/// Parquet partitions, or nothing yet.
+/// Parquet partitions (their fixed-name data file, or a manifest), or
+/// nothing yet. (A Delta run that died before the table's first commit
+/// leaves a `part-<run>.parquet`, which is neither.)
 fn detect(store: &Store) -> Result<Option<Format>> {
     if delta::is_table(store, layout::SEGMENTS)? {
         return Ok(Some(Format::Delta));
     }
-    let parquet = store
-        .list(&store.path(layout::SEGMENTS))?
-        .iter()
-        .any(|m| layout::cycle_of(store.relative(&m.location)).is_some());
+    let parquet = store.list(&store.path(layout::SEGMENTS))?.iter().any(|m| {
+        let rel = store.relative(&m.location);
+        layout::cycle_of(rel).is_some() && (rel.ends_with(layout::DATA_FILE) || rel.ends_with(layout::MANIFEST))
+    });
     Ok(parquet.then_some(Format::Parquet))
 }
 

@@ -9,9 +9,9 @@ use std::process::{Child, Stdio};
 use crate::target::Target;
 use crate::*;
 
-const CYCLE: &str = "2026-Q3";
+pub(crate) const CYCLE: &str = "2026-Q3";
 
-fn spawn_run(target: &Target, pause_at: Option<&str>, replace: bool) -> Child {
+pub(crate) fn spawn_run(target: &Target, pause_at: Option<&str>, replace: bool) -> Child {
     let mut cmd = quadrant();
     cmd.args(["run", "--cycle", CYCLE, "--output", &target.uri()]);
     if replace {
@@ -31,7 +31,7 @@ fn run_on(target: &Target, extra: &[&str]) -> std::process::Output {
 }
 
 /// Waits until the run says it paused at `point`.
-fn wait_for_pause(child: &mut Child, point: &str) {
+pub(crate) fn wait_for_pause(child: &mut Child, point: &str) {
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let mut seen = String::new();
@@ -129,7 +129,7 @@ fn commit_rerun_and_replace_on_every_store() {
 }
 
 /// Every step of the commit where a run can be killed, in order.
-const STEPS: [&str; 5] = [
+pub(crate) const STEPS: [&str; 5] = [
     "before-lock",
     "after-lock",
     "before-data",
@@ -274,7 +274,7 @@ fn the_same_inputs_give_the_same_rows_on_every_store() {
 
 /// Accounts with a negative ARR on the accounts whose ids are in `ids`, and a
 /// pipeline that drops such rows into rejects/.
-fn dirty_inputs(dir: &std::path::Path, ids: &[&str]) -> (String, String) {
+pub(crate) fn dirty_inputs(dir: &std::path::Path, ids: &[&str]) -> (String, String) {
     let ids = Series::new("ids".into(), ids);
     let mut accounts = read_parquet(&root().join("fixtures/accounts.parquet"))
         .lazy()

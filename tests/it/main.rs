@@ -5,6 +5,7 @@ mod clients;
 mod commit;
 mod compare;
 mod corpus;
+mod delta;
 mod http;
 mod lost;
 mod nulls;

@@ -267,7 +267,10 @@ fn file_schema(store: &Store, rel: &str) -> Result<Schema> {
     let schema = LazyFrame::scan_parquet(PlRefPath::new(uri.as_str()), args)
         .and_then(|mut lf| lf.collect_schema())
         .ctx(|| format!("cannot read the schema of `{uri}`"))?;
-    Ok((*schema).clone())
+    let mut schema = (*schema).clone();
+    // polars reads the partition from the path; it is not in the file.
+    schema.shift_remove(CYCLE);
+    Ok(schema)
 }
 
 /// The committed run of a cycle, if any, after repairing what a dead run
@@ -378,6 +381,8 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     manifest.outputs.push(data_output(data_rel.clone(), snapshot.height()));
     let mut ours = Vec::new();
     for (dataset, frame) in rejects {
+        // The cycle is the partition's value, not a column of its files.
+        let frame = frame.drop(CYCLE).unwrap_or(frame);
         let mut frame = table::conform(frame)?;
         let table = &tables.rejects.iter().find(|(d, _)| *d == dataset).expect("a dataset").1;
         table.check(frame.schema(), &partition)?;

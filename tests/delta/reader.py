@@ -1,0 +1,74 @@
+"""Reads one of quadrant's Delta tables the way lakehouse users do, with the
+`deltalake` package (delta-rs) and Python polars' `scan_delta`, and prints
+what each sees as JSON: the version, rows per partition and run, column
+types, and the table's history. Used by tests/it/delta.rs.
+
+    python3 tests/delta/reader.py TABLE_URI [VERSION]
+
+S3 and Azure credentials and endpoints come from the environment, as
+scripts/test sets them for moto and Azurite.
+"""
+
+import json
+import os
+import sys
+
+import deltalake
+import polars as pl
+
+uri = sys.argv[1].rstrip("/")
+version = int(sys.argv[2]) if len(sys.argv) > 2 else None
+
+
+def storage_options():
+    if uri.startswith("s3://"):
+        return {
+            "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+            "AWS_REGION": os.environ.get("AWS_REGION", "us-east-1"),
+            "AWS_ALLOW_HTTP": "true",
+        }
+    if uri.startswith("az://"):
+        return {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURE_ALLOW_HTTP": "true"}
+    return None
+
+
+def partitions(frame):
+    keys = [c for c in ("cycle", "from", "to") if c in frame.columns]
+    runs = "run_id" if "run_id" in frame.columns else None
+    out = {}
+    for row in frame.group_by(keys + ([runs] if runs else [])).len().iter_rows(named=True):
+        key = "/".join(str(row[k]) for k in keys)
+        out.setdefault(key, {})[row[runs] if runs else "*"] = row["len"]
+    return out
+
+
+options = storage_options()
+table = deltalake.DeltaTable(uri, version=version, storage_options=options)
+frame = pl.from_arrow(table.to_pyarrow_table())
+history = []
+for h in table.history():
+    params = h.get("operationParameters") or {}
+    history.append(
+        {
+            "version": h.get("version"),
+            "operation": h.get("operation"),
+            "mode": params.get("mode"),
+            "predicate": params.get("predicate"),
+            "quadrant": h.get("quadrant"),
+            "userMetadata": h.get("userMetadata"),
+        }
+    )
+scanned = pl.scan_delta(uri, version=version, storage_options=options).collect()
+seen = {
+    "version": table.version(),
+    "partition_columns": table.metadata().partition_columns,
+    "rows": frame.height,
+    "partitions": partitions(frame),
+    "types": {c: str(t) for c, t in frame.schema.items()},
+    "history": sorted(history, key=lambda h: h["version"]),
+    "polars": {"rows": scanned.height, "partitions": partitions(scanned)},
+}
+print(json.dumps(seen))
+sys.stdout.flush()
+# pyarrow's and delta-rs' threads can abort an orderly interpreter exit.
+os._exit(0)
