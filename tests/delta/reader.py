@@ -42,6 +42,16 @@ def partitions(frame):
     return out
 
 
+def nulls(frame):
+    keys = [c for c in ("cycle", "from", "to") if c in frame.columns]
+    out = {}
+    for part in frame.partition_by(keys, as_dict=False):
+        key = "/".join(str(part[k][0]) for k in keys)
+        counts = {c: n for c, n in part.null_count().row(0, named=True).items() if n}
+        out[key] = counts
+    return out
+
+
 options = storage_options()
 table = deltalake.DeltaTable(uri, version=version, storage_options=options)
 frame = pl.from_arrow(table.to_pyarrow_table())
@@ -65,6 +75,7 @@ seen = {
     "rows": frame.height,
     "partitions": partitions(frame),
     "types": {c: str(t) for c, t in frame.schema.items()},
+    "nulls": nulls(frame),
     "history": sorted(history, key=lambda h: h["version"]),
     "polars": {"rows": scanned.height, "partitions": partitions(scanned)},
 }
