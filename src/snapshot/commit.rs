@@ -141,13 +141,18 @@ pub fn encode_with_manifest(snapshot: &mut DataFrame, manifest: &Manifest) -> Re
 }
 
 /// Stops the process at a named step of the commit when `QUADRANT_PAUSE_AT`
-/// names it, so tests can kill a run there. Debug builds only: a release
-/// binary has no such hook.
+/// names it, so tests can kill a run there (or, with
+/// `QUADRANT_PAUSE_SECONDS`, let it go on after acting in between). Debug
+/// builds only: a release binary has no such hook.
 #[cfg(debug_assertions)]
 pub fn pause_point(name: &str) {
     if std::env::var("QUADRANT_PAUSE_AT").as_deref() == Ok(name) {
         eprintln!("quadrant: paused at {name}");
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+        let seconds = std::env::var("QUADRANT_PAUSE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3600);
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
     }
 }
 

@@ -335,6 +335,64 @@ fn concurrent_delta_runs_one_cycle_one_commit_other_cycles_all_commit() {
     }
 }
 
+/// The lock keeps two quadrant runs of a cycle apart; the Delta commit
+/// itself refuses to replace files it did not read: when another writer
+/// (here the `deltalake` package) commits to the cycle's partition while a
+/// run waits before its commit, the run exits 4 and removes its files, and
+/// the other writer's commit stands.
+#[test]
+fn a_delta_commit_loses_to_another_writers_commit_in_its_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = default_delta_pipeline(dir.path());
+    let target = Target::local();
+    expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
+    let mut child = quadrant();
+    child
+        .args([
+            "run",
+            "--pipeline",
+            &pipeline,
+            "--output",
+            &target.uri(),
+            "--cycle",
+            CYCLE,
+        ])
+        .env("QUADRANT_PAUSE_AT", "before-data")
+        .env("QUADRANT_PAUSE_SECONDS", "4")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = child.spawn().unwrap();
+    wait_for_pause(&mut child, "before-data");
+    // Another writer appends 2026-Q2's rows as 2026-Q3.
+    let table = format!("{}/segments", target.uri());
+    let o = std::process::Command::new("python3")
+        .args(["-c", "import sys, os, deltalake, pyarrow.compute as pc
+t = deltalake.DeltaTable(sys.argv[1])
+rows = t.to_pyarrow_table()
+rows = rows.set_column(rows.schema.get_field_index('cycle'), 'cycle', pc.replace_substring(rows['cycle'], '2026-Q2', sys.argv[2]))
+deltalake.write_deltalake(sys.argv[1], rows, mode='append', partition_by=['cycle'])
+sys.stdout.flush()
+os._exit(0)", &table, CYCLE])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?} {}", o.status, stderr(&o));
+    let o = child.wait_with_output().unwrap();
+    // (Its stderr went to wait_for_pause.)
+    expect_code(&o, 4);
+    let seen = read_delta(&target, "segments", None).unwrap();
+    assert_eq!(
+        delta_run(Some(&seen), CYCLE),
+        delta_run(Some(&seen), "2026-Q2"),
+        "the other writer's rows stand"
+    );
+    assert_eq!(
+        target.partition_files(CYCLE).len(),
+        1,
+        "the losing run removed its file: {:?}",
+        target.files()
+    );
+}
+
 /// Rejects and compare's tables are Delta tables: the rejects of a replace
 /// are committed with it (its version before shows the old rejects), a
 /// replace killed after its commit publishes its rejects once a reader has

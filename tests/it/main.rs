@@ -36,7 +36,8 @@ pub fn quadrant() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_quadrant"));
     cmd.current_dir(root())
         .env_remove("RUST_LOG")
-        .env_remove("QUADRANT_PAUSE_AT");
+        .env_remove("QUADRANT_PAUSE_AT")
+        .env_remove("QUADRANT_PAUSE_SECONDS");
     cmd
 }
 
