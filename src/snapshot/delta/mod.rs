@@ -158,7 +158,7 @@ fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
         let known: BTreeSet<String> = table
             .partition_files(&partition)?
             .into_iter()
-            .chain(table.tombstones()?)
+            .chain(table.tombstones()?.iter().cloned())
             .collect();
         let dir = table.store_rel(&cycle_dir(cycle));
         for meta in store.list(&store.path(&dir))? {
@@ -543,7 +543,7 @@ pub fn commit_comparison(
         let known: BTreeSet<String> = table
             .partition_files(&partition)?
             .into_iter()
-            .chain(table.tombstones()?)
+            .chain(table.tombstones()?.iter().cloned())
             .collect();
         for meta in store.list(&store.path(&table.store_rel(&dir)))? {
             if in_table(&table, store.relative(&meta.location)).is_some_and(|p| !known.contains(p)) {

@@ -68,6 +68,8 @@ pub struct Table<'a> {
     rel: String,
     table: DeltaTable,
     exists: bool,
+    /// The tombstones of the loaded version, read once.
+    tombstones: std::sync::OnceLock<BTreeSet<String>>,
 }
 
 /// A file's partition values, by column.
@@ -128,6 +130,7 @@ impl<'a> Table<'a> {
             rel: rel.to_string(),
             table,
             exists,
+            tombstones: Default::default(),
         })
     }
 
@@ -179,10 +182,13 @@ impl<'a> Table<'a> {
 
     /// Files that a version of the table still read (removed, but kept for
     /// time travel until their retention passes), relative to the table.
-    pub fn tombstones(&self) -> Result<BTreeSet<String>> {
+    pub fn tombstones(&self) -> Result<&BTreeSet<String>> {
+        if let Some(known) = self.tombstones.get() {
+            return Ok(known);
+        }
         let _runtime = enter_runtime();
         if !self.exists {
-            return Ok(BTreeSet::new());
+            return Ok(self.tombstones.get_or_init(BTreeSet::new));
         }
         let state = self.table.snapshot().map_err(|e| self.error(e))?;
         let log_store = self.table.log_store();
@@ -193,12 +199,13 @@ impl<'a> Table<'a> {
                 .try_collect(),
         )
         .map_err(|e| self.error(e))?;
-        Ok(removed.into_iter().collect())
+        Ok(self.tombstones.get_or_init(|| removed.into_iter().collect()))
     }
 
     fn reload(&mut self) -> Result<()> {
         let _runtime = enter_runtime();
         self.exists = is_table(self.store, &self.rel)?;
+        self.tombstones = Default::default();
         if self.exists {
             let rel = self.rel.clone();
             block_on(self.table.load()).map_err(|e| delta_error(self.store, &rel, e))?;
