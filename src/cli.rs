@@ -142,6 +142,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub replace: bool,
 
+    /// With --replace: also recompute, in order and each as a replace, the
+    /// later committed cycles that read the replaced one (through `prev` or
+    /// `_since`); without it such a replace is refused.
+    #[arg(long, requires = "replace")]
+    pub cascade: bool,
+
+    /// Fail (exit 2) when the previous cycle is not committed, instead of
+    /// reading `prev(...)` as null with a warning.
+    #[arg(long)]
+    pub require_previous: bool,
+
     /// Print the run summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -145,6 +145,7 @@ mod tests {
         let names = Names {
             params: &params,
             columns: &columns,
+            previous: None,
         };
         let Ok(resolved) = check(&ast, &names) else { return };
         let as_of = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aggregate, Check, Feature, Pipeline, Policy, Segmentation};
+use crate::expr::Type;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -23,9 +24,24 @@ pub struct Plan {
     pub checks: Vec<PlannedCheck>,
     #[serde(default)]
     pub max_reject_ratio: Option<f64>,
+    /// The snapshot columns read through `prev(...)`, with their types.
+    #[serde(default)]
+    pub previous: Vec<(String, Type)>,
     /// The snapshot's columns, in order, without `run_id` and
     /// `pipeline_hash` (added when it is committed).
     pub columns: Vec<String>,
+}
+
+/// A column of the previous cycle's snapshot that a cycle reads: for
+/// `prev(...)`, and each segmentation's label and `_since` (for the new
+/// `_since`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousColumn {
+    /// The column in the previous snapshot.
+    pub source: String,
+    /// The column it is read into: [`prev_column`] of `source`.
+    pub column: String,
+    pub ty: Type,
 }
 
 /// A data check as planned: what it flags in which dataset, and the policy.
@@ -43,6 +59,25 @@ impl Plan {
             .iter()
             .find(|c| c.check == check.name())
             .map_or(check.default_policy(), |c| c.policy)
+    }
+
+    /// What a cycle reads of the previous cycle's snapshot.
+    pub fn previous_columns(&self) -> Vec<PreviousColumn> {
+        let mut out: Vec<PreviousColumn> = Vec::new();
+        let labels = self
+            .segmentations
+            .iter()
+            .flat_map(|s| [(s.name.clone(), Type::Str), (s.since_column(), Type::Str)]);
+        for (source, ty) in self.previous.iter().cloned().chain(labels) {
+            if !out.iter().any(|c| c.source == source) {
+                out.push(PreviousColumn {
+                    column: prev_column(&source),
+                    source,
+                    ty,
+                });
+            }
+        }
+        out
     }
 
     /// The usage columns the aggregates read.
@@ -73,6 +108,7 @@ impl Plan {
                 })
                 .collect(),
             max_reject_ratio: pipeline.quality.max_reject_ratio,
+            previous: pipeline.previous.clone(),
             columns: snapshot_columns(pipeline),
         }
     }
@@ -89,6 +125,12 @@ pub struct Finding {
     pub examples: Vec<String>,
 }
 
+/// The snapshot column that holds what `prev(name)` read: the value of
+/// `name` in the previous cycle's snapshot.
+pub fn prev_column(name: &str) -> String {
+    format!("prev_{name}")
+}
+
 /// An aggregate's window for a cycle: the dates `d` with
 /// `after < d <= through`, that is
 /// `as_of - offset - window < d <= as_of - offset`.
@@ -98,9 +140,9 @@ pub fn window(a: &Aggregate, as_of: NaiveDate) -> (NaiveDate, NaiveDate) {
 }
 
 /// The snapshot's columns, in order: `as_of`, `account_id`, `arr`, the
-/// passthrough columns, every account column an expression reads, the
-/// aggregates, the features in the file's order, then per segmentation its
-/// label and rule.
+/// passthrough columns, every account column an expression reads, what
+/// expressions read through `prev(...)`, the aggregates, the features in the
+/// file's order, then per segmentation its label, rule and `_since`.
 pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
     let mut cols: Vec<String> = vec!["as_of".into(), "account_id".into(), "arr".into()];
     let mut push = |c: &str| {
@@ -110,6 +152,7 @@ pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
     };
     pipeline.passthrough.iter().for_each(|c| push(c));
     pipeline.account_columns.iter().for_each(|(c, _)| push(c));
+    pipeline.previous.iter().for_each(|(c, _)| push(&prev_column(c)));
     pipeline.aggregates.iter().for_each(|a| push(&a.name));
     let mut by_position: Vec<_> = pipeline.features.iter().collect();
     by_position.sort_by_key(|f| f.position);
@@ -117,6 +160,7 @@ pub fn snapshot_columns(pipeline: &Pipeline) -> Vec<String> {
     for s in &pipeline.segmentations {
         push(&s.name);
         push(&s.rule_column());
+        push(&s.since_column());
     }
     cols
 }

@@ -76,7 +76,8 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             let accounts = engine::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
             let usage = engine::scan_usage(&setup.pipeline, &setup.usage_uri)?;
             let pass = choice.usage_pass(&usage)?;
-            let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of())?;
+            let (history, _) = super::history(&snapshots, &setup.plan, cycle, false)?;
+            let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of(), &history)?;
             (
                 setup.plan.clone(),
                 eval.snapshot,

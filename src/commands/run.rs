@@ -90,6 +90,28 @@ pub fn run(args: RunArgs) -> Result<()> {
     })()
     .map_err(failed_to_start)?;
 
+    // Later cycles that read the last one replaced: refused, or recomputed
+    // after it with --cascade (at the as_of each was committed with).
+    let mut as_of_of = std::collections::BTreeMap::new();
+    let mut cycles = cycles;
+    if args.replace
+        && let Some(last) = cycles.last().copied()
+    {
+        let dependents = dependents(&snapshots, last)?;
+        if !dependents.is_empty() && !args.cascade {
+            let names: Vec<String> = dependents.iter().map(|(c, _)| c.to_string()).collect();
+            return Err(Error::config(format!(
+                "replacing {last} would leave {} stale: committed later, they read it through prev(...) or `_since`; pass --cascade to recompute them in order (each as a replace)",
+                names.join(", ")
+            )));
+        }
+        for (cycle, as_of) in dependents {
+            tracing::info!(%cycle, replaced = %last, "recomputed after the cycle it read (--cascade)");
+            as_of_of.insert(cycle, as_of);
+            cycles.push(cycle);
+        }
+    }
+
     let mut summaries = Vec::new();
     for cycle in cycles {
         if args.cycles.is_some() && !args.replace && snapshots.settle(&cycle)?.is_some() {
@@ -109,7 +131,11 @@ pub fn run(args: RunArgs) -> Result<()> {
             });
             continue;
         }
-        let as_of = as_of_flag.unwrap_or_else(|| cycle.as_of());
+        let as_of = as_of_of
+            .get(&cycle)
+            .copied()
+            .or(as_of_flag)
+            .unwrap_or_else(|| cycle.as_of());
         if as_of < cycle.start() || as_of > cycle.as_of() {
             tracing::warn!(%cycle, %as_of, "--as-of lies outside the cycle's period");
         }
@@ -123,7 +149,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             (&usage, pass.as_ref()),
             cycle,
             as_of,
-            args.replace,
+            (args.replace, args.require_previous),
         ) {
             Ok(summary) => {
                 if let Some(l) = &lineage_run {
@@ -204,6 +230,25 @@ impl RunSummary {
     }
 }
 
+/// The committed cycles after `cycle` that read it, each through the one
+/// before: what a replace of `cycle` leaves stale. With the as_of each was
+/// committed with.
+fn dependents(snapshots: &Snapshots, cycle: Cycle) -> Result<Vec<(Cycle, NaiveDate)>> {
+    let mut out = Vec::new();
+    let mut read = cycle;
+    loop {
+        let next = read.next();
+        let Some(m) = snapshots.settle(&next)? else { break };
+        if !m.previous.as_ref().is_some_and(|p| p.cycle == read.to_string()) {
+            break;
+        }
+        let as_of = NaiveDate::parse_from_str(&m.as_of, "%Y-%m-%d").unwrap_or_else(|_| next.as_of());
+        out.push((next, as_of));
+        read = next;
+    }
+    Ok(out)
+}
+
 fn run_one(
     setup: &Settings,
     snapshots: &Snapshots,
@@ -211,11 +256,12 @@ fn run_one(
     (usage, pass): (&Dataset, &dyn UsagePass),
     cycle: Cycle,
     as_of: NaiveDate,
-    replace: bool,
+    (replace, require_previous): (bool, bool),
 ) -> Result<RunSummary> {
     let started_at = Utc::now();
     let store = snapshots.store();
     let run_id = snapshot::new_run_id(started_at);
+    let previous_run;
     let span = tracing::info_span!("run", %cycle, %run_id);
     let _enter = span.enter();
     tracing::info!(%as_of, pipeline = %setup.pipeline.name, output = %store.uri(), "evaluating cycle");
@@ -225,7 +271,11 @@ fn run_one(
         accounts_rows,
         usage_rows_in_windows,
         mut timings,
-    } = engine::evaluate(&setup.plan, accounts, pass, as_of)?;
+    } = {
+        let (history, previous) = super::history(snapshots, &setup.plan, cycle, require_previous)?;
+        previous_run = previous;
+        engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?
+    };
     let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
@@ -254,6 +304,7 @@ fn run_one(
         },
         quality: quality.findings.clone(),
         replace,
+        previous: previous_run,
     })?;
     let commit_seconds = commit_start.elapsed().as_secs_f64();
     crate::progress::stage_done(

@@ -44,7 +44,8 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     }
     if let Some(cycle) = &args.cycle {
         let cycle = parse_cycle(cycle)?;
-        let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of())?;
+        let (history, _) = super::history(&setup.snapshots()?, &setup.plan, cycle, false)?;
+        let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of(), &history)?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
             eval.snapshot.height(),

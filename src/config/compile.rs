@@ -18,6 +18,7 @@ pub fn compile(text: &str, path: &str) -> Result<Pipeline> {
         path,
         text,
         problems: Vec::new(),
+        previous: BTreeMap::new(),
     };
     let doc = DeTable::parse(text).map_err(|e| c.toml_error(&e))?;
     // Unknown keys are reported with every other problem of the file.
@@ -51,6 +52,23 @@ struct Compiler<'a> {
     path: &'a str,
     text: &'a str,
     problems: Vec<Problem>,
+    /// The snapshot columns `prev(...)` may name, with their types.
+    previous: BTreeMap<String, Type>,
+}
+
+/// The names an expression reads, except those inside `prev(...)`: the
+/// previous cycle's values are no dependency of this cycle's.
+fn names_read(ast: &expr::Ast) -> Vec<String> {
+    fn visit(ast: &expr::Ast, out: &mut Vec<String>) {
+        match &ast.kind {
+            Kind::Name(n) => out.push(n.clone()),
+            Kind::Call { name, .. } if name.eq_ignore_ascii_case("prev") => {}
+            _ => ast.children().into_iter().for_each(|c| visit(c, out)),
+        }
+    }
+    let mut out = Vec::new();
+    visit(ast, &mut out);
+    out
 }
 
 /// Where a name used in expressions comes from.
@@ -227,8 +245,26 @@ impl<'a> Compiler<'a> {
         let quality = self.quality(&raw);
         let storage = self.storage(&raw);
         let aggregates = self.aggregates(&raw, &mut origins, &mut types);
+        // What prev(...) may read: every column of the snapshot. Features are
+        // typed once they are checked.
+        self.previous = types.clone();
+        self.previous.insert("arr".into(), Type::Num);
+        for f in &raw.features {
+            self.previous.insert(f.name.get_ref().clone(), Type::Any);
+        }
+        for s in &raw.segmentations {
+            let name = s.name.get_ref();
+            for column in [name.clone(), format!("{name}_rule"), format!("{name}_since")] {
+                self.previous.insert(column, Type::Str);
+            }
+        }
         let features = self.features(&raw, &params, &mut origins, &mut types);
+        for f in &features {
+            self.previous
+                .insert(f.name.clone(), types.get(&f.name).copied().unwrap_or(Type::Any));
+        }
         let segmentations = self.segmentations(&raw, &params, &mut origins, &types);
+        self.reserve_prev_columns(&features, &segmentations, &origins);
 
         // The account columns that expressions and axis hints read.
         let mut account_columns: Vec<(String, Type)> = Vec::new();
@@ -237,14 +273,30 @@ impl<'a> Compiler<'a> {
                 account_columns.push((name.to_string(), types[name]));
             }
         };
+        // An account column read through prev(...) is kept in the snapshot
+        // too, so that the next cycle finds it.
         for f in &features {
             f.expr.columns().iter().for_each(|c| note(c));
+            f.expr.previous().iter().for_each(|c| note(c));
         }
         for s in &segmentations {
             for r in &s.rules {
                 r.when.columns().iter().for_each(|c| note(c));
+                r.when.previous().iter().for_each(|c| note(c));
             }
             s.x.iter().chain(s.y.iter()).for_each(|c| note(c));
+        }
+
+        let mut previous: Vec<(String, Type)> = Vec::new();
+        let read = features
+            .iter()
+            .map(|f| &f.expr)
+            .chain(segmentations.iter().flat_map(|s| s.rules.iter().map(|r| &r.when)));
+        for name in read.flat_map(|e| e.previous()) {
+            if !previous.iter().any(|(n, _)| *n == name) {
+                let ty = self.previous.get(&name).copied().unwrap_or(Type::Any);
+                previous.push((name, ty));
+            }
         }
 
         Pipeline {
@@ -266,6 +318,7 @@ impl<'a> Compiler<'a> {
             quality,
             storage,
             account_columns,
+            previous,
         }
     }
 
@@ -396,6 +449,35 @@ impl<'a> Compiler<'a> {
     }
 
     /// Records a name in the shared namespace, or reports the clash.
+    /// `prev(x)` is kept in the snapshot as column `prev_x`: a name the
+    /// pipeline defines may not be one of those.
+    fn reserve_prev_columns(
+        &mut self,
+        features: &[Feature],
+        segmentations: &[Segmentation],
+        origins: &BTreeMap<String, Origin>,
+    ) {
+        let read = features
+            .iter()
+            .map(|f| &f.expr)
+            .chain(segmentations.iter().flat_map(|s| s.rules.iter().map(|r| &r.when)))
+            .flat_map(|e| e.previous());
+        let mut seen = BTreeSet::new();
+        for name in read {
+            let column = crate::plan::prev_column(&name);
+            if let Some(origin) = origins.get(&column)
+                && seen.insert(column.clone())
+            {
+                let mut p = Problem::new(format!(
+                    "{} `{column}` has the name of the snapshot column that keeps prev({name})",
+                    origin.noun()
+                ));
+                p.help = Some(format!("rename `{column}`"));
+                self.problems.push(p);
+            }
+        }
+    }
+
     fn define(&mut self, origins: &mut BTreeMap<String, Origin>, name: &Spanned<String>, origin: Origin) -> bool {
         let n = name.get_ref();
         if RESERVED.contains(&n.as_str()) || n.eq_ignore_ascii_case("as_of") {
@@ -598,7 +680,11 @@ impl<'a> Compiler<'a> {
                 return None;
             }
         };
-        let names = Names { params, columns: types };
+        let names = Names {
+            params,
+            columns: types,
+            previous: Some(&self.previous),
+        };
         match expr::check(&ast, &names) {
             Ok(resolved) => Some(resolved),
             Err(errors) => {
@@ -626,15 +712,7 @@ impl<'a> Compiler<'a> {
                 continue;
             }
             let uses = match expr::parse(f.expr.get_ref()) {
-                Ok(ast) => {
-                    let mut names = Vec::new();
-                    ast.walk(&mut |a| {
-                        if let Kind::Name(n) = &a.kind {
-                            names.push(n.clone());
-                        }
-                    });
-                    names
-                }
+                Ok(ast) => names_read(&ast),
                 Err(_) => Vec::new(), // reported when the feature is checked
             };
             parsed.push((position, f, uses));
@@ -717,13 +795,20 @@ impl<'a> Compiler<'a> {
         types: &BTreeMap<String, Type>,
     ) -> Vec<Segmentation> {
         let mut out = Vec::new();
-        // Segmentation and `<name>_rule` columns share the namespace too.
+        // A segmentation's rules may read the label, rule and `_since` of
+        // the segmentations before it.
+        let mut types = types.clone();
+        // Segmentation, `<name>_rule` and `<name>_since` columns share the
+        // namespace too.
         for s in &raw.segmentations {
             let named = self.identifier(&s.name, "segmentation") && self.define(origins, &s.name, Origin::Segmentation);
             if named {
-                let rule_col = Spanned::new(s.name.span(), format!("{}_rule", s.name.get_ref()));
-                self.define(origins, &rule_col, Origin::Segmentation);
+                for suffix in ["_rule", "_since"] {
+                    let column = Spanned::new(s.name.span(), format!("{}{suffix}", s.name.get_ref()));
+                    self.define(origins, &column, Origin::Segmentation);
+                }
             }
+            let types = &mut types;
             let default = match &s.default {
                 Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().clone(),
                 Some(d) => {
@@ -808,6 +893,12 @@ impl<'a> Compiler<'a> {
             };
             let x = axis(&s.x, "x");
             let y = axis(&s.y, "y");
+            if named {
+                let name = s.name.get_ref();
+                for column in [name.clone(), format!("{name}_rule"), format!("{name}_since")] {
+                    types.insert(column, Type::Str);
+                }
+            }
             out.push(Segmentation {
                 name: s.name.get_ref().clone(),
                 description: s.description.clone(),

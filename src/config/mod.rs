@@ -45,6 +45,9 @@ pub struct Pipeline {
     pub storage: crate::storage::StorageOptions,
     /// Account columns that expressions read, with the type they need.
     pub account_columns: Vec<(String, Type)>,
+    /// The snapshot columns expressions read through `prev(...)`, in order
+    /// of first use, with their types.
+    pub previous: Vec<(String, Type)>,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +161,12 @@ impl Segmentation {
 
     pub fn rule_column(&self) -> String {
         format!("{}_rule", self.name)
+    }
+
+    /// The column holding the first cycle of each account's current,
+    /// unbroken stay in its label.
+    pub fn since_column(&self) -> String {
+        format!("{}_since", self.name)
     }
 }
 

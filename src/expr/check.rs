@@ -9,7 +9,8 @@ use super::{Ast, BinOp, Func, Kind, Span};
 use crate::error::did_you_mean;
 
 /// The type of an expression, as far as the pipeline file tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Type {
     Num,
     Str,
@@ -56,6 +57,9 @@ pub struct Names<'a> {
     pub params: &'a BTreeMap<String, Kind>,
     /// Account columns, aggregates and features with their types.
     pub columns: &'a BTreeMap<String, Type>,
+    /// The snapshot columns `prev(...)` may name, with their types; `None`
+    /// where `prev` cannot be used.
+    pub previous: Option<&'a BTreeMap<String, Type>>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +118,7 @@ impl Checker<'_> {
             Kind::Date(d) => (Kind::Date(*d), Type::Date),
             Kind::Null => (Kind::Null, Type::Null),
             Kind::Name(name) => self.name(name, span),
-            Kind::Column(_) | Kind::AsOf | Kind::Func(..) => {
+            Kind::Column(_) | Kind::AsOf | Kind::Func(..) | Kind::Prev(_) => {
                 let ty = match &ast.kind {
                     Kind::AsOf => Type::Date,
                     _ => Type::Any,
@@ -321,10 +325,56 @@ impl Checker<'_> {
         }
     }
 
+    /// `prev(x)`: the argument is a bare snapshot column name.
+    fn prev(&mut self, args: &[Ast], span: Span) -> (Kind, Type) {
+        let Some(previous) = self.names.previous else {
+            self.error(span, "prev(...) cannot be used here".into(), None);
+            return (Kind::Null, Type::Any);
+        };
+        let [arg] = args else {
+            self.error(
+                span,
+                format!("prev takes (column), got {} argument(s)", args.len()),
+                None,
+            );
+            return (Kind::Null, Type::Any);
+        };
+        let Kind::Name(name) = &arg.kind else {
+            self.error(
+                arg.span,
+                format!("prev takes the name of a snapshot column, not `{arg}`"),
+                Some("for example prev(wallet_share_matrix) or prev(wallet_share)".into()),
+            );
+            return (Kind::Null, Type::Any);
+        };
+        match previous.get(name) {
+            Some(ty) => (Kind::Prev(name.clone()), *ty),
+            None => {
+                let help = did_you_mean(name, previous.keys().map(String::as_str)).or_else(|| {
+                    Some(
+                        "prev names a column of the snapshot: an account column, aggregate, feature, \
+                         segmentation label, `<segmentation>_rule` or `<segmentation>_since`"
+                            .into(),
+                    )
+                });
+                self.error(
+                    arg.span,
+                    format!("prev({name}): `{name}` is not a snapshot column"),
+                    help,
+                );
+                (Kind::Null, Type::Any)
+            }
+        }
+    }
+
     fn call(&mut self, name: &str, name_span: Span, args: &[Ast], span: Span) -> (Kind, Type) {
+        if name.eq_ignore_ascii_case("prev") {
+            return self.prev(args, span);
+        }
         let Some(func) = Func::from_name(name) else {
-            let help = did_you_mean(name, Func::ALL.iter().map(|f| f.name())).unwrap_or_else(|| {
-                let all: Vec<&str> = Func::ALL.iter().map(|f| f.name()).collect();
+            let all = || Func::ALL.iter().map(|f| f.name()).chain(["prev"]);
+            let help = did_you_mean(name, all()).unwrap_or_else(|| {
+                let all: Vec<&str> = all().collect();
                 format!("the functions are: {}", all.join(", "))
             });
             self.error(name_span, format!("unknown function `{name}`"), Some(help));
@@ -380,6 +430,15 @@ impl Checker<'_> {
                 for (a, t) in &resolved {
                     self.expect(a, *t, Type::Date, "each argument of days_between");
                 }
+                Type::Num
+            }
+            Func::CyclesSince => {
+                self.expect(
+                    &resolved[0].0,
+                    resolved[0].1,
+                    Type::Str,
+                    "the argument of cycles_since (a cycle id such as `2026-Q1`)",
+                );
                 Type::Num
             }
             _ => {
@@ -454,9 +513,11 @@ mod tests {
 
     fn run(src: &str) -> Result<String, Vec<String>> {
         let (params, columns) = names();
+        let previous = columns.clone();
         let names = Names {
             params: &params,
             columns: &columns,
+            previous: Some(&previous),
         };
         let ast = parse(src).map_err(|e| vec![e.message])?;
         check(&ast, &names)

@@ -92,6 +92,9 @@ pub enum Kind {
     Column(String),
     /// The cycle's `as_of` date.
     AsOf,
+    /// `prev(x)`: snapshot column `x` of the account in the committed
+    /// snapshot of the cycle before (null when there is none).
+    Prev(String),
     Neg(Box<Ast>),
     Not(Box<Ast>),
     Binary(BinOp, Box<Ast>, Box<Ast>),
@@ -150,10 +153,11 @@ pub enum Func {
     Sum,
     PercentRank,
     ParetoShare,
+    CyclesSince,
 }
 
 impl Func {
-    pub const ALL: [Func; 21] = [
+    pub const ALL: [Func; 22] = [
         Func::Coalesce,
         Func::NullIf,
         Func::Greatest,
@@ -175,6 +179,7 @@ impl Func {
         Func::Sum,
         Func::PercentRank,
         Func::ParetoShare,
+        Func::CyclesSince,
     ];
 
     pub fn name(self) -> &'static str {
@@ -200,6 +205,7 @@ impl Func {
             Func::Sum => "sum",
             Func::PercentRank => "percent_rank",
             Func::ParetoShare => "pareto_share",
+            Func::CyclesSince => "cycles_since",
         }
     }
 
@@ -248,42 +254,46 @@ impl Ast {
         out
     }
 
+    /// The snapshot columns this expression reads through `prev(...)`.
+    pub fn previous(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.walk(&mut |ast| {
+            if let Kind::Prev(name) = &ast.kind
+                && !out.contains(name)
+            {
+                out.push(name.clone());
+            }
+        });
+        out
+    }
+
     /// Calls `f` on this node and every node below it.
     pub fn walk(&self, f: &mut impl FnMut(&Ast)) {
         f(self);
+        for child in self.children() {
+            child.walk(f);
+        }
+    }
+
+    /// The nodes directly below this one, in order.
+    pub fn children(&self) -> Vec<&Ast> {
         match &self.kind {
-            Kind::Neg(e) | Kind::Not(e) | Kind::IsNull { expr: e, .. } => e.walk(f),
-            Kind::Binary(_, l, r) => {
-                l.walk(f);
-                r.walk(f);
-            }
-            Kind::Between { expr, low, high, .. } => {
-                expr.walk(f);
-                low.walk(f);
-                high.walk(f);
-            }
-            Kind::InList { expr, list, .. } => {
-                expr.walk(f);
-                list.iter().for_each(|e| e.walk(f));
-            }
+            Kind::Neg(e) | Kind::Not(e) | Kind::IsNull { expr: e, .. } => vec![e],
+            Kind::Binary(_, l, r) => vec![l, r],
+            Kind::Between { expr, low, high, .. } => vec![expr, low, high],
+            Kind::InList { expr, list, .. } => std::iter::once(&**expr).chain(list).collect(),
             Kind::Case {
                 operand,
                 whens,
                 otherwise,
-            } => {
-                if let Some(o) = operand {
-                    o.walk(f);
-                }
-                for (c, r) in whens {
-                    c.walk(f);
-                    r.walk(f);
-                }
-                if let Some(o) = otherwise {
-                    o.walk(f);
-                }
-            }
-            Kind::Call { args, .. } | Kind::Func(_, args) => args.iter().for_each(|e| e.walk(f)),
-            _ => {}
+            } => operand
+                .iter()
+                .map(|o| &**o)
+                .chain(whens.iter().flat_map(|(c, r)| [c, r]))
+                .chain(otherwise.iter().map(|o| &**o))
+                .collect(),
+            Kind::Call { args, .. } | Kind::Func(_, args) => args.iter().collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -333,6 +343,7 @@ impl fmt::Display for Ast {
                 }
             }
             Kind::AsOf => write!(f, "as_of"),
+            Kind::Prev(n) => write!(f, "prev({n})"),
             Kind::Neg(e) => write!(f, "(-{e})"),
             Kind::Not(e) => write!(f, "(NOT {e})"),
             Kind::Binary(op, l, r) => write!(f, "({l} {} {r})", op.symbol()),

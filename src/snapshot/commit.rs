@@ -38,6 +38,8 @@ pub struct Commit<'a> {
     pub inputs: Inputs,
     pub quality: Vec<Finding>,
     pub replace: bool,
+    /// The previous cycle's run that this one read.
+    pub previous: Option<super::manifest::PreviousRun>,
 }
 
 /// A commit made ready for a format: the snapshot with its `run_id` and
@@ -83,6 +85,7 @@ pub fn prepare(c: Commit) -> Result<Prepared> {
         segmentations,
         quality: c.quality,
         replaced: None,
+        previous: c.previous,
         plan: Some(c.plan.clone()),
     };
     Ok(Prepared {

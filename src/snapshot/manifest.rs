@@ -35,6 +35,9 @@ pub struct Manifest {
     pub segmentations: Vec<SegmentationSummary>,
     pub quality: Vec<Finding>,
     pub replaced: Option<Replaced>,
+    /// The previous cycle's run this one read, if it was committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousRun>,
     /// What was computed (format 2 on): `explain` and `report` read it
     /// instead of recompiling the pipeline text with today's checker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -91,7 +94,15 @@ pub struct LabelSummary {
     pub arr: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The committed run of the previous cycle that a run read (`prev(...)`,
+/// `_since`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PreviousRun {
+    pub cycle: String,
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Replaced {
     pub run_id: String,
     pub finished_at: String,

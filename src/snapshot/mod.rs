@@ -19,8 +19,8 @@ use polars::prelude::*;
 pub use commit::Commit;
 pub use layout::partition;
 pub use manifest::{
-    CompareManifest, FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, PipelineInfo, Replaced,
-    SegmentationSummary, new_run_id,
+    CompareManifest, FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, PipelineInfo, PreviousRun,
+    Replaced, SegmentationSummary, new_run_id,
 };
 
 use crate::cycle::Cycle;

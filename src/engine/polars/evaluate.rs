@@ -11,9 +11,57 @@ use super::quality::{self, Outcome};
 use super::rules;
 use super::source::Dataset;
 use crate::config::{Check, Policy};
+use crate::cycle::Cycle;
 use crate::engine::UsagePass;
 use crate::error::{Context, Result, SchemaError};
+use crate::expr::Type;
 use crate::plan::Plan;
+
+/// What a cycle reads of the cycle before it.
+pub struct History {
+    pub cycle: Cycle,
+    /// The previous cycle's committed snapshot, when there is one: its
+    /// `account_id` and each of [`Plan::previous_columns`], one row per
+    /// account.
+    pub previous: Option<DataFrame>,
+}
+
+/// The polars type a value of this type is read as when it is missing.
+fn dtype(ty: Type) -> DataType {
+    match ty {
+        Type::Num => DataType::Float64,
+        Type::Bool => DataType::Boolean,
+        Type::Date => DataType::Date,
+        Type::Str | Type::Null | Type::Any => DataType::String,
+    }
+}
+
+/// A column of the previous snapshot that is not there: null, typed.
+pub fn missing_previous(ty: Type, column: &str) -> Expr {
+    lit(NULL).cast(dtype(ty)).alias(column)
+}
+
+/// Adds the previous cycle's columns to each account (null for an account
+/// that was not in it, or when it is not committed).
+fn with_previous(frame: LazyFrame, plan: &Plan, history: &History) -> LazyFrame {
+    match &history.previous {
+        Some(previous) => frame.join(
+            previous.clone().lazy(),
+            [col("account_id")],
+            [col("account_id")],
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        ),
+        None => frame.with_columns(
+            plan.previous_columns()
+                .iter()
+                .map(|c| missing_previous(c.ty, &c.column))
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
 
 /// What a cycle's evaluation produced.
 pub struct Evaluation {
@@ -53,7 +101,13 @@ struct CycleAccounts {
     outcome: Outcome,
 }
 
-pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &dyn UsagePass, as_of: NaiveDate) -> Result<Evaluation> {
+pub fn evaluate(
+    plan: &Plan,
+    accounts: &Dataset,
+    usage: &dyn UsagePass,
+    as_of: NaiveDate,
+    history: &History,
+) -> Result<Evaluation> {
     // The accounts are read and checked on a thread of their own while the
     // usage streams through the group-by: the two do not depend on each other,
     // and the group-by alone does not keep both cores busy.
@@ -127,16 +181,11 @@ pub fn evaluate(plan: &Plan, accounts: &Dataset, usage: &dyn UsagePass, as_of: N
         "features_and_rules",
         || {
             let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), plan);
+            let joined = with_previous(joined, plan, history);
             let with_features = super::features::add_features(joined, plan, as_of);
-            let segments: Vec<Expr> = plan
-                .segmentations
-                .iter()
-                .flat_map(|s| rules::segment(s, as_of))
-                .collect();
             let mut columns: Vec<Expr> = plan.columns.iter().map(|c| col(c.as_str())).collect();
             columns[0] = date_lit(as_of).alias("as_of");
-            with_features
-                .with_columns(segments)
+            rules::segment_all(with_features, &plan.segmentations, as_of, history.cycle)
                 // Still in account id order: the join keeps the left order.
                 .select(columns)
                 .collect()

@@ -49,6 +49,27 @@ pub fn exact_div(l: Expr, r: Expr) -> Expr {
     )
 }
 
+/// The number of cycles from cycle id `c` (`2026`, `2026-H1`, `2026-Q3`,
+/// `2026-11`) to the cycle of the same cadence that holds `as_of`: 0 in the
+/// same cycle, 1 in the next. Null for null or what is not a cycle id.
+fn cycles_since(c: Expr, as_of: NaiveDate) -> Expr {
+    use chrono::Datelike;
+    let (y, m) = (as_of.year() as i64, as_of.month() as i64);
+    let int = |offset: i64, length: u64| c.clone().str().slice(lit(offset), lit(length)).cast(DataType::Int64);
+    let year = int(0, 4);
+    let kind = c.clone().str().slice(lit(5), lit(1u64));
+    let length = c.clone().str().len_chars();
+    when(length.clone().eq(lit(4)))
+        .then(lit(y) - year.clone())
+        .when(length.clone().eq(lit(7)).and(kind.clone().eq(lit("Q"))))
+        .then(lit(y * 4 + (m - 1) / 3) - (year.clone() * lit(4) + int(6, 1) - lit(1)))
+        .when(length.clone().eq(lit(7)).and(kind.eq(lit("H"))))
+        .then(lit(y * 2 + (m - 1) / 6) - (year.clone() * lit(2) + int(6, 1) - lit(1)))
+        .when(length.eq(lit(7)))
+        .then(lit(y * 12 + m - 1) - (year * lit(12) + int(5, 2) - lit(1)))
+        .otherwise(null())
+}
+
 /// A date as a polars literal.
 pub fn date_lit(date: NaiveDate) -> Expr {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
@@ -67,6 +88,7 @@ pub fn lower(ast: &Ast, as_of: NaiveDate) -> Expr {
         Kind::Null | Kind::Name(_) | Kind::Call { .. } => null(),
         Kind::Column(name) => col(name.as_str()),
         Kind::AsOf => date_lit(as_of),
+        Kind::Prev(name) => col(crate::plan::prev_column(name)),
         Kind::Neg(e) => lit(0) - lo(e),
         Kind::Not(e) => lo(e).not(),
         Kind::Binary(op, l, r) => {
@@ -166,6 +188,7 @@ fn lower_call(func: Func, args: &[Ast], as_of: NaiveDate) -> Expr {
         Func::Lower => x().str().to_lowercase(),
         Func::Upper => x().str().to_uppercase(),
         Func::DaysBetween => all[1].clone().cast(DataType::Int64) - all[0].clone().cast(DataType::Int64),
+        Func::CyclesSince => cycles_since(x(), as_of),
         Func::Quantile => {
             let q = match args[1].kind {
                 Kind::Int(v) => v as f64,
@@ -282,6 +305,7 @@ mod tests {
         let names = Names {
             params: &params,
             columns: &columns,
+            previous: None,
         };
         check(&parse(src).unwrap(), &names).unwrap().ast
     }
@@ -310,6 +334,7 @@ mod tests {
         let names = Names {
             params: &params,
             columns: &columns,
+            previous: None,
         };
         let ast = check(&parse(src).unwrap(), &names).unwrap().ast;
         let as_of = NaiveDate::from_ymd_opt(1971, 1, 1).unwrap();

@@ -12,5 +12,5 @@ pub mod quality;
 pub mod rules;
 pub mod source;
 
-pub use evaluate::{Evaluation, evaluate};
+pub use evaluate::{Evaluation, History, evaluate, missing_previous};
 pub use source::{Dataset, scan_accounts, scan_usage};

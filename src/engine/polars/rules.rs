@@ -9,6 +9,8 @@ use polars::prelude::*;
 
 use super::lower::lower;
 use crate::config::Segmentation;
+use crate::cycle::Cycle;
+use crate::plan::prev_column;
 
 /// The rule name recorded for accounts that no rule matched.
 pub const DEFAULT_RULE: &str = "default";
@@ -46,6 +48,32 @@ pub fn segment(segmentation: &Segmentation, as_of: NaiveDate) -> [Expr; 2] {
     )
     .alias(segmentation.rule_column());
     [label, rule]
+}
+
+/// The `<name>_since` column of a segmentation: the previous cycle's
+/// `_since` when the account keeps the label it had then (its stay goes on),
+/// else this cycle (the label changed, or the account is new).
+pub fn since(segmentation: &Segmentation, cycle: Cycle) -> Expr {
+    let name = segmentation.name.as_str();
+    let stayed = col(prev_column(name)).eq(col(name)).fill_null(lit(false));
+    // A snapshot made before `_since` existed says only that the stay began
+    // by the previous cycle.
+    let began = coalesce(&[
+        col(prev_column(&segmentation.since_column())),
+        lit(cycle.previous().to_string()),
+    ]);
+    when(stayed)
+        .then(began)
+        .otherwise(lit(cycle.to_string()))
+        .alias(segmentation.since_column())
+}
+
+/// Every segmentation's label, rule and `_since`, in order: a
+/// segmentation's rules may read the columns of those before it.
+pub fn segment_all(frame: LazyFrame, segmentations: &[Segmentation], as_of: NaiveDate, cycle: Cycle) -> LazyFrame {
+    segmentations.iter().fold(frame, |lf, s| {
+        lf.with_columns(segment(s, as_of)).with_column(since(s, cycle))
+    })
 }
 
 /// Hidden columns of an explanation start with this.
@@ -187,7 +215,7 @@ mod tests {
         ) {
             let params = BTreeMap::new();
             let columns: BTreeMap<String, Type> = COLS.iter().map(|c| (c.to_string(), Type::Num)).collect();
-            let names = Names { params: &params, columns: &columns };
+            let names = Names { params: &params, columns: &columns, previous: None };
             let rules: Vec<Rule> = conds.iter().enumerate().map(|(i, c)| Rule {
                 name: format!("r{i}"),
                 // Two rules share a label, as in the touch tier.
