@@ -98,6 +98,11 @@ pub enum Command {
     /// are older than the retention (time travel to versions older than it
     /// stops working), and files of runs that died before their commit.
     Vacuum(VacuumArgs),
+    /// What-if: evaluate a pipeline (`--pipeline NEW.toml`) on the inputs and
+    /// as_of of a committed cycle and show which accounts and how much ARR
+    /// would move, per segmentation, and which rules' counts change.
+    /// Commits nothing.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -212,6 +217,28 @@ pub struct CyclesArgs {
     pub locations: Locations,
 
     /// Print the list as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub locations: Locations,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
+    /// The committed cycle to compare with. Default: the latest.
+    #[arg(long, short = 'c')]
+    pub cycle: Option<String>,
+
+    /// Write the accounts that move (both labels and rules, per
+    /// segmentation) to this file: `.parquet` or `.csv`.
+    #[arg(long, value_name = "FILE")]
+    pub to: Option<String>,
+
+    /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -38,6 +38,7 @@ pub mod engine;
 pub mod snapshot;
 
 pub mod compare;
+pub mod diff;
 
 pub mod report;
 

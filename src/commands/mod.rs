@@ -4,6 +4,7 @@
 
 mod compare;
 mod cycles;
+mod diff;
 mod explain;
 mod plan;
 mod report;
@@ -34,6 +35,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Generate(args) => crate::generate::generate(&args),
         Command::Plan(args) => plan::plan(args),
         Command::Vacuum(args) => vacuum::vacuum(args),
+        Command::Diff(args) => diff::diff(args),
     }
 }
 

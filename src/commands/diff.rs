@@ -1,0 +1,227 @@
+//! `quadrant diff`: a new pipeline evaluated on the inputs and as_of of a
+//! committed cycle, against that cycle's committed labels. Commits nothing.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::cli::DiffArgs;
+use crate::diff::{self, SegmentationDiff};
+use crate::engine::polars as engine;
+use crate::error::{Context, Error, Result};
+use crate::storage::InputFile;
+use crate::table;
+
+use super::{Settings, committed};
+
+/// Do the files listed now differ from those the committed run read?
+fn changed(recorded: &[InputFile], now: &[InputFile]) -> bool {
+    let key = |f: &InputFile| (f.uri.clone(), f.size, f.etag.clone(), f.modified.clone());
+    let mut a: Vec<_> = recorded.iter().map(key).collect();
+    let mut b: Vec<_> = now.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    a != b
+}
+
+pub fn diff(args: DiffArgs) -> Result<()> {
+    let setup = Settings::resolve(&args.locations)?;
+    let snapshots = setup.snapshots()?;
+    let m = match &args.cycle {
+        Some(c) => committed(&snapshots, c)?,
+        None => snapshots.list_committed()?.pop().ok_or_else(|| {
+            Error::config(format!(
+                "no committed snapshots under {}: `quadrant diff` compares with a committed cycle",
+                snapshots.store().uri()
+            ))
+        })?,
+    };
+    let cycle = super::parse_cycle(&m.cycle)?;
+    let as_of = NaiveDate::parse_from_str(&m.as_of, "%Y-%m-%d").unwrap_or_else(|_| cycle.as_of());
+    // The committed run's inputs, unless the flags name others.
+    let accounts_uri = args
+        .locations
+        .accounts
+        .clone()
+        .unwrap_or_else(|| m.inputs.accounts.uri.clone());
+    let usage_uri = args
+        .locations
+        .usage
+        .clone()
+        .unwrap_or_else(|| m.inputs.usage.uri.clone());
+    let choice = super::engine(&args.engine)?;
+    let accounts = engine::scan_accounts(&setup.pipeline, &accounts_uri)?;
+    let usage = engine::scan_usage(&setup.pipeline, &usage_uri)?;
+    let inputs_changed =
+        changed(&m.inputs.accounts.files, &accounts.files) || changed(&m.inputs.usage.files, &usage.files);
+    if inputs_changed {
+        tracing::warn!(cycle = %m.cycle, "the input files differ from those the committed run read: the diff shows the data's changes as well as the pipeline's");
+    }
+    let pass = choice.usage_pass(&usage)?;
+    let (history, _) = super::history(&snapshots, &setup.plan, cycle, false)?;
+    let new = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), as_of, &history)?.snapshot;
+    let old = snapshots
+        .scan_committed(&m)?
+        .collect()
+        .ctx(|| format!("cannot read the snapshot of cycle {}", m.cycle))?;
+
+    let committed_names: Vec<String> = m.segmentations.iter().map(|s| s.name.clone()).collect();
+    let new_names: Vec<String> = setup.plan.segmentations.iter().map(|s| s.name.clone()).collect();
+    let mut results: Vec<SegmentationDiff> = Vec::new();
+    let mut moving: Vec<LazyFrame> = Vec::new();
+    for name in new_names.iter().filter(|n| committed_names.contains(n)) {
+        let (summary, moves) = diff::segmentation(&old, &new, name)?;
+        results.push(summary);
+        moving.push(moves.lazy());
+    }
+    let only_new: Vec<&String> = new_names.iter().filter(|n| !committed_names.contains(n)).collect();
+    let only_committed: Vec<&String> = committed_names.iter().filter(|n| !new_names.contains(n)).collect();
+
+    if let Some(path) = &args.to {
+        let mut frame = if moving.is_empty() {
+            DataFrame::empty()
+        } else {
+            concat(moving, UnionArgs::default())
+                .and_then(|lf| lf.collect())
+                .ctx(|| "cannot gather the accounts that move".into())?
+        };
+        write(&mut frame, path)?;
+    }
+
+    if args.json {
+        let json = serde_json::json!({
+            "cycle": m.cycle, "as_of": m.as_of, "committed_run_id": m.run_id,
+            "committed_pipeline_hash": m.pipeline.hash, "pipeline_hash": setup.pipeline.hash,
+            "inputs_changed": inputs_changed,
+            "segmentations": results,
+            "only_in_new_pipeline": only_new, "only_in_committed": only_committed,
+        });
+        crate::outln!("{}", serde_json::to_string_pretty(&json).expect("serializable"));
+        return Ok(());
+    }
+    crate::outln!(
+        "{} (as of {}, committed run {}) against pipeline `{}`{}",
+        m.cycle,
+        m.as_of,
+        m.run_id,
+        setup.pipeline.path,
+        if inputs_changed {
+            " (the inputs changed since)"
+        } else {
+            ""
+        }
+    );
+    for r in &results {
+        print_segmentation(r);
+    }
+    for n in only_new {
+        crate::outln!("\n{n}: only in the new pipeline, nothing to compare with");
+    }
+    for n in only_committed {
+        crate::outln!("\n{n}: not in the new pipeline");
+    }
+    if let Some(path) = &args.to {
+        crate::outln!("\naccounts that move written to {path}");
+    }
+    Ok(())
+}
+
+fn print_segmentation(r: &SegmentationDiff) {
+    crate::outln!(
+        "\n{}: {} accounts would move ({} ARR)",
+        r.name,
+        r.moved_accounts,
+        table::money(r.moved_arr)
+    );
+    if r.moved_accounts > 0 {
+        let mut labels: Vec<&str> = r.matrix.iter().flat_map(|c| [c.from.as_str(), c.to.as_str()]).collect();
+        labels.sort();
+        labels.dedup();
+        let header: Vec<&str> = std::iter::once("committed \\ new")
+            .chain(labels.iter().copied())
+            .collect();
+        let rows: Vec<Vec<String>> = labels
+            .iter()
+            .filter(|from| r.matrix.iter().any(|c| c.from == **from))
+            .map(|from| {
+                std::iter::once(from.to_string())
+                    .chain(labels.iter().map(|to| {
+                        r.matrix
+                            .iter()
+                            .find(|c| c.from == *from && c.to == *to)
+                            .map_or("-".into(), |c| format!("{} ({})", c.accounts, table::compact(c.arr)))
+                    }))
+                    .collect()
+            })
+            .collect();
+        let right: Vec<bool> = header.iter().enumerate().map(|(i, _)| i > 0).collect();
+        crate::out!("{}", table::render(&header, &rows, &right));
+    }
+    if !r.rules.is_empty() {
+        crate::outln!("  rules whose counts change:");
+        let rows: Vec<Vec<String>> = r
+            .rules
+            .iter()
+            .map(|c| {
+                let delta = c.new as i64 - c.committed as i64;
+                vec![
+                    c.rule.clone(),
+                    c.committed.to_string(),
+                    c.new.to_string(),
+                    format!("{delta:+}"),
+                ]
+            })
+            .collect();
+        crate::out!(
+            "{}",
+            table::render(
+                &["rule", "committed", "new", "change"],
+                &rows,
+                &[false, true, true, true]
+            )
+        );
+    }
+}
+
+/// A frame as CSV (RFC 4180: fields with a comma, quote or line break are
+/// quoted); nulls are empty fields.
+fn csv(frame: &DataFrame) -> String {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let names: Vec<String> = frame.get_column_names().iter().map(|n| field(n.as_str())).collect();
+    let mut out = names.join(",") + "\n";
+    for i in 0..frame.height() {
+        let row: Vec<String> = frame
+            .columns()
+            .iter()
+            .map(|c| match c.get(i) {
+                Ok(AnyValue::Null) | Err(_) => String::new(),
+                Ok(AnyValue::String(s)) => field(s),
+                Ok(v) => field(&v.to_string()),
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes the moving accounts as Parquet or CSV, by the file's extension.
+fn write(frame: &mut DataFrame, path: &str) -> Result<()> {
+    let lower = path.to_ascii_lowercase();
+    let file = || std::fs::File::create(path).map_err(|e| Error::io("create", path, e));
+    if lower.ends_with(".parquet") {
+        ParquetWriter::new(file()?)
+            .finish(frame)
+            .ctx(|| format!("cannot write `{path}`"))?;
+    } else if lower.ends_with(".csv") {
+        std::fs::write(path, csv(frame)).map_err(|e| Error::io("write", path, e))?;
+    } else {
+        return Err(Error::config(format!("--to `{path}`: name a .parquet or a .csv file")));
+    }
+    Ok(())
+}
