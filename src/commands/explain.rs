@@ -35,7 +35,39 @@ struct SegmentationVerdict {
     segmentation: String,
     label: String,
     rule: String,
+    /// The first cycle of the account's current stay in `label`.
+    since: Option<String>,
+    /// The account's label in the previous cycle's committed snapshot
+    /// (`None`: not in it, or that cycle is not committed).
+    previous_label: Option<String>,
     rules: Vec<RuleVerdict>,
+}
+
+/// The account's labels in the committed snapshot of the cycle before.
+fn previous_labels(
+    snapshots: &crate::snapshot::Snapshots,
+    cycle: &str,
+    account: &str,
+) -> Result<(String, std::collections::BTreeMap<String, String>)> {
+    let previous = parse_cycle(cycle)?.previous();
+    let mut labels = std::collections::BTreeMap::new();
+    if let Some(m) = snapshots.settle(&previous)? {
+        let row = snapshots
+            .scan_committed(&m)?
+            .filter(col("account_id").eq(lit(account)))
+            .collect()
+            .ctx(|| format!("cannot read the snapshot of {previous}"))?;
+        if row.height() > 0 {
+            for s in &m.segmentations {
+                if let Ok(v) = row.column(&s.name).and_then(|c| c.get(0))
+                    && !v.is_null()
+                {
+                    labels.insert(s.name.clone(), table::value(&v));
+                }
+            }
+        }
+    }
+    Ok((previous.to_string(), labels))
 }
 
 pub fn explain(args: ExplainArgs) -> Result<()> {
@@ -109,6 +141,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             .map(|v| table::value(&v))
             .unwrap_or_default()
     };
+    let (previous_cycle, previous) = previous_labels(&snapshots, &cycle, &args.account)?;
     let mut verdicts = Vec::new();
     for (si, s) in plan.segmentations.iter().enumerate() {
         let rule = get_str(&s.rule_column());
@@ -139,12 +172,17 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             segmentation: s.name.clone(),
             label: get_str(&s.name),
             rule,
+            since: Some(get_str(&s.since_column())).filter(|v| !v.is_empty()),
+            previous_label: previous.get(&s.name).cloned(),
             rules,
         });
     }
     let hidden = |n: &str| {
         n.starts_with(engine::rules::EXPLAIN_PREFIX)
-            || plan.segmentations.iter().any(|s| s.name == n || s.rule_column() == n)
+            || plan
+                .segmentations
+                .iter()
+                .any(|s| s.name == n || s.rule_column() == n || s.since_column() == n)
     };
     let values: Vec<(String, String)> = row
         .get_column_names()
@@ -167,6 +205,14 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     crate::out!("{}", table::render(&["column", "value"], &rows, &[false, false]));
     for v in verdicts {
         crate::outln!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
+        let before = match &v.previous_label {
+            Some(l) => format!("{l} in {previous_cycle}"),
+            None => format!("not in a committed {previous_cycle}"),
+        };
+        match &v.since {
+            Some(since) => crate::outln!("  {} since {since}; {before}", v.label),
+            None => crate::outln!("  {before}"),
+        }
         for r in &v.rules {
             let mark = match r.matched {
                 Some(true) => "matched",

@@ -239,7 +239,7 @@ fn dependents(snapshots: &Snapshots, cycle: Cycle) -> Result<Vec<(Cycle, NaiveDa
     loop {
         let next = read.next();
         let Some(m) = snapshots.settle(&next)? else { break };
-        if !m.previous.as_ref().is_some_and(|p| p.cycle == read.to_string()) {
+        if m.previous.as_ref().is_none_or(|p| p.cycle != read.to_string()) {
             break;
         }
         let as_of = NaiveDate::parse_from_str(&m.as_of, "%Y-%m-%d").unwrap_or_else(|_| next.as_of());

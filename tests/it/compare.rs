@@ -25,7 +25,7 @@ fn matrix_totals_equal_both_snapshots() {
     let arr = |f: &DataFrame| f.column("arr").unwrap().f64().unwrap().sum().unwrap();
     let close = |a: f64, b: f64| (a - b).abs() < 1e-6 * b.abs().max(1.0);
     let segs = c["segmentations"].as_array().unwrap();
-    assert_eq!(segs.len(), 5);
+    assert_eq!(segs.len(), 6);
     for seg in segs {
         let rows: Vec<&str> = seg["rows"]
             .as_array()

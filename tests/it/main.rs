@@ -6,6 +6,7 @@ mod commit;
 mod compare;
 mod corpus;
 mod delta;
+mod history;
 mod http;
 mod lost;
 mod nulls;

@@ -26,25 +26,43 @@ pub struct History {
     pub previous: Option<DataFrame>,
 }
 
-/// The polars type a value of this type is read as when it is missing.
-fn dtype(ty: Type) -> DataType {
+/// The polars type a value of this type is read as when it is missing;
+/// `None` when only the data tells (see [`with_previous`]).
+fn dtype(ty: Type) -> Option<DataType> {
     match ty {
-        Type::Num => DataType::Float64,
-        Type::Bool => DataType::Boolean,
-        Type::Date => DataType::Date,
-        Type::Str | Type::Null | Type::Any => DataType::String,
+        Type::Num => Some(DataType::Float64),
+        Type::Bool => Some(DataType::Boolean),
+        Type::Date => Some(DataType::Date),
+        Type::Str => Some(DataType::String),
+        Type::Null | Type::Any => None,
     }
 }
 
-/// A column of the previous snapshot that is not there: null, typed.
+/// A column of the previous snapshot that is not there: null, typed when
+/// the pipeline tells the type.
 pub fn missing_previous(ty: Type, column: &str) -> Expr {
-    lit(NULL).cast(dtype(ty)).alias(column)
+    match dtype(ty) {
+        Some(t) => lit(NULL).cast(t),
+        None => lit(NULL),
+    }
+    .alias(column)
 }
 
 /// Adds the previous cycle's columns to each account (null for an account
-/// that was not in it, or when it is not committed).
-fn with_previous(frame: LazyFrame, plan: &Plan, history: &History) -> LazyFrame {
-    match &history.previous {
+/// that was not in it, or when it is not committed). A column whose type
+/// only the data tells (a passthrough column) that the previous snapshot
+/// does not have takes this cycle's type of the column it stands for.
+fn with_previous(mut frame: LazyFrame, plan: &Plan, history: &History) -> Result<LazyFrame> {
+    let schema = frame
+        .collect_schema()
+        .ctx(|| "cannot read the accounts' columns".into())?;
+    let typed: Vec<Expr> = plan
+        .previous_columns()
+        .iter()
+        .filter(|c| dtype(c.ty).is_none())
+        .filter_map(|c| Some(col(c.column.as_str()).cast(schema.get(&c.source)?.clone())))
+        .collect();
+    let joined = match &history.previous {
         Some(previous) => frame.join(
             previous.clone().lazy(),
             [col("account_id")],
@@ -60,7 +78,12 @@ fn with_previous(frame: LazyFrame, plan: &Plan, history: &History) -> LazyFrame 
                 .map(|c| missing_previous(c.ty, &c.column))
                 .collect::<Vec<_>>(),
         ),
-    }
+    };
+    Ok(if typed.is_empty() {
+        joined
+    } else {
+        joined.with_columns(typed)
+    })
 }
 
 /// What a cycle's evaluation produced.
@@ -181,7 +204,7 @@ pub fn evaluate(
         "features_and_rules",
         || {
             let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), plan);
-            let joined = with_previous(joined, plan, history);
+            let joined = with_previous(joined, plan, history)?;
             let with_features = super::features::add_features(joined, plan, as_of);
             let mut columns: Vec<Expr> = plan.columns.iter().map(|c| col(c.as_str())).collect();
             columns[0] = date_lit(as_of).alias("as_of");

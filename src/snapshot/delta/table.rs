@@ -449,6 +449,8 @@ fn delta_type(dtype: &DataType) -> Option<(DeltaType, Option<DataType>)> {
         DataType::Float32 => (primitive(PrimitiveType::Float), None),
         DataType::Float64 => (primitive(PrimitiveType::Double), None),
         DataType::String => (primitive(PrimitiveType::String), None),
+        // A column of nulls only (prev(x) before x had a value).
+        DataType::Null => (primitive(PrimitiveType::String), Some(DataType::String)),
         DataType::Date => (primitive(PrimitiveType::Date), None),
         DataType::Datetime(unit, tz) => {
             let p = if tz.is_some() {
