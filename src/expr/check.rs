@@ -533,6 +533,33 @@ mod tests {
     }
 
     #[test]
+    fn prev_takes_a_snapshot_column_and_has_its_type() {
+        assert_eq!(
+            run("prev(wallet_share) >= 0.7"),
+            Ok("(prev(wallet_share) >= 0.7) : boolean".into())
+        );
+        assert_eq!(
+            run("prev(industry) = 'Retail'"),
+            Ok("(prev(industry) = 'Retail') : boolean".into())
+        );
+        let errs = run("prev(wallet_shar) > 1").unwrap_err();
+        assert!(
+            errs[0].contains("`wallet_shar` is not a snapshot column") && errs[0].contains("wallet_share"),
+            "{errs:?}"
+        );
+        let errs = run("prev(arr * 2)").unwrap_err();
+        assert!(errs[0].contains("prev takes the name of a snapshot column"), "{errs:?}");
+        let errs = run("prev(arr, arr)").unwrap_err();
+        assert!(errs[0].contains("prev takes (column), got 2"), "{errs:?}");
+        let errs = run("cycles_since(arr)").unwrap_err();
+        assert!(errs[0].contains("cycles_since"), "{errs:?}");
+        assert_eq!(
+            run("cycles_since(industry) >= 2"),
+            Ok("(cycles_since(industry) >= 2) : boolean".into())
+        );
+    }
+
+    #[test]
     fn resolves_params_columns_and_as_of() {
         assert_eq!(
             run("wallet_share >= mature_share").unwrap(),

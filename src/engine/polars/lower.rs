@@ -354,6 +354,62 @@ mod tests {
             .collect()
     }
 
+    /// `cycles_since` counts cycles of the argument's own cadence up to the
+    /// one that holds as_of, for every form of cycle id.
+    #[test]
+    fn cycles_since_counts_in_the_cadence_of_its_argument() {
+        let ids = [
+            Some("2026-Q3"),
+            Some("2026-Q1"),
+            Some("2025-Q4"),
+            Some("2026-H2"),
+            Some("2025-H2"),
+            Some("2026-09"),
+            Some("2025-12"),
+            Some("2026"),
+            Some("2020"),
+            None,
+            Some("soon"),
+        ];
+        let frame = df! { "c" => ids }.unwrap();
+        let params = BTreeMap::new();
+        let columns = BTreeMap::from([("c".to_string(), Type::Str)]);
+        let names = Names {
+            params: &params,
+            columns: &columns,
+            previous: None,
+        };
+        let ast = check(&parse("cycles_since(c)").unwrap(), &names).unwrap().ast;
+        // as_of inside 2026-Q3, 2026-H2, 2026-09 and 2026.
+        let as_of = NaiveDate::from_ymd_opt(2026, 9, 30).unwrap();
+        let out = frame.lazy().select([lower(&ast, as_of).alias("n")]).collect().unwrap();
+        let got: Vec<Option<i64>> = out
+            .column("n")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(0),
+                Some(2),
+                Some(3),
+                Some(0),
+                Some(2),
+                Some(0),
+                Some(9),
+                Some(0),
+                Some(6),
+                None,
+                None
+            ]
+        );
+    }
+
     #[test]
     fn division_is_correctly_rounded_even_by_a_scalar() {
         // polars' own `column / scalar` multiplies by the reciprocal:
