@@ -963,7 +963,8 @@ uri = "out/"
                 "growth_risk",
                 "size_contract",
                 "touch_tier",
-                "strategic_accounts"
+                "strategic_accounts",
+                "re_evaluate_escalation"
             ]
         );
         for f in [
