@@ -15,7 +15,7 @@ use crate::target::Target;
 use crate::*;
 
 /// A copy of a pipeline file with `[output] format = "delta"`.
-fn delta_pipeline(dir: &std::path::Path, from: &std::path::Path) -> String {
+pub(crate) fn delta_pipeline(dir: &std::path::Path, from: &std::path::Path) -> String {
     let text = std::fs::read_to_string(from).unwrap();
     assert!(text.contains("\n[output]\n"), "{}", from.display());
     let path = dir.join("delta.toml");
@@ -29,7 +29,7 @@ fn default_delta_pipeline(dir: &std::path::Path) -> String {
 
 /// What the Delta readers see of the table at `rel` under the target, at
 /// its latest version or at `version`; `None` when there is no table.
-fn read_delta(target: &Target, rel: &str, version: Option<u64>) -> Option<Value> {
+pub(crate) fn read_delta(target: &Target, rel: &str, version: Option<u64>) -> Option<Value> {
     if !target
         .files()
         .iter()

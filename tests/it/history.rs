@@ -504,3 +504,33 @@ fn diff_moves_nothing_unchanged_and_exactly_the_accounts_a_threshold_moves() {
     assert_eq!(csv.lines().count(), want_ids.len() + 1, "{csv}");
     assert!(csv.starts_with("segmentation,account_id,arr,committed_label,committed_rule,new_label,new_rule\n"));
 }
+
+/// The same book on Delta output: each cycle's `prev_*` and `_since` columns
+/// keep their types from the first cycle on (a Delta table refuses a column
+/// that changes type), and the Delta readers see every cycle.
+#[test]
+fn segments_over_time_on_delta_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    book(dir);
+    let p = pipeline(dir, "p.toml", 0.7);
+    let p = crate::delta::delta_pipeline(dir, Path::new(&p));
+    let target = crate::target::Target::local();
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycles",
+        "2025-Q1..2025-Q4",
+        "--output",
+        &target.uri(),
+    ]);
+    expect_code(&o, 0);
+    let seen = crate::delta::read_delta(&target, "segments", None).unwrap();
+    for cycle in CYCLES {
+        assert!(seen["partitions"][cycle].is_object(), "{cycle}: {}", seen["partitions"]);
+    }
+    assert_eq!(seen["types"]["prev_score"], "Float64", "{}", seen["types"]);
+    assert_eq!(seen["types"]["tier_since"], "String");
+    assert_eq!(seen["nulls"]["2025-Q1"]["prev_score"], 4, "no previous cycle: all null");
+}

@@ -86,6 +86,27 @@ fn with_previous(mut frame: LazyFrame, plan: &Plan, history: &History) -> Result
     })
 }
 
+/// A previous column still of no type after the features (`prev(f)` of a
+/// feature whose type only the data tells, missing from the previous
+/// snapshot) takes this cycle's type of `f`, so that the snapshot's column
+/// keeps one type from cycle to cycle (Delta tables require it).
+fn type_previous(mut frame: LazyFrame, plan: &Plan) -> Result<LazyFrame> {
+    let schema = frame
+        .collect_schema()
+        .ctx(|| "cannot compute features and segments".into())?;
+    let typed: Vec<Expr> = plan
+        .previous_columns()
+        .iter()
+        .filter(|c| schema.get(&c.column) == Some(&DataType::Null))
+        .filter_map(|c| Some(col(c.column.as_str()).cast(schema.get(&c.source)?.clone())))
+        .collect();
+    Ok(if typed.is_empty() {
+        frame
+    } else {
+        frame.with_columns(typed)
+    })
+}
+
 /// What a cycle's evaluation produced.
 pub struct Evaluation {
     /// The snapshot's rows and columns, sorted by account id.
@@ -205,7 +226,7 @@ pub fn evaluate(
         || {
             let joined = features::join_aggregates(frame.lazy(), grouped.lazy(), plan);
             let joined = with_previous(joined, plan, history)?;
-            let with_features = super::features::add_features(joined, plan, as_of);
+            let with_features = type_previous(super::features::add_features(joined, plan, as_of), plan)?;
             let mut columns: Vec<Expr> = plan.columns.iter().map(|c| col(c.as_str())).collect();
             columns[0] = date_lit(as_of).alias("as_of");
             rules::segment_all(with_features, &plan.segmentations, as_of, history.cycle)

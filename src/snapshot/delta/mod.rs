@@ -337,6 +337,7 @@ fn commit_info(m: &Manifest) -> HashMap<String, serde_json::Value> {
                 "pipeline": m.pipeline.name, "pipeline_hash": m.pipeline.hash,
                 "rows": m.rows, "labels": labels, "data_checks": checks,
                 "replaced_run": m.replaced.as_ref().map(|r| r.run_id.clone()),
+                "previous_run": m.previous.as_ref().map(|p| p.run_id.clone()),
                 "quadrant_version": m.quadrant_version,
             }),
         ),
