@@ -243,22 +243,25 @@ impl Ast {
 
     /// The columns this expression reads, in order of first use.
     pub fn columns(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        self.walk(&mut |ast| {
-            if let Kind::Column(name) = &ast.kind
-                && !out.contains(name)
-            {
-                out.push(name.clone());
-            }
-        });
-        out
+        self.names(|kind| match kind {
+            Kind::Column(name) => Some(name),
+            _ => None,
+        })
     }
 
     /// The snapshot columns this expression reads through `prev(...)`.
     pub fn previous(&self) -> Vec<String> {
+        self.names(|kind| match kind {
+            Kind::Prev(name) => Some(name),
+            _ => None,
+        })
+    }
+
+    /// The distinct names `pick` finds in the tree, in order of first use.
+    fn names(&self, pick: impl Fn(&Kind) -> Option<&String>) -> Vec<String> {
         let mut out = Vec::new();
         self.walk(&mut |ast| {
-            if let Kind::Prev(name) = &ast.kind
+            if let Some(name) = pick(&ast.kind)
                 && !out.contains(name)
             {
                 out.push(name.clone());

@@ -195,6 +195,15 @@ pub fn read_json_manifest(store: &Store, cycle: &Cycle) -> Result<Option<Manifes
     })
 }
 
+/// Is `_manifest.json` missing or another run's than the committed one?
+pub fn manifest_lags(committed: Option<&Manifest>, json: Option<&Manifest>) -> bool {
+    match (committed, json) {
+        (Some(c), Some(j)) => c.run_id != j.run_id,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 pub fn put_manifest(store: &Store, cycle: &Cycle, manifest: &Manifest) -> Result<()> {
     let body = Bytes::from(serde_json::to_vec_pretty(manifest).expect("serializable"));
     store.put(&store.path(&layout::manifest_file(cycle)), body, false)?;

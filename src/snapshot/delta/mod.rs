@@ -41,7 +41,7 @@ use polars::prelude::*;
 
 use super::commit::{
     Commit, Prepared, already_committed, compare_record, data_output, delete_all, embedded_manifest,
-    encode_with_manifest, lock_for_commit, pause_point, prepare, put_compare_manifest, put_manifest,
+    encode_with_manifest, lock_for_commit, manifest_lags, pause_point, prepare, put_compare_manifest, put_manifest,
     read_json_manifest, remove_staged_puts, repair_if_free,
 };
 use super::encode::put_parquet;
@@ -177,11 +177,7 @@ fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
     {
         stale.push(meta);
     }
-    let manifest_lags = match (&committed, &json) {
-        (Some(c), Some(j)) => c.run_id != j.run_id,
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
+    let manifest_lags = manifest_lags(committed.as_ref(), json.as_ref());
     Ok(State {
         committed,
         active,
