@@ -74,7 +74,16 @@ fn run_with(env: &[(&str, &str)], args: &[&str], secrets: &[&str], code: i32, sc
             "DAGSTER_PIPES_MESSAGES",
             pipes_param(serde_json::json!({ "path": messages })),
         );
+        // Never the default `out/` of the project, which the README's
+        // first command may have committed.
+        let output = scratch.join("out");
+        let output = ["--output", output.to_str().unwrap()];
         cmd.args(["--log-format", format, "-vv", "run", "--json"])
+            .args(if args.contains(&"--output") {
+                &[][..]
+            } else {
+                &output[..]
+            })
             .args(args)
             .args(["--summary-file", summary.to_str().unwrap()])
             .args(if format == "json" && code == 0 {
