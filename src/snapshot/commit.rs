@@ -137,6 +137,21 @@ pub fn put_compare_manifest(store: &Store, manifest: &CompareManifest) -> Result
     Ok(())
 }
 
+/// Puts a dataset's rejects create-only at `at` (a name no other run uses);
+/// returns them as an output of the manifest, listed at `listed_as` (where
+/// readers find them once published).
+pub fn put_rejects(store: &Store, at: &str, listed_as: String, frame: &mut DataFrame) -> Result<OutputFile> {
+    let bytes = super::encode::put_parquet(store, at, frame, true)?.ok_or_else(|| ConflictError::Exists {
+        uri: store.uri_of(&store.path(at)),
+    })?;
+    Ok(OutputFile {
+        path: listed_as,
+        kind: "rejects".into(),
+        rows: frame.height() as u64,
+        bytes,
+    })
+}
+
 /// The snapshot encoded as Parquet with its manifest in the footer.
 pub fn encode_with_manifest(snapshot: &mut DataFrame, manifest: &Manifest) -> Result<Bytes> {
     let embedded = serde_json::to_string(manifest).expect("serializable");

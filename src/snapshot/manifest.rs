@@ -108,6 +108,16 @@ pub struct Replaced {
     pub finished_at: String,
 }
 
+impl Replaced {
+    /// The record of the committed run a replace replaces.
+    pub fn of(m: &Manifest) -> Replaced {
+        Replaced {
+            run_id: m.run_id.clone(),
+            finished_at: m.finished_at.clone(),
+        }
+    }
+}
+
 /// The record of a committed comparison of two snapshots.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CompareManifest {

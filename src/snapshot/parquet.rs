@@ -32,8 +32,8 @@ use polars::prelude::*;
 
 use super::commit::{
     Commit, already_committed, compare_record, data_output, delete_all, embedded_manifest, encode_with_manifest,
-    lock_for_commit, manifest_lags, pause_point, prepare, put_compare_manifest, put_manifest, read_json_manifest,
-    remove_staged_puts, repair_if_free,
+    lock_for_commit, manifest_lags, pause_point, prepare, put_compare_manifest, put_manifest, put_rejects,
+    read_json_manifest, remove_staged_puts, repair_if_free,
 };
 use super::encode::put_parquet;
 use super::layout;
@@ -254,20 +254,14 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     for (dataset, mut frame) in rejects {
         let staged = layout::staged_rejects(&cycle, &run_id, dataset);
         ours.push(store.path(&staged));
-        let bytes = put_parquet(store, &staged, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
-            uri: store.uri_of(&store.path(&staged)),
-        })?;
-        manifest.outputs.push(OutputFile {
-            path: layout::rejects_file(&cycle, dataset),
-            kind: "rejects".into(),
-            rows: frame.height() as u64,
-            bytes,
-        });
+        manifest.outputs.push(put_rejects(
+            store,
+            &staged,
+            layout::rejects_file(&cycle, dataset),
+            &mut frame,
+        )?);
     }
-    manifest.replaced = previous.as_ref().map(|p| Replaced {
-        run_id: p.run_id.clone(),
-        finished_at: p.finished_at.clone(),
-    });
+    manifest.replaced = previous.as_ref().map(Replaced::of);
     let start = std::time::Instant::now();
     let bytes = encode_with_manifest(&mut snapshot, &manifest)?;
     let size = bytes.len() as u64;

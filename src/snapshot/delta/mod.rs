@@ -42,7 +42,7 @@ use polars::prelude::*;
 use super::commit::{
     Commit, Prepared, already_committed, compare_record, data_output, delete_all, embedded_manifest,
     encode_with_manifest, lock_for_commit, manifest_lags, pause_point, prepare, put_compare_manifest, put_manifest,
-    read_json_manifest, remove_staged_puts, repair_if_free,
+    put_rejects, read_json_manifest, remove_staged_puts, repair_if_free,
 };
 use super::encode::put_parquet;
 use super::layout;
@@ -385,20 +385,11 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
         table.check(frame.schema(), &partition)?;
         let rel = layout::run_file(&table.store_rel(&cycle_dir(&cycle)), &run_id);
         ours.push(store.path(&rel));
-        let bytes = put_parquet(store, &rel, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
-            uri: store.uri_of(&store.path(&rel)),
-        })?;
-        manifest.outputs.push(OutputFile {
-            path: rel,
-            kind: "rejects".into(),
-            rows: frame.height() as u64,
-            bytes,
-        });
+        manifest
+            .outputs
+            .push(put_rejects(store, &rel, rel.clone(), &mut frame)?);
     }
-    manifest.replaced = previous.as_ref().map(|p| Replaced {
-        run_id: p.run_id.clone(),
-        finished_at: p.finished_at.clone(),
-    });
+    manifest.replaced = previous.as_ref().map(Replaced::of);
     let bytes = encode_with_manifest(&mut snapshot, &manifest)?;
     let size = bytes.len() as u64;
     let data_path = store.path(&data_rel);
