@@ -5,6 +5,7 @@ every account the same labels, and reports medians and ratios.
 
     python3 bench/run.py [--scale 1] [--runs 3] [--threads 2]
     python3 bench/run.py --engine spark [--spark-remote sc://HOST:PORT]
+    python3 bench/run.py --engine delta
 
 --scale 1 is 250,000 accounts x 365 days of usage (about 50 million rows);
 --scale 10 has ten times the accounts and usage rows. Data is generated once
@@ -17,6 +18,11 @@ SPARK_REMOTE), checks that both commit the same labels, and reports the
 ratio. It needs a release build with the Spark engine
 (cargo build --release --features spark). Peak RSS is quadrant's own: the
 Spark server's memory is its JVM's (docs/scale-out.md).
+
+--engine delta runs quadrant twice on the same data: committing Parquet
+snapshots and committing to a Delta Lake table (`[output] format = "delta"`,
+a fresh table each run), checks both commit the same labels, and reports the
+ratio.
 """
 
 import argparse
@@ -54,8 +60,9 @@ def main():
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--quadrant", default=os.path.join(ROOT, "target", "release", "quadrant"))
     ap.add_argument("--only", help="comma-separated engines to run (quadrant,duckdb,polars,scan)")
-    ap.add_argument("--engine", choices=["peers", "spark"], default="peers",
-                    help="peers: against DuckDB, Python polars and a scan; spark: the usage pass on Spark against polars")
+    ap.add_argument("--engine", choices=["peers", "spark", "delta"], default="peers",
+                    help="peers: against DuckDB, Python polars and a scan; spark: the usage pass on Spark against "
+                    "polars; delta: Delta Lake output against Parquet output")
     ap.add_argument("--spark-remote", default=os.environ.get("SPARK_REMOTE"))
     a = ap.parse_args()
     if a.engine == "spark" and not a.spark_remote:
@@ -92,6 +99,17 @@ def main():
             "quadrant-spark": lambda run: engines["quadrant"](run)[:-1] + [os.path.join(work, f"s{run}"), "--engine",
                                                                           "spark", "--spark-remote", a.spark_remote],
         }
+    if a.engine == "delta":
+        with open(os.path.join(ROOT, "pipelines", "default.toml")) as f:
+            text = f.read()
+        delta_toml = os.path.join(work, "delta.toml")
+        with open(delta_toml, "w") as f:
+            f.write(text.replace("\n[output]\n", '\n[output]\nformat = "delta"\n'))
+        engines = {
+            "quadrant": engines["quadrant"],
+            "quadrant-delta": lambda run: [a.quadrant, "-q", "run", "--pipeline", delta_toml]
+            + engines["quadrant"](run)[3:-1] + [os.path.join(work, f"d{run}")],
+        }
     if a.only:
         engines = {k: v for k, v in engines.items() if k in a.only.split(",")}
 
@@ -106,7 +124,7 @@ def main():
     import polars as pl
 
     frames = {}
-    for name, folder in (("quadrant", "q0"), ("quadrant-spark", "s0")):
+    for name, folder in (("quadrant", "q0"), ("quadrant-spark", "s0"), ("quadrant-delta", "d0")):
         if name in engines:
             partition = os.path.join(work, folder, "segments", "cycle=2026-Q3")
             part = next(f for f in os.listdir(partition) if f.endswith(".parquet"))
