@@ -38,6 +38,7 @@ pub enum Error {
     #[error(transparent)]
     Conflict(Box<ConflictError>),
 
+
     /// Reading or writing storage failed.
     #[error("{context}: {cause}\n  help: {help}")]
     Storage {
@@ -261,6 +262,15 @@ pub enum SnapshotError {
     NoFiles { cycle: String },
     #[error("Delta table `{uri}`: {cause}")]
     Delta { uri: String, cause: String },
+    #[error(
+        "Delta table `{table}` is broken at version {version}: it names `{file}` as the data of cycle {cycle}, but that file is missing, so no Delta reader can read this version (it was deleted outside Delta: by an earlier quadrant that took an error answer to its own commit for a conflict, or by a vacuum with too short a retention)\n  help: commit the cycle anew with `quadrant run --cycle {cycle} --replace`: the new version removes the missing file from the table (versions before it stay unreadable for time travel)"
+    )]
+    MissingFile {
+        table: String,
+        version: u64,
+        file: String,
+        cycle: String,
+    },
 }
 
 impl From<SchemaError> for Error {

@@ -12,6 +12,9 @@ use url::Url;
 
 use crate::error::{Context, Error, Result};
 
+mod read_back;
+pub use read_back::ReadBack;
+
 /// The runtime that drives object_store's futures. polars runs its own, so
 /// storage calls are always made from plain (non-async) code.
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -298,7 +301,7 @@ impl Store {
             let root = Path::from_absolute_path(&fs_path)
                 .map_err(|e| Error::config(format!("`{uri}` is not a usable path: {e}")))?;
             return Ok(Store {
-                inner: Arc::new(object_store::local::LocalFileSystem::new()),
+                inner: Arc::new(ReadBack::new(Arc::new(object_store::local::LocalFileSystem::new()))),
                 options: options.clone(),
                 root_uri: fs_path.to_string_lossy().trim_end_matches('/').to_string(),
                 root,
@@ -354,6 +357,7 @@ impl Store {
                 Arc::new(b.build().map_err(build_error)?)
             }
         };
+        let inner: Arc<dyn ObjectStore> = Arc::new(ReadBack::new(inner));
         // The bucket or container is the host; the rest is the root.
         let root =
             Path::from_url_path(url.path()).map_err(|e| Error::config(format!("`{uri}` is not a valid URI: {e}")))?;

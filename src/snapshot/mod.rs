@@ -132,9 +132,11 @@ impl Snapshots {
     /// is off, after repairing the cycle. Checked before the work starts,
     /// and again under the lock.
     pub fn check_replaceable(&self, cycle: &Cycle, replace: bool) -> Result<Option<Manifest>> {
-        match self.settle(cycle)? {
-            Some(m) if !replace => Err(commit::already_committed(&self.store, cycle, &m)),
-            other => Ok(other),
+        match self.settle(cycle) {
+            Ok(Some(m)) if !replace => Err(commit::already_committed(&self.store, cycle, &m)),
+            // A broken cycle (its data file gone) is what a replace repairs.
+            Err(Error::Snapshot(SnapshotError::MissingFile { .. })) if replace => Ok(None),
+            other => other,
         }
     }
 

@@ -291,17 +291,13 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
                 .into());
             }
         }
+        // Not another run's: our staged rejects stay for the next repair,
+        // which alone can tell whether a delayed put still lands.
         Err(e) => match committed_by_us() {
             Ok(true) => {
                 tracing::warn!(%cycle, error = %e, "the store's answer to the snapshot put was lost; read back: it is committed");
             }
-            Ok(false) => {
-                delete_all(store, &ours);
-                return Err(e);
-            }
-            // Unknown whether the snapshot is ours: keep our rejects; the
-            // next run's repair settles it.
-            Err(_) => return Err(e),
+            _ => return Err(e),
         },
     }
     tracing::debug!(file = %data_rel, bytes = size, encode_seconds = encoded, put_seconds = start.elapsed().as_secs_f64() - encoded, "committed");

@@ -370,4 +370,15 @@ fn the_summary_file_holds_the_json_summary() {
     ] {
         assert!(written["timings"][stage].is_number(), "{stage}");
     }
+    // What it says is what was committed.
+    let committed = manifest(&tmp.path().join("out"), "2026-Q3").unwrap();
+    for key in ["cycle", "as_of", "run_id", "rows", "segmentations", "quality"] {
+        assert_eq!(written[key], committed[key], "{key}");
+    }
+    assert!(
+        written["snapshot"]
+            .as_str()
+            .unwrap()
+            .ends_with("segments/cycle=2026-Q3")
+    );
 }

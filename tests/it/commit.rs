@@ -3,6 +3,7 @@
 //! SIGKILL at each step of the commit, two runs of one cycle at once, and
 //! `--replace`.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
@@ -259,6 +260,90 @@ fn a_live_lock_makes_a_run_exit_4_a_dead_one_is_taken_over() {
     }
 }
 
+/// A lock another host left: within its lease it is a live run elsewhere
+/// (exit 4, naming the host); past the lease it is taken over, with a
+/// warning, and the run commits.
+#[test]
+fn a_lock_from_another_host_is_honoured_until_its_lease_ends() {
+    for target in Target::all() {
+        let name = target.name();
+        let lock = |minutes_ago: i64| {
+            let since = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
+            let body = serde_json::json!({
+                "run_id": "20261201T000000Z-elsewhere", "host": "another-host.example",
+                "pid": 1, "started_at": since.to_rfc3339(),
+            });
+            let tmp = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(tmp.path(), body.to_string()).unwrap();
+            target.upload(tmp.path(), &format!("_quadrant/locks/cycle={CYCLE}.json"));
+        };
+        lock(1);
+        let o = run_on(&target, &[]);
+        expect_code(&o, 4);
+        assert!(
+            stderr(&o).contains("20261201T000000Z-elsewhere") && stderr(&o).contains("another-host.example"),
+            "{name}: {}",
+            stderr(&o)
+        );
+        assert!(target.glob_rows(CYCLE).is_none(), "{name}: nothing committed");
+        lock(6);
+        let o = run_on(&target, &[]);
+        expect_code(&o, 0);
+        assert!(
+            stderr(&o).contains("taking over the lock of a run that died"),
+            "{name}: {}",
+            stderr(&o)
+        );
+        assert_consistent(&target);
+        assert!(
+            !target.files().iter().any(|f| f.starts_with("_quadrant/locks/")),
+            "{name}: the lock is released"
+        );
+    }
+}
+
+/// A `--replace` overwrites the data file only if it is still the version
+/// it read: another writer that changed it in between wins (exit 4), and
+/// its file stands. S3 and Azure check the version; the local disk has only
+/// the lock.
+#[test]
+fn a_replace_loses_to_another_writers_change_of_the_data_file() {
+    for target in [Target::s3(), Target::azure()] {
+        let name = target.name();
+        expect_code(&run_on(&target, &[]), 0);
+        // The other writer's file: another run of the cycle, elsewhere.
+        let elsewhere = Target::local();
+        expect_code(&run_on(&elsewhere, &[]), 0);
+        let theirs = elsewhere.glob_rows(CYCLE).unwrap();
+
+        let mut replace = quadrant();
+        replace
+            .args(["run", "--cycle", CYCLE, "--output", &target.uri(), "--replace"])
+            .env("QUADRANT_PAUSE_AT", "before-data")
+            .env("QUADRANT_PAUSE_SECONDS", "4")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut replace = replace.spawn().unwrap();
+        wait_for_pause(&mut replace, "before-data");
+        let data = format!("segments/cycle={CYCLE}/part-0.parquet");
+        let path = elsewhere.uri();
+        target.upload(&std::path::Path::new(&path).join(&data), &data);
+        let o = replace.wait_with_output().unwrap();
+        expect_code(&o, 4);
+        let seen = target.glob_rows(CYCLE).unwrap();
+        assert_eq!(
+            strings(&seen, "run_id")[0],
+            strings(&theirs, "run_id")[0],
+            "{name}: the other writer's file stands"
+        );
+        assert!(
+            !target.files().iter().any(|f| f.starts_with("_quadrant/")),
+            "{name}: the loser left nothing: {:?}",
+            target.files()
+        );
+    }
+}
+
 /// Guarantee 5: the same inputs and pipeline give the same rows and values.
 #[test]
 fn the_same_inputs_give_the_same_rows_on_every_store() {
@@ -366,8 +451,7 @@ fn rejects_follow_the_committed_run_through_a_killed_replace() {
             let rejected = target.read_parquet(&listed[0]);
             let want = if point == "before-data" { 2 } else { 1 };
             let ids = strings(&rejected, "account_id");
-            let mut ids: Vec<&String> = ids.iter().collect();
-            ids.dedup();
+            let ids: BTreeSet<&String> = ids.iter().collect();
             assert_eq!(ids.len(), want, "{} {point}: {ids:?}", target.name());
             assert_eq!(glob_sees_one_run_or_none(&target).as_deref(), m["run_id"].as_str());
             let left: Vec<String> = target

@@ -61,9 +61,16 @@ pub(crate) fn read_delta(target: &Target, rel: &str, version: Option<u64>) -> Op
 /// The run whose rows a Delta reader sees in the cycle (one run, every
 /// account once), or `None`.
 fn delta_run(seen: Option<&Value>, cycle: &str) -> Option<String> {
-    let runs = seen?["partitions"][cycle].as_object()?;
+    let seen = seen?;
+    let runs = seen["partitions"][cycle].as_object()?;
     assert_eq!(runs.len(), 1, "one run's rows in {cycle}: {runs:?}");
-    Some(runs.keys().next().unwrap().clone())
+    let (run, rows) = runs.iter().next().unwrap();
+    assert_eq!(
+        Some(rows),
+        seen["accounts"].get(cycle),
+        "every account of {cycle} once: as many rows as distinct accounts"
+    );
+    Some(run.clone())
 }
 
 fn run_delta(target: &Target, pipeline: &str, extra: &[&str]) -> std::process::Output {
@@ -339,58 +346,54 @@ fn concurrent_delta_runs_one_cycle_one_commit_other_cycles_all_commit() {
 /// itself refuses to replace files it did not read: when another writer
 /// (here the `deltalake` package) commits to the cycle's partition while a
 /// run waits before its commit, the run exits 4 and removes its files, and
-/// the other writer's commit stands.
+/// the other writer's commit stands. On every store.
 #[test]
 fn a_delta_commit_loses_to_another_writers_commit_in_its_cycle() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = default_delta_pipeline(dir.path());
-    let target = Target::local();
-    expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
-    let mut child = quadrant();
-    child
-        .args([
-            "run",
-            "--pipeline",
-            &pipeline,
-            "--output",
-            &target.uri(),
-            "--cycle",
-            CYCLE,
-        ])
-        .env("QUADRANT_PAUSE_AT", "before-data")
-        .env("QUADRANT_PAUSE_SECONDS", "4")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = child.spawn().unwrap();
-    wait_for_pause(&mut child, "before-data");
-    // Another writer appends 2026-Q2's rows as 2026-Q3.
-    let table = format!("{}/segments", target.uri());
-    let o = std::process::Command::new("python3")
-        .args(["-c", "import sys, os, deltalake, pyarrow.compute as pc
-t = deltalake.DeltaTable(sys.argv[1])
-rows = t.to_pyarrow_table()
-rows = rows.set_column(rows.schema.get_field_index('cycle'), 'cycle', pc.replace_substring(rows['cycle'], '2026-Q2', sys.argv[2]))
-deltalake.write_deltalake(sys.argv[1], rows, mode='append', partition_by=['cycle'])
-sys.stdout.flush()
-os._exit(0)", &table, CYCLE])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{:?} {}", o.status, stderr(&o));
-    let o = child.wait_with_output().unwrap();
-    // (Its stderr went to wait_for_pause.)
-    expect_code(&o, 4);
-    let seen = read_delta(&target, "segments", None).unwrap();
-    assert_eq!(
-        delta_run(Some(&seen), CYCLE),
-        delta_run(Some(&seen), "2026-Q2"),
-        "the other writer's rows stand"
-    );
-    assert_eq!(
-        target.partition_files(CYCLE).len(),
-        1,
-        "the losing run removed its file: {:?}",
-        target.files()
-    );
+    for target in Target::all() {
+        let name = target.name();
+        expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
+        let mut child = quadrant();
+        child
+            .args([
+                "run",
+                "--pipeline",
+                &pipeline,
+                "--output",
+                &target.uri(),
+                "--cycle",
+                CYCLE,
+            ])
+            .env("QUADRANT_PAUSE_AT", "before-data")
+            .env("QUADRANT_PAUSE_SECONDS", "6")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = child.spawn().unwrap();
+        wait_for_pause(&mut child, "before-data");
+        // Another writer appends 2026-Q2's rows as 2026-Q3.
+        let o = std::process::Command::new("python3")
+            .arg(root().join("tests/delta/other_writer.py"))
+            .args([&format!("{}/segments", target.uri()), "2026-Q2", CYCLE])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {:?} {}", o.status, stderr(&o));
+        let o = child.wait_with_output().unwrap();
+        // (Its stderr went to wait_for_pause.)
+        expect_code(&o, 4);
+        let seen = read_delta(&target, "segments", None).unwrap();
+        assert_eq!(
+            delta_run(Some(&seen), CYCLE),
+            delta_run(Some(&seen), "2026-Q2"),
+            "{name}: the other writer's rows stand"
+        );
+        assert_eq!(
+            target.partition_files(CYCLE).len(),
+            1,
+            "{name}: the losing run removed its file: {:?}",
+            target.files()
+        );
+    }
 }
 
 /// Rejects and compare's tables are Delta tables: the rejects of a replace
@@ -664,5 +667,52 @@ fn an_output_root_keeps_its_format_and_a_bad_format_is_a_config_error() {
             && err.contains("`detla` is not an output format")
             && err.contains("did you mean \"delta\"?"),
         "{err}"
+    );
+}
+
+/// A table an earlier quadrant left broken (a version whose data file it
+/// deleted after taking an error answer to its own commit for a conflict):
+/// every command that reads the cycle names the table, the version, the
+/// missing file and the way out, instead of "not found" from deep inside;
+/// `run --replace` is that way out, and readers read the table again.
+#[test]
+fn a_delta_table_naming_a_missing_file_is_named_and_repaired_by_a_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = default_delta_pipeline(dir.path());
+    let target = Target::local();
+    expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
+    expect_code(&run_delta(&target, &pipeline, &["--cycle", CYCLE]), 0);
+    let version = read_delta(&target, "segments", None).unwrap()["version"]
+        .as_u64()
+        .unwrap();
+    let file = target.partition_files(CYCLE).pop().unwrap();
+    std::fs::remove_file(std::path::Path::new(&target.uri()).join(&file)).unwrap();
+    let out = target.uri();
+    let page = dir.path().join("report.html");
+    let page = page.to_str().unwrap();
+    for args in [
+        vec!["cycles", "--output", &out],
+        vec!["run", "--pipeline", &pipeline, "--output", &out, "--cycle", CYCLE],
+        vec!["compare", "--output", &out, "--from", "2026-Q2", "--to", CYCLE],
+        vec!["report", "--output", &out, "--to", page],
+        vec!["explain", "--output", &out, "--account", "A0000002", "--cycle", CYCLE],
+    ] {
+        let o = run(&args);
+        expect_code(&o, 1);
+        let err = stderr(&o);
+        let named = file.trim_start_matches("segments/");
+        for part in [
+            format!("is broken at version {version}"),
+            named.to_string(),
+            format!("quadrant run --cycle {CYCLE} --replace"),
+        ] {
+            assert!(err.contains(&part), "{args:?} names `{part}`: {err}");
+        }
+    }
+    expect_code(&run_delta(&target, &pipeline, &["--cycle", CYCLE, "--replace"]), 0);
+    assert_agree(&target, CYCLE);
+    expect_code(
+        &run(&["compare", "--output", &out, "--from", "2026-Q2", "--to", CYCLE]),
+        0,
     );
 }

@@ -44,6 +44,11 @@ fn an_old_snapshot_is_explained_with_its_recorded_plan() {
     assert_eq!(stdout(&after), stdout(&before), "the same explanation");
     let page = tmp.path().join("report.html");
     expect_code(&run(&["report", "--output", out, "--to", page.to_str().unwrap()]), 0);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("2026-Q3"), "the report shows the aged cycle");
+    for segmentation in ["wallet_share_matrix", "growth_risk"] {
+        assert!(html.contains(segmentation), "the report shows {segmentation}");
+    }
 
     // Without the recorded plan (as in a format-1 snapshot) the text is
     // compiled again, and today's checker refuses it: what the plan prevents.

@@ -598,7 +598,9 @@ fn the_openlineage_api_key_is_sent_as_a_bearer_token_and_never_shown() {
         "{}",
         stderr(o)
     );
-    for (head, _) in backend.requests() {
+    let requests = backend.requests();
+    assert!(!requests.is_empty(), "the event was sent to the backend");
+    for (head, _) in requests {
         let auth: Vec<String> = head.iter().filter_map(|l| header_value(l, "authorization")).collect();
         assert_eq!(auth, [format!("Bearer {key}")]);
     }

@@ -118,7 +118,11 @@ fn storage_options_in_the_pipeline_file_reach_the_store() {
 fn a_missing_bucket_fails_fast_with_exit_1_and_says_what_to_check() {
     for uri in ["s3://no-such-bucket-quadrant/x", "az://nosuchcontainer/x"] {
         let started = std::time::Instant::now();
-        let o = run(&["run", "--cycle", "2026-Q3", "--output", uri]);
+        let o = quadrant()
+            .args(["run", "--cycle", "2026-Q3", "--output", uri])
+            .envs(crate::target::loopback_stores())
+            .output()
+            .unwrap();
         expect_code(&o, 1);
         let err = stderr(&o);
         assert!(err.contains(uri), "{err}");

@@ -37,6 +37,33 @@ fn remote(var: &str, name: &'static str) -> Target {
     }
 }
 
+/// The settings that send every S3 and Azure request to the test servers
+/// that `scripts/test` starts, checked to be on loopback: a command run
+/// with them never leaves the machine, whatever the environment holds
+/// (without them, a client falls back to the real cloud and, lacking
+/// credentials, to the metadata address).
+pub fn loopback_stores() -> Vec<(&'static str, String)> {
+    let endpoint = |var: &str| {
+        let url = std::env::var(var).unwrap_or_else(|_| {
+            panic!(
+                "{var} is not set: run the tests with `bash scripts/test`, which starts the S3 and Azure test servers"
+            )
+        });
+        assert!(url.starts_with("http://127.0.0.1:"), "{var}={url} is not on loopback");
+        url
+    };
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint("AWS_ENDPOINT_URL")),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "quadrant-test-key-id".into()),
+        ("AWS_SECRET_ACCESS_KEY", "quadrant-test-secret-key".into()),
+        ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
+        ("AZURITE_BLOB_STORAGE_URL", endpoint("AZURITE_BLOB_STORAGE_URL")),
+        ("AZURE_ALLOW_HTTP", "true".into()),
+    ]
+}
+
 impl Target {
     pub fn local() -> Target {
         Target::Local(tempfile::tempdir().unwrap())

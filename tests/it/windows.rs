@@ -116,6 +116,33 @@ name = "any"
 default = "all"
 "#;
 
+/// The accounts in a cycle, by SPEC.md's definition, row by row: each
+/// account's row valid at as_of (the latest with snapshot_date <= as_of)
+/// has customer_since <= as_of and is not churned by as_of.
+fn accounts_in_cycle(accounts: &DataFrame, as_of: &str) -> BTreeSet<String> {
+    let as_of = date_days(as_of);
+    let column = |name: &str| accounts.column(name).unwrap();
+    let mut valid: BTreeMap<String, (i32, usize)> = BTreeMap::new();
+    for i in 0..accounts.height() {
+        let id = column("account_id").get(i).unwrap().str_value().to_string();
+        let Some(at) = day(column("snapshot_date").get(i).unwrap()).filter(|d| *d <= as_of) else {
+            continue;
+        };
+        if valid.get(&id).is_none_or(|(latest, _)| at > *latest) {
+            valid.insert(id, (at, i));
+        }
+    }
+    valid
+        .into_iter()
+        .filter(|(_, (_, i))| {
+            let since = day(column("customer_since").get(*i).unwrap());
+            let churned = day(column("churned_on").get(*i).unwrap());
+            since.is_some_and(|d| d <= as_of) && churned.is_none_or(|d| d > as_of)
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
 #[test]
 fn every_agg_matches_a_row_by_row_reference() {
     let tmp = tempfile::tempdir().unwrap();
@@ -163,7 +190,14 @@ fn every_agg_matches_a_row_by_row_reference() {
     let in_window = |d: i32, window: i32, end: i32| d > end - window && d <= end;
     let mut expected: BTreeMap<String, BTreeMap<&str, Option<f64>>> = BTreeMap::new();
     let ids = strings(&snapshot, "account_id");
-    for id in &ids {
+    let in_cycle = accounts_in_cycle(&read_parquet(&root().join("fixtures/accounts.parquet")), as_of);
+    assert_eq!(
+        ids.iter().cloned().collect::<BTreeSet<_>>(),
+        in_cycle,
+        "the snapshot holds the accounts in the cycle, each once"
+    );
+    assert_eq!(ids.len(), in_cycle.len(), "each account once");
+    for id in &in_cycle {
         let mine: Vec<_> = rows.iter().filter(|r| &r.0 == id).collect();
         let w: Vec<(i32, f64)> = mine
             .iter()

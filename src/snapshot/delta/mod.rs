@@ -79,6 +79,9 @@ fn open_tables(store: &Store) -> Result<Tables<'_>> {
 struct State {
     /// The committed run, read from the footer of the file the log names.
     committed: Option<Manifest>,
+    /// The log names a file for the cycle that is not there: the table is
+    /// broken until a `--replace` commits the cycle anew.
+    missing: Option<SnapshotError>,
     /// The cycle's active files in `segments/`, relative to the table.
     active: BTreeSet<String>,
     /// Files that no version of their table names and no committed run
@@ -111,16 +114,21 @@ fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
     let value = cycle.to_string();
     let partition = [(CYCLE, value.as_str())];
     let active = tables.segments.partition_files(&partition)?;
+    let mut missing = None;
     let committed = match active.iter().collect::<Vec<_>>().as_slice() {
         [] => None,
         [file] => {
             let rel = tables.segments.store_rel(file);
-            Some(
-                embedded_manifest(store, &store.path(&rel))?.ok_or_else(|| SnapshotError::Delta {
-                    uri: store.uri_of(&store.path(layout::SEGMENTS)),
-                    cause: format!("the log names `{rel}` for cycle {cycle}, but the file is missing"),
-                })?,
-            )
+            let manifest = embedded_manifest(store, &store.path(&rel))?;
+            if manifest.is_none() {
+                missing = Some(SnapshotError::MissingFile {
+                    table: store.uri_of(&store.path(layout::SEGMENTS)),
+                    version: tables.segments.version().unwrap_or_default(),
+                    file: (*file).clone(),
+                    cycle: cycle.to_string(),
+                });
+            }
+            manifest
         }
         files => {
             return Err(SnapshotError::Delta {
@@ -180,6 +188,7 @@ fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
     let manifest_lags = manifest_lags(committed.as_ref(), json.as_ref());
     Ok(State {
         committed,
+        missing,
         active,
         stale,
         unpublished,
@@ -273,6 +282,9 @@ fn file_schema(store: &Store, rel: &str) -> Result<Schema> {
 /// left (when no live run holds the cycle).
 pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
     let state = inspect(store, &open_tables(store)?, cycle)?;
+    if let Some(missing) = state.missing {
+        return Err(missing.into());
+    }
     if !state.needs_repair() {
         return Ok(state.committed);
     }
@@ -297,6 +309,9 @@ pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for cycle in cycles {
         let state = inspect(store, &tables, &cycle)?;
+        if let Some(missing) = state.missing {
+            return Err(missing.into());
+        }
         let committed = if state.needs_repair() {
             settle(store, &cycle)?
         } else {
@@ -356,7 +371,11 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     let _lock = lock_for_commit(store, &cycle, &c.run_id)?;
     pause_point("after-lock");
     let mut tables = open_tables(store)?;
-    let state = inspect(store, &tables, &cycle)?;
+    let mut state = inspect(store, &tables, &cycle)?;
+    // A broken cycle is committed anew only when asked to replace it.
+    if let (Some(missing), false) = (state.missing.take(), replace) {
+        return Err(missing.into());
+    }
     repair(store, &mut tables, &cycle, &state)?;
     let previous = state.committed;
     if let (Some(m), false) = (&previous, replace) {
@@ -415,8 +434,13 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
         &commit_info(&manifest),
         Some(&state.active),
     );
-    // The commit point. When the store's answer is lost, the log decides:
-    // our file active in the cycle means we committed.
+    // The commit point. The store settles a lost or wrong answer to the
+    // commit's put by reading it back (`storage::ReadBack`); whatever error
+    // is left, the log decides: our file active in the cycle means we
+    // committed. Only another writer's commit is a conflict that removes our
+    // files: after any other failure they stay, because no one can tell
+    // whether a delayed put will yet name them; the next repair, under the
+    // cycle's lock, removes them if no version does.
     match committed {
         Ok(Ok(version)) => {
             tracing::debug!(%cycle, version, file = %data_rel, bytes = size, "committed to the Delta table");
@@ -428,19 +452,12 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
             }
             .into());
         }
-        Err(e) => {
-            match Table::open(store, layout::SEGMENTS).and_then(|t| t.partition_files(&partition)) {
-                Ok(files) if files.contains(&file.path) => {
-                    tracing::warn!(%cycle, error = %e, "the store's answer to the Delta commit was lost; read back: it is committed");
-                }
-                Ok(_) => {
-                    delete_all(store, &ours);
-                    return Err(e);
-                }
-                // Unknown whether the commit is ours: the next repair settles it.
-                Err(_) => return Err(e),
+        Err(e) => match Table::open(store, layout::SEGMENTS).and_then(|t| t.partition_files(&partition)) {
+            Ok(files) if files.contains(&file.path) => {
+                tracing::warn!(%cycle, error = %e, "the store's answer to the Delta commit was lost; read back: it is committed");
             }
-        }
+            _ => return Err(e),
+        },
     }
     manifest.outputs[0].bytes = size;
     pause_point("before-manifest");

@@ -225,13 +225,15 @@ impl<'a> Table<'a> {
                 .with_save_mode(SaveMode::Ignore)
                 .into_future(),
         );
-        match created {
-            Ok(_) => {}
-            // Another run created it first: use theirs.
-            Err(DeltaTableError::VersionAlreadyExists(_)) => {}
-            Err(e) => return Err(self.error(e)),
+        // Another run created it first, or the store's answer to our
+        // creation was lost: the table is there either way, and any
+        // quadrant table grows to the columns a commit needs.
+        let failed = created.err();
+        self.reload()?;
+        match failed {
+            Some(e) if !self.exists => Err(self.error(e)),
+            _ => Ok(()),
         }
-        self.reload()
     }
 
     /// Replaces the files of one partition with `files` in one commit (an
@@ -255,9 +257,16 @@ impl<'a> Table<'a> {
         if !self.exists {
             self.create(columns.clone(), &partition_columns)?;
         }
+        let ours: BTreeSet<String> = files.iter().map(|f| f.path.clone()).collect();
         for _ in 0..ATTEMPTS {
             let current = self.partition_files(partition)?;
             if expected.is_some_and(|e| *e != current) {
+                // Our own files active in the partition: an attempt of ours
+                // that was answered with an error is committed.
+                if !ours.is_empty() && current == ours {
+                    tracing::warn!(table = %self.rel, "read back: this run's commit is in the table");
+                    return Ok(Ok(self.version().unwrap_or_default()));
+                }
                 return Ok(Err(PartitionChanged));
             }
             let state = self.table.snapshot().map_err(|e| self.error(e))?;
