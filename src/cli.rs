@@ -120,6 +120,11 @@ pub struct PlanArgs {
     /// Plan as of this date instead of the cycle's last day.
     #[arg(long)]
     pub as_of: Option<String>,
+
+    /// Report the usage's coverage of the windows without failing on it, as
+    /// `run --allow-incomplete-usage` would go on.
+    #[arg(long)]
+    pub allow_incomplete_usage: bool,
 }
 
 #[derive(Debug, Args)]
@@ -139,9 +144,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub cycles: Option<String>,
 
-    /// Evaluate as of this date instead of the cycle's last day (a mid-period preview).
-    #[arg(long)]
+    /// A preview: evaluate as of this date inside the cycle's period instead
+    /// of its last day, print the result and commit nothing. Without
+    /// --cycle, the cycle that contains the date.
+    #[arg(long, conflicts_with_all = ["cycles", "replace"])]
     pub as_of: Option<String>,
+
+    /// With --as-of: also write the preview's rows to this .parquet or .csv file.
+    #[arg(long, requires = "as_of")]
+    pub to: Option<String>,
+
+    /// Evaluate and commit a cycle although the usage does not cover every
+    /// window (it ends before as_of, or starts after the earliest window's
+    /// first day), for usage that is sparse but complete. Recorded in the
+    /// manifest and the summary.
+    #[arg(long)]
+    pub allow_incomplete_usage: bool,
 
     /// Replace a committed snapshot of the cycle (the manifest records the replaced run).
     #[arg(long)]
@@ -188,6 +206,11 @@ pub struct ValidateArgs {
     /// (nothing is written).
     #[arg(long, short = 'c')]
     pub cycle: Option<String>,
+
+    /// With --cycle: go on when the usage does not cover every window, as
+    /// `run --allow-incomplete-usage` would.
+    #[arg(long, requires = "cycle")]
+    pub allow_incomplete_usage: bool,
 }
 
 #[derive(Debug, Args)]

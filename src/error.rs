@@ -17,6 +17,8 @@ pub mod exit {
     pub const DATA: u8 = 3;
     /// The cycle is already committed, or another run committed it first.
     pub const CONFLICT: u8 = 4;
+    /// The inputs do not cover the cycle yet: retry later.
+    pub const NOT_READY: u8 = 5;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,9 @@ pub enum Error {
     #[error(transparent)]
     Conflict(Box<ConflictError>),
 
+    /// The inputs have not reached the cycle yet: a later run will find them.
+    #[error(transparent)]
+    NotReady(Box<NotReadyError>),
 
     /// Reading or writing storage failed.
     #[error("{context}: {cause}\n  help: {help}")]
@@ -157,6 +162,17 @@ pub enum SchemaError {
     },
     #[error("usage `{uri}` has no dated rows: pass --cycle")]
     NoDatedUsage { uri: String },
+    #[error(
+        "usage `{uri}` starts on {first}, after the first day of aggregate `{window}`'s window ({window_start}) for as_of {as_of} of cycle {cycle}: every account would look idle before {first}\n  help: choose a later cycle, load the older usage, or pass --allow-incomplete-usage (recorded in the manifest) if the usage really starts there"
+    )]
+    UsageStartsLate {
+        uri: String,
+        first: chrono::NaiveDate,
+        window: String,
+        window_start: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        cycle: String,
+    },
 }
 
 /// Data checks that failed under the `error` policy, and datasets of which
@@ -245,6 +261,47 @@ pub enum ConflictError {
     Exists { uri: String },
 }
 
+/// Inputs that have not reached a cycle yet: the run is worth repeating
+/// once they land (exit 5), never committed as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReadyError {
+    #[error(
+        "usage `{uri}` ends on {last}, before as_of {as_of} of cycle {cycle}: the cycle's usage has not all landed yet\n  help: retry once it has (exit code 5: not ready, retry later); if the usage is complete but sparse (no rows on its last days), pass --allow-incomplete-usage, which the manifest records"
+    )]
+    UsageBehind {
+        uri: String,
+        last: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        cycle: String,
+    },
+    #[error(
+        "accounts `{uri}`: the newest snapshot_date on or before as_of {as_of} of cycle {cycle} is {newest}, {age_days} days old, more than error_after_days = {max_days} ([inputs.accounts.freshness]): the cycle's account export has not landed yet\n  help: retry once it has (exit code 5: not ready, retry later), or raise error_after_days if exports are that far apart"
+    )]
+    AccountsStale {
+        uri: String,
+        newest: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        cycle: String,
+        age_days: i64,
+        max_days: u32,
+    },
+    #[error(
+        "accounts `{uri}` have no snapshot_date on or before as_of {as_of} of cycle {cycle}: the first export is from {first}\n  help: choose a later cycle"
+    )]
+    AccountsNotYet {
+        uri: String,
+        first: chrono::NaiveDate,
+        as_of: chrono::NaiveDate,
+        cycle: String,
+    },
+}
+
+impl From<NotReadyError> for Error {
+    fn from(e: NotReadyError) -> Self {
+        Error::NotReady(Box::new(e))
+    }
+}
+
 /// A stored snapshot file that is not what quadrant wrote.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -291,6 +348,7 @@ impl Error {
             Error::Config(_) => exit::CONFIG,
             Error::Schema(_) | Error::Data(_) => exit::DATA,
             Error::Conflict(_) => exit::CONFLICT,
+            Error::NotReady(_) => exit::NOT_READY,
             Error::Storage { .. }
             | Error::Polars { .. }
             | Error::Spark { .. }

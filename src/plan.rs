@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Aggregate, Check, Feature, Pipeline, Policy, Segmentation};
+use crate::error::{NotReadyError, Result, SchemaError};
 use crate::expr::Type;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,6 +94,23 @@ impl Plan {
         Some((after, through))
     }
 
+    /// How the usage covers the windows of a cycle evaluated at `as_of`.
+    pub fn coverage(&self, as_of: NaiveDate, usage: UsageSpan) -> Coverage {
+        let earliest = self
+            .aggregates
+            .iter()
+            .map(|a| (window(a, as_of).0 + chrono::Duration::days(1), a))
+            .min_by_key(|(start, _)| *start);
+        Coverage {
+            as_of,
+            window_start: earliest.map(|(start, _)| start),
+            window: earliest.map(|(_, a)| a.name.clone()),
+            usage_first: usage.first,
+            usage_last: usage.last,
+            incomplete_allowed: false,
+        }
+    }
+
     pub fn new(pipeline: &Pipeline) -> Plan {
         Plan {
             pipeline: pipeline.name.clone(),
@@ -111,6 +129,79 @@ impl Plan {
             previous: pipeline.previous.clone(),
             columns: snapshot_columns(pipeline),
         }
+    }
+}
+
+/// The first and the last date of the usage data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageSpan {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+}
+
+/// Whether the usage covers every window a cycle reads: it reaches as_of,
+/// and it starts on or before the first day of the earliest window.
+/// Recorded in the manifest of every run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    pub as_of: NaiveDate,
+    /// The first day of the earliest window, and the aggregate that reads it
+    /// (none when the pipeline reads no usage).
+    pub window_start: Option<NaiveDate>,
+    pub window: Option<String>,
+    pub usage_first: NaiveDate,
+    pub usage_last: NaiveDate,
+    /// `--allow-incomplete-usage`: committed although the usage did not
+    /// cover the windows.
+    #[serde(default)]
+    pub incomplete_allowed: bool,
+}
+
+impl Coverage {
+    /// The usage has not reached as_of yet.
+    pub fn behind(&self) -> bool {
+        self.window_start.is_some() && self.usage_last < self.as_of
+    }
+
+    /// The usage starts after the first day of the earliest window.
+    pub fn starts_late(&self) -> bool {
+        self.window_start.is_some_and(|start| self.usage_first > start)
+    }
+
+    pub fn complete(&self) -> bool {
+        !self.behind() && !self.starts_late()
+    }
+
+    /// Refuses a cycle the usage (at `uri`) does not cover: not reached
+    /// yet is "not ready" (exit 5), started too late a data failure
+    /// (exit 3). With `allow_incomplete`, warns and records the opt-out.
+    pub fn check(mut self, cycle: &crate::cycle::Cycle, uri: &str, allow_incomplete: bool) -> Result<Coverage> {
+        if self.complete() {
+            return Ok(self);
+        }
+        if allow_incomplete {
+            tracing::warn!(%cycle, usage_first = %self.usage_first, usage_last = %self.usage_last, window_start = ?self.window_start, as_of = %self.as_of, "the usage does not cover every window; going on as --allow-incomplete-usage asks (recorded in the manifest)");
+            self.incomplete_allowed = true;
+            return Ok(self);
+        }
+        if self.behind() {
+            return Err(NotReadyError::UsageBehind {
+                uri: uri.to_string(),
+                last: self.usage_last,
+                as_of: self.as_of,
+                cycle: cycle.to_string(),
+            }
+            .into());
+        }
+        Err(SchemaError::UsageStartsLate {
+            uri: uri.to_string(),
+            first: self.usage_first,
+            window: self.window.clone().unwrap_or_default(),
+            window_start: self.window_start.unwrap_or(self.as_of),
+            as_of: self.as_of,
+            cycle: cycle.to_string(),
+        }
+        .into())
     }
 }
 

@@ -1,9 +1,10 @@
 """quadrant in Airflow: one run per quarter, with catchup for backfills.
 
 Each quarter's DAG run computes the quarter that just ended. quadrant's exit
-codes drive retries: 1 is retryable (I/O); 2 (usage/config), 3 (data quality)
-and 4 (cycle already committed) are not, so they skip the retries. The run
-summary is pushed to XCom from --summary-file.
+codes drive retries: 1 (I/O) and 5 (the quarter's inputs have not landed yet:
+the usage does not reach its last day, or the account export is missing) are
+retried; 2 (usage/config) and 3 (data quality) fail at once; 4 (cycle already
+committed) is done. The run summary is pushed to XCom from --summary-file.
 """
 
 import json
@@ -52,6 +53,8 @@ def run_cycle(data_interval_end, ti, **_):
             return "already committed"  # a rerun of a committed quarter is done
         if proc.returncode in (2, 3):
             raise AirflowFailException(f"quadrant exited {proc.returncode}: not retryable")
+        if proc.returncode == 5:
+            raise RuntimeError("quadrant exited 5: the quarter's inputs have not landed yet, retrying later")
         if proc.returncode != 0:
             raise RuntimeError(f"quadrant exited {proc.returncode}: retrying")
         ti.xcom_push(key="summary", value=json.load(open(summary.name)))

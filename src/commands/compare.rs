@@ -2,7 +2,7 @@
 //! cycles; commits the tables and prints them.
 
 use crate::cli::CompareArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::table;
 
 use super::{Settings, committed};
@@ -10,6 +10,17 @@ use super::{Settings, committed};
 pub fn compare(args: CompareArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
     let snapshots = setup.snapshots()?;
+    let (first, last) = (super::parse_cycle(&args.from)?, super::parse_cycle(&args.to)?);
+    if first.cadence() != last.cadence() || first >= last {
+        let why = if first == last {
+            "the same cycle: nothing moves between a cycle and itself"
+        } else if first.cadence() != last.cadence() {
+            "cycles of two cadences: their windows differ, so every difference would be the window's"
+        } else {
+            "--to comes before --from: compare an earlier cycle with a later one"
+        };
+        return Err(Error::config(format!("compare --from {first} --to {last}: {why}")));
+    }
     let from = committed(&snapshots, &args.from)?;
     let to = committed(&snapshots, &args.to)?;
     let names = crate::compare::segmentations_to_compare(&from, &to, args.segmentation.as_deref())?;

@@ -84,7 +84,7 @@ pub fn diff(args: DiffArgs) -> Result<()> {
                 .and_then(|lf| lf.collect())
                 .ctx(|| "cannot gather the accounts that move".into())?
         };
-        write(&mut frame, path)?;
+        super::write_rows(&mut frame, path)?;
     }
 
     if args.json {
@@ -180,48 +180,4 @@ fn print_segmentation(r: &SegmentationDiff) {
             )
         );
     }
-}
-
-/// A frame as CSV (RFC 4180: fields with a comma, quote or line break are
-/// quoted); nulls are empty fields.
-fn csv(frame: &DataFrame) -> String {
-    let field = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    let names: Vec<String> = frame.get_column_names().iter().map(|n| field(n.as_str())).collect();
-    let mut out = names.join(",") + "\n";
-    for i in 0..frame.height() {
-        let row: Vec<String> = frame
-            .columns()
-            .iter()
-            .map(|c| match c.get(i) {
-                Ok(AnyValue::Null) | Err(_) => String::new(),
-                Ok(AnyValue::String(s)) => field(s),
-                Ok(v) => field(&v.to_string()),
-            })
-            .collect();
-        out.push_str(&row.join(","));
-        out.push('\n');
-    }
-    out
-}
-
-/// Writes the moving accounts as Parquet or CSV, by the file's extension.
-fn write(frame: &mut DataFrame, path: &str) -> Result<()> {
-    let lower = path.to_ascii_lowercase();
-    let file = || std::fs::File::create(path).map_err(|e| Error::io("create", path, e));
-    if lower.ends_with(".parquet") {
-        ParquetWriter::new(file()?)
-            .finish(frame)
-            .ctx(|| format!("cannot write `{path}`"))?;
-    } else if lower.ends_with(".csv") {
-        std::fs::write(path, csv(frame)).map_err(|e| Error::io("write", path, e))?;
-    } else {
-        return Err(Error::config(format!("--to `{path}`: name a .parquet or a .csv file")));
-    }
-    Ok(())
 }

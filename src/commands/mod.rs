@@ -53,6 +53,8 @@ pub struct Settings {
 impl Settings {
     pub fn resolve(locations: &Locations) -> Result<Settings> {
         let pipeline = Pipeline::load(locations.pipeline.as_deref())?;
+        // Cycle ids are read and dated in the pipeline's calendar.
+        crate::cycle::set_fiscal_year_start(pipeline.fiscal_year_start_month);
         let pick = |flag: &Option<String>, file: &str| flag.clone().unwrap_or_else(|| file.to_string());
         Ok(Settings {
             accounts_uri: pick(&locations.accounts, &pipeline.accounts.uri),
@@ -86,6 +88,145 @@ pub fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {
 
 pub fn parse_cycle(value: &str) -> Result<Cycle> {
     value.parse().map_err(Error::config)
+}
+
+/// A cycle id of the pipeline's cadence; another cadence's id is refused
+/// (a month committed into a quarterly root would compare as a quarter).
+pub fn pipeline_cycle(pipeline: &Pipeline, value: &str) -> Result<Cycle> {
+    let cycle = parse_cycle(value)?;
+    check_cadence(pipeline, cycle)?;
+    Ok(cycle)
+}
+
+pub fn check_cadence(pipeline: &Pipeline, cycle: Cycle) -> Result<()> {
+    let fiscal = pipeline.fiscal_year_start_month > 1;
+    if cycle.cadence() == pipeline.cadence && cycle.is_fiscal() == fiscal {
+        return Ok(());
+    }
+    let example = Cycle::containing(pipeline.cadence, cycle.as_of());
+    let runs = if fiscal {
+        format!(
+            "fiscal {} (cadence = \"{}\", fiscal_year_start_month = {})",
+            pipeline.cadence.name(),
+            pipeline.cadence.name(),
+            pipeline.fiscal_year_start_month
+        )
+    } else {
+        format!(
+            "{} (cadence = \"{}\")",
+            pipeline.cadence.name(),
+            pipeline.cadence.name()
+        )
+    };
+    Err(Error::config(format!(
+        "cycle {cycle} is a {}, but pipeline `{}` runs every {runs}: name one such as {example}",
+        cycle.describe(),
+        pipeline.name,
+    )))
+}
+
+/// A frame as CSV (RFC 4180: fields with a comma, quote or line break are
+/// quoted); nulls are empty fields.
+fn csv(frame: &polars::prelude::DataFrame) -> String {
+    use polars::prelude::AnyValue;
+    let field = |s: &str| {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let names: Vec<String> = frame.get_column_names().iter().map(|n| field(n.as_str())).collect();
+    let mut out = names.join(",") + "\n";
+    for i in 0..frame.height() {
+        let row: Vec<String> = frame
+            .columns()
+            .iter()
+            .map(|c| match c.get(i) {
+                Ok(AnyValue::Null) | Err(_) => String::new(),
+                Ok(AnyValue::String(s)) => field(s),
+                Ok(v) => field(&v.to_string()),
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes rows for a person or a spreadsheet (`--to`): Parquet or CSV, by
+/// the file's extension.
+pub fn write_rows(frame: &mut polars::prelude::DataFrame, path: &str) -> Result<()> {
+    use polars::prelude::ParquetWriter;
+    let lower = path.to_ascii_lowercase();
+    let file = || std::fs::File::create(path).map_err(|e| Error::io("create", path, e));
+    if lower.ends_with(".parquet") {
+        ParquetWriter::new(file()?)
+            .finish(frame)
+            .ctx(|| format!("cannot write `{path}`"))?;
+    } else if lower.ends_with(".csv") {
+        std::fs::write(path, csv(frame)).map_err(|e| Error::io("write", path, e))?;
+    } else {
+        return Err(Error::config(format!("--to `{path}`: name a .parquet or a .csv file")));
+    }
+    Ok(())
+}
+
+/// Whether the accounts' newest snapshot at as_of is fresh enough for the
+/// pipeline's `[inputs.accounts.freshness]`: past `warn_after_days` a
+/// warning, past `error_after_days` not ready (exit 5), unless `preview`
+/// (a mid-period preview reads the export before it, and commits nothing).
+pub fn check_freshness(
+    pipeline: &Pipeline,
+    accounts: &crate::engine::polars::Dataset,
+    cycle: Cycle,
+    as_of: NaiveDate,
+    preview: bool,
+) -> Result<()> {
+    let Some(freshness) = pipeline.accounts.freshness else {
+        return Ok(());
+    };
+    let Some(newest) = accounts.newest_snapshot(as_of)? else {
+        return Ok(());
+    };
+    let age = (as_of - newest).num_days();
+    let over = |limit: Option<u32>| limit.is_some_and(|l| age > i64::from(l));
+    if over(freshness.error_after_days) && !preview {
+        return Err(crate::error::NotReadyError::AccountsStale {
+            uri: accounts.uri.clone(),
+            newest,
+            as_of,
+            cycle: cycle.to_string(),
+            age_days: age,
+            max_days: freshness.error_after_days.unwrap_or_default(),
+        }
+        .into());
+    }
+    if over(freshness.warn_after_days) || over(freshness.error_after_days) {
+        tracing::warn!(%cycle, %as_of, newest_snapshot = %newest, age_days = age, "the newest account snapshot is older than [inputs.accounts.freshness] allows");
+    }
+    Ok(())
+}
+
+/// How the usage covers a cycle's windows, in one line.
+pub fn print_coverage(c: &crate::plan::Coverage) {
+    let Some(start) = c.window_start else {
+        return;
+    };
+    let verdict = if c.complete() {
+        "covered"
+    } else if c.behind() {
+        "NOT covered: the usage has not reached as_of"
+    } else {
+        "NOT covered: the usage starts after the earliest window's first day"
+    };
+    crate::outln!(
+        "-- usage from {} to {}; the windows need {start} (`{}`) to {}: {verdict}",
+        c.usage_first,
+        c.usage_last,
+        c.window.as_deref().unwrap_or_default(),
+        c.as_of
+    );
 }
 
 /// What the data checks found, one line per check that flagged rows.

@@ -6,12 +6,12 @@ use crate::cli::PlanArgs;
 use crate::engine::polars as engine;
 use crate::error::Result;
 
-use super::{Settings, parse_cycle, parse_date};
+use super::{Settings, parse_date};
 
 pub fn plan(args: PlanArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
     let choice = super::engine(&args.engine)?;
-    let cycle = parse_cycle(&args.cycle)?;
+    let cycle = super::pipeline_cycle(&setup.pipeline, &args.cycle)?;
     let as_of = match &args.as_of {
         Some(d) => parse_date("--as-of", d)?,
         None => cycle.as_of(),
@@ -31,5 +31,9 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         );
     }
     crate::outln!("{}", choice.describe(&setup.plan, &usage, as_of)?);
+    // Whether a run would evaluate the cycle at all.
+    let coverage = setup.plan.coverage(as_of, usage.span()?);
+    super::print_coverage(&coverage);
+    coverage.check(&cycle, &usage.uri, args.allow_incomplete_usage)?;
     Ok(())
 }

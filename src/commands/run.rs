@@ -10,17 +10,18 @@ use crate::engine::polars::{self as engine, Dataset, Evaluation};
 use crate::engine::{Choice, UsagePass};
 use crate::error::{Error, Result};
 use crate::integrations::lineage::{Lineage, LineageRun};
-use crate::snapshot::{self, Commit, InputInfo, Inputs, Snapshots};
+use crate::plan::{Coverage, UsageSpan};
+use crate::snapshot::{self, Commit, InputInfo, Inputs, Manifest, Snapshots};
+use crate::storage::Store;
 use crate::table;
 
-use super::{Settings, parse_cycle, parse_date};
+use super::{Settings, parse_date};
 
 /// The latest cycle the usage data covers completely.
-fn latest_cycle(pipeline: &Pipeline, usage: &dyn UsagePass) -> Result<Cycle> {
-    let date = usage.last_date()?;
-    let cycle = Cycle::latest_complete(pipeline.cadence, date);
-    tracing::info!(%cycle, last_usage_date = %date, "no --cycle given: using the latest cycle the usage covers");
-    Ok(cycle)
+fn latest_cycle(pipeline: &Pipeline, usage: UsageSpan) -> Cycle {
+    let cycle = Cycle::latest_complete(pipeline.cadence, usage.last);
+    tracing::info!(%cycle, last_usage_date = %usage.last, "no --cycle given: using the latest cycle the usage covers");
+    cycle
 }
 
 #[derive(Serialize)]
@@ -34,8 +35,41 @@ struct RunSummary {
     segmentations: Vec<snapshot::SegmentationSummary>,
     quality: Vec<crate::plan::Finding>,
     replaced: Option<snapshot::Replaced>,
+    /// How the usage covered the windows (absent for snapshots committed
+    /// before it was recorded).
+    coverage: Option<Coverage>,
     timings: std::collections::BTreeMap<String, f64>,
+    /// Committed before, and so not run again: the committed run's record.
     skipped: bool,
+    /// A preview (`--as-of` inside the period): nothing was committed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    preview: bool,
+}
+
+impl RunSummary {
+    /// What a manifest records, as a summary.
+    fn of(manifest: &Manifest, store: &Store, cycle: &Cycle) -> RunSummary {
+        RunSummary {
+            cycle: manifest.cycle.clone(),
+            as_of: manifest.as_of.clone(),
+            run_id: manifest.run_id.clone(),
+            snapshot: store.uri_of(&store.path(&snapshot::partition(cycle))),
+            rows: manifest.rows,
+            bytes: manifest
+                .outputs
+                .iter()
+                .filter(|o| o.kind == "segments")
+                .map(|o| o.bytes)
+                .sum(),
+            segmentations: manifest.segmentations.clone(),
+            quality: manifest.quality.clone(),
+            replaced: manifest.replaced.clone(),
+            coverage: manifest.coverage.clone(),
+            timings: Default::default(),
+            skipped: false,
+            preview: false,
+        }
+    }
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -43,27 +77,62 @@ pub fn run(args: RunArgs) -> Result<()> {
     let pipeline = &setup.pipeline;
     let as_of_flag = args.as_of.as_deref().map(|v| parse_date("--as-of", v)).transpose()?;
     let range = match &args.cycles {
-        Some(range) => Some(Cycle::parse_range(range).map_err(Error::config)?),
+        Some(range) => {
+            let cycles = Cycle::parse_range(range).map_err(Error::config)?;
+            super::check_cadence(pipeline, cycles[0])?;
+            Some(cycles)
+        }
         None => None,
     };
-    if as_of_flag.is_some() && range.is_some() {
-        return Err(Error::config(
-            "--as-of applies to one cycle: use it with --cycle, not --cycles",
-        ));
-    }
     // Under Dagster, the run's partition key is the cycle.
     let partition = crate::integrations::pipes::get()
         .and_then(|p| p.partition_key())
         .filter(|_| range.is_none());
-    let single = args.cycle.as_deref().or(partition).map(parse_cycle).transpose()?;
+    let mut single = args
+        .cycle
+        .as_deref()
+        .or(partition)
+        .map(|c| super::pipeline_cycle(pipeline, c))
+        .transpose()?;
+    // A date inside a period previews that period; committing always
+    // evaluates at the period's end.
+    if let Some(date) = as_of_flag {
+        let cycle = *single.get_or_insert_with(|| Cycle::containing(pipeline.cadence, date));
+        if date < cycle.start() || date > cycle.as_of() {
+            return Err(Error::config(format!(
+                "--as-of {date} lies outside cycle {cycle} ({} to {}): a cycle is evaluated at a date of its own period",
+                cycle.start(),
+                cycle.as_of()
+            )));
+        }
+    }
+    let preview = match (as_of_flag, single) {
+        (Some(date), Some(cycle)) => date != cycle.as_of(),
+        _ => false,
+    };
+    if args.to.is_some() && !preview {
+        return Err(Error::config(format!(
+            "--to writes the rows of a preview: --as-of {} is the cycle's last day, which a run commits",
+            as_of_flag.map(|d| d.to_string()).unwrap_or_default()
+        )));
+    }
     let snapshots = Snapshots::for_run(setup.output()?, pipeline.output_format)?;
     let store = snapshots.store();
-    if let Some(cycle) = single {
+    // One root, one pipeline: compare and report read one set of
+    // segmentations (the same pipeline with other thresholds is normal).
+    if let Some(other) = snapshots.pipeline_name()?.filter(|n| *n != pipeline.name) {
+        return Err(Error::config(format!(
+            "the output root {} holds snapshots of pipeline `{other}`, and this is pipeline `{}`: one root holds one pipeline, so that compare and report read one set of segmentations; write to another output root (--output), or give this pipeline the name `{other}` if it is that pipeline changed",
+            store.uri(),
+            pipeline.name
+        )));
+    }
+    if let (Some(cycle), false) = (single, preview) {
         // Fail before any work when the answer is known already.
         snapshots.check_replaceable(&cycle, args.replace)?;
     }
 
-    let lineage = Lineage::configure(args.lineage_url.as_deref());
+    let lineage = Lineage::configure(args.lineage_url.as_deref()).filter(|_| !preview);
     let inputs = [setup.accounts_uri.as_str(), setup.usage_uri.as_str()];
     // The run failed before a cycle's run began: still say so.
     let failed_to_start = |e: Error| -> Error {
@@ -79,14 +148,15 @@ pub fn run(args: RunArgs) -> Result<()> {
         Ok((choice, accounts, usage))
     })()
     .map_err(failed_to_start)?;
-    let (pass, cycles) = (|| -> Result<(Box<dyn UsagePass + '_>, Vec<Cycle>)> {
+    let (pass, span, cycles) = (|| -> Result<(Box<dyn UsagePass + '_>, UsageSpan, Vec<Cycle>)> {
         let pass = choice.usage_pass(&usage)?;
+        let span = pass.span()?;
         let cycles = match (&range, single) {
             (Some(range), _) => range.clone(),
             (None, Some(cycle)) => vec![cycle],
-            (None, None) => vec![latest_cycle(pipeline, pass.as_ref())?],
+            (None, None) => vec![latest_cycle(pipeline, span)],
         };
-        Ok((pass, cycles))
+        Ok((pass, span, cycles))
     })()
     .map_err(failed_to_start)?;
 
@@ -114,20 +184,14 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let mut summaries = Vec::new();
     for cycle in cycles {
-        if args.cycles.is_some() && !args.replace && snapshots.settle(&cycle)?.is_some() {
-            tracing::info!(%cycle, "already committed: skipped (pass --replace to recompute)");
+        if args.cycles.is_some()
+            && !args.replace
+            && let Some(committed) = snapshots.settle(&cycle)?
+        {
+            tracing::info!(%cycle, run_id = %committed.run_id, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
-                cycle: cycle.to_string(),
-                as_of: cycle.as_of().to_string(),
-                run_id: String::new(),
-                snapshot: store.uri_of(&store.path(&snapshot::partition(&cycle))),
-                rows: 0,
-                bytes: 0,
-                segmentations: Vec::new(),
-                quality: Vec::new(),
-                replaced: None,
-                timings: Default::default(),
                 skipped: true,
+                ..RunSummary::of(&committed, store, &cycle)
             });
             continue;
         }
@@ -136,26 +200,29 @@ pub fn run(args: RunArgs) -> Result<()> {
             .copied()
             .or(as_of_flag)
             .unwrap_or_else(|| cycle.as_of());
-        if as_of < cycle.start() || as_of > cycle.as_of() {
-            tracing::warn!(%cycle, %as_of, "--as-of lies outside the cycle's period");
-        }
         let lineage_run = lineage
             .as_ref()
             .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
-        match run_one(
-            &setup,
-            &snapshots,
-            &accounts,
-            (&usage, pass.as_ref()),
-            cycle,
-            as_of,
-            (args.replace, args.require_previous),
-        ) {
+        let done = setup
+            .plan
+            .coverage(as_of, span)
+            .check(&cycle, pass.uri(), args.allow_incomplete_usage)
+            .and_then(|coverage| {
+                super::check_freshness(pipeline, &accounts, cycle, as_of, preview)?;
+                let inputs = (&accounts, (&usage, pass.as_ref()));
+                let when = (cycle, as_of, coverage);
+                if preview {
+                    run_preview(&setup, &snapshots, inputs, when, args.to.as_deref())
+                } else {
+                    run_one(&setup, &snapshots, inputs, when, (args.replace, args.require_previous))
+                }
+            });
+        match done {
             Ok(summary) => {
                 if let Some(l) = &lineage_run {
                     l.complete(&summary.snapshot, summary.rows, summary.bytes);
                 }
-                if let Some(pipes) = crate::integrations::pipes::get() {
+                if let (Some(pipes), false) = (crate::integrations::pipes::get(), preview) {
                     pipes.materialized(&summary.metadata());
                 }
                 summaries.push(summary);
@@ -164,15 +231,32 @@ pub fn run(args: RunArgs) -> Result<()> {
                 if let Some(l) = &lineage_run {
                     l.fail(&e.to_string());
                 }
+                if !summaries.is_empty() {
+                    let done: Vec<&str> = summaries.iter().map(|s| s.cycle.as_str()).collect();
+                    tracing::error!(%cycle, committed = %done.join(", "), "the backfill stopped at this cycle; the cycles before it are committed");
+                    report(&args, &summaries, Some((&cycle, &e)))?;
+                }
                 return Err(e);
             }
         }
     }
+    report(&args, &summaries, None)
+}
 
-    let json = if summaries.len() == 1 {
+/// Prints the summaries (and writes `--summary-file`): one run as an object,
+/// a backfill as `{"runs": [...]}`, with the cycle it stopped at, if any.
+fn report(args: &RunArgs, summaries: &[RunSummary], stopped: Option<(&Cycle, &Error)>) -> Result<()> {
+    let stopped_at = stopped.map(|(cycle, e)| {
+        serde_json::json!({"cycle": cycle.to_string(), "exit_code": e.exit_code(), "error": e.to_string()})
+    });
+    let json = if summaries.len() == 1 && stopped.is_none() {
         serde_json::to_string_pretty(&summaries[0])
     } else {
-        serde_json::to_string_pretty(&serde_json::json!({ "runs": summaries }))
+        let mut out = serde_json::json!({ "runs": summaries });
+        if let Some(s) = &stopped_at {
+            out["stopped_at"] = s.clone();
+        }
+        serde_json::to_string_pretty(&out)
     }
     .expect("serializable");
     if let Some(path) = &args.summary_file {
@@ -182,8 +266,15 @@ pub fn run(args: RunArgs) -> Result<()> {
     if args.json {
         crate::outln!("{json}");
     } else {
-        for s in &summaries {
+        for s in summaries {
             print_summary(s);
+        }
+        if let Some((cycle, _)) = stopped {
+            let done: Vec<&str> = summaries.iter().map(|s| s.cycle.as_str()).collect();
+            crate::outln!(
+                "stopped at cycle {cycle}: {} committed before it (see the error below)",
+                done.join(", ")
+            );
         }
     }
     Ok(())
@@ -249,33 +340,30 @@ fn dependents(snapshots: &Snapshots, cycle: Cycle) -> Result<Vec<(Cycle, NaiveDa
     Ok(out)
 }
 
+/// What a cycle is evaluated on: the accounts, and the usage with its pass.
+type Sources<'a> = (&'a Dataset, (&'a Dataset, &'a dyn UsagePass));
+
 fn run_one(
     setup: &Settings,
     snapshots: &Snapshots,
-    accounts: &Dataset,
-    (usage, pass): (&Dataset, &dyn UsagePass),
-    cycle: Cycle,
-    as_of: NaiveDate,
+    (accounts, (usage, pass)): Sources,
+    (cycle, as_of, coverage): (Cycle, NaiveDate, Coverage),
     (replace, require_previous): (bool, bool),
 ) -> Result<RunSummary> {
     let started_at = Utc::now();
     let store = snapshots.store();
     let run_id = snapshot::new_run_id(started_at);
-    let previous_run;
     let span = tracing::info_span!("run", %cycle, %run_id);
     let _enter = span.enter();
     tracing::info!(%as_of, pipeline = %setup.pipeline.name, output = %store.uri(), "evaluating cycle");
+    let (history, previous_run) = super::history(snapshots, &setup.plan, cycle, require_previous)?;
     let Evaluation {
         snapshot: frame,
         quality,
         accounts_rows,
         usage_rows_in_windows,
         mut timings,
-    } = {
-        let (history, previous) = super::history(snapshots, &setup.plan, cycle, require_previous)?;
-        previous_run = previous;
-        engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?
-    };
+    } = engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
     let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
@@ -305,6 +393,7 @@ fn run_one(
         quality: quality.findings.clone(),
         replace,
         previous: previous_run,
+        coverage: Some(coverage),
     })?;
     let commit_seconds = commit_start.elapsed().as_secs_f64();
     crate::progress::stage_done(
@@ -315,41 +404,92 @@ fn run_one(
     timings.push(("write_and_commit", commit_seconds));
     tracing::info!(rows = manifest.rows, "committed");
     Ok(RunSummary {
-        cycle: manifest.cycle.clone(),
-        as_of: manifest.as_of.clone(),
-        run_id: manifest.run_id.clone(),
-        snapshot: store.uri_of(&store.path(&snapshot::partition(&cycle))),
-        rows: manifest.rows,
-        bytes: manifest
-            .outputs
-            .iter()
-            .filter(|o| o.kind == "segments")
-            .map(|o| o.bytes)
-            .sum(),
-        segmentations: manifest.segmentations.clone(),
-        quality: manifest.quality.clone(),
-        replaced: manifest.replaced.clone(),
         timings: timings
             .into_iter()
             .map(|(k, v)| (k.to_string(), (v * 1000.0).round() / 1000.0))
             .collect(),
+        ..RunSummary::of(&manifest, store, &cycle)
+    })
+}
+
+/// A mid-period preview: the cycle evaluated at a date inside its period,
+/// summarized (and with `--to`, its rows written to a file); nothing is
+/// committed, so the period's real run later is not refused.
+fn run_preview(
+    setup: &Settings,
+    snapshots: &Snapshots,
+    (accounts, (_, pass)): Sources,
+    (cycle, as_of, coverage): (Cycle, NaiveDate, Coverage),
+    to: Option<&str>,
+) -> Result<RunSummary> {
+    tracing::info!(%cycle, %as_of, "a preview at a date inside the period: nothing is committed");
+    let (history, _) = super::history(snapshots, &setup.plan, cycle, false)?;
+    let mut evaluation = engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
+    let segmentations = snapshot::manifest::summarize(&setup.plan.segmentations, &evaluation.snapshot)?;
+    if let Some(path) = to {
+        super::write_rows(&mut evaluation.snapshot, path)?;
+        tracing::info!(
+            file = path,
+            rows = evaluation.snapshot.height(),
+            "wrote the preview's rows"
+        );
+    }
+    Ok(RunSummary {
+        cycle: cycle.to_string(),
+        as_of: as_of.to_string(),
+        run_id: String::new(),
+        snapshot: to.unwrap_or_default().to_string(),
+        rows: evaluation.snapshot.height() as u64,
+        bytes: 0,
+        segmentations,
+        quality: evaluation.quality.findings.clone(),
+        replaced: None,
+        coverage: Some(coverage),
+        timings: evaluation
+            .timings
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), (v * 1000.0).round() / 1000.0))
+            .collect(),
         skipped: false,
+        preview: true,
     })
 }
 
 fn print_summary(s: &RunSummary) {
     if s.skipped {
-        crate::outln!("cycle {}: already committed, skipped", s.cycle);
+        crate::outln!("cycle {}: already committed (run {}), skipped", s.cycle, s.run_id);
         return;
     }
-    crate::outln!(
-        "cycle {} (as of {}): {} accounts committed as run {}\n  {}",
-        s.cycle,
-        s.as_of,
-        s.rows,
-        s.run_id,
-        s.snapshot
-    );
+    if s.preview {
+        crate::outln!(
+            "cycle {} previewed as of {}: {} accounts, nothing committed{}",
+            s.cycle,
+            s.as_of,
+            s.rows,
+            if s.snapshot.is_empty() {
+                String::new()
+            } else {
+                format!("; rows written to {}", s.snapshot)
+            }
+        );
+    } else {
+        crate::outln!(
+            "cycle {} (as of {}): {} accounts committed as run {}\n  {}",
+            s.cycle,
+            s.as_of,
+            s.rows,
+            s.run_id,
+            s.snapshot
+        );
+    }
+    if let Some(c) = s.coverage.as_ref().filter(|c| c.incomplete_allowed) {
+        crate::outln!(
+            "  usage {} to {} does not cover every window (from {}): committed as --allow-incomplete-usage asked",
+            c.usage_first,
+            c.usage_last,
+            c.window_start.map(|d| d.to_string()).unwrap_or_default()
+        );
+    }
     if let Some(r) = &s.replaced {
         crate::outln!("  replaced run {} of {}", r.run_id, r.finished_at);
     }

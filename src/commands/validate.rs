@@ -5,7 +5,7 @@ use crate::cli::ValidateArgs;
 use crate::engine::polars as engine;
 use crate::error::Result;
 
-use super::{Settings, parse_cycle};
+use super::Settings;
 
 pub fn validate(args: ValidateArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
@@ -43,7 +43,14 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
         crate::outln!("usage pass: {read_by}, reading the same {} file(s)", usage.files.len());
     }
     if let Some(cycle) = &args.cycle {
-        let cycle = parse_cycle(cycle)?;
+        let cycle = super::pipeline_cycle(p, cycle)?;
+        let coverage =
+            setup
+                .plan
+                .coverage(cycle.as_of(), pass.span()?)
+                .check(&cycle, pass.uri(), args.allow_incomplete_usage)?;
+        super::print_coverage(&coverage);
+        super::check_freshness(p, &accounts, cycle, cycle.as_of(), false)?;
         let (history, _) = super::history(&setup.snapshots()?, &setup.plan, cycle, false)?;
         let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of(), &history)?;
         crate::outln!(

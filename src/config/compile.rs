@@ -185,6 +185,20 @@ impl<'a> Compiler<'a> {
                 }
             },
         };
+        let fiscal_year_start_month = match &raw.fiscal_year_start_month {
+            None => 1,
+            Some(m) => match u32::try_from(*m.get_ref()) {
+                Ok(month @ 1..=12) => month,
+                _ => {
+                    self.problem(
+                        m.span().start,
+                        format!("fiscal_year_start_month = {} is not a month", m.get_ref()),
+                        Some("use 1 (January: the calendar year, the default) to 12; 2 makes a February-to-January fiscal year".into()),
+                    );
+                    1
+                }
+            },
+        };
         let accounts = self.input(&raw.inputs.accounts, "inputs.accounts");
         let usage = self.input(&raw.inputs.usage, "inputs.usage");
         if raw.output.uri.get_ref().trim().is_empty() {
@@ -303,6 +317,7 @@ impl<'a> Compiler<'a> {
             name,
             description: raw.description.clone(),
             cadence,
+            fiscal_year_start_month,
             path: self.path.to_string(),
             source: self.text.to_string(),
             hash: content_hash(self.text),
@@ -442,10 +457,52 @@ impl<'a> Compiler<'a> {
             }
             columns.insert(ours.get_ref().clone(), theirs.get_ref().clone());
         }
+        let freshness = raw.freshness.as_ref().map(|f| self.freshness(f, section));
         Input {
             uri: raw.uri.get_ref().trim().to_string(),
             columns,
+            freshness,
         }
+    }
+
+    /// `[inputs.accounts.freshness]`: whole days, warn before error.
+    fn freshness(&mut self, raw: &Spanned<raw::RawFreshness>, section: &str) -> crate::config::Freshness {
+        if section != "inputs.accounts" {
+            self.problem(
+                raw.span().start,
+                format!("[{section}.freshness]: freshness applies to the accounts' snapshot_date history"),
+                Some("move it to [inputs.accounts.freshness]; the usage's dates are checked against every window a cycle reads".into()),
+            );
+        }
+        let mut days = |value: &Option<Spanned<i64>>, key: &str| {
+            let v = value.as_ref()?;
+            match u32::try_from(*v.get_ref()) {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    self.problem(
+                        v.span().start,
+                        format!("[{section}.freshness] `{key}` must be a whole number of days, 0 or more"),
+                        None,
+                    );
+                    None
+                }
+            }
+        };
+        let f = raw.get_ref();
+        let out = crate::config::Freshness {
+            warn_after_days: days(&f.warn_after_days, "warn_after_days"),
+            error_after_days: days(&f.error_after_days, "error_after_days"),
+        };
+        if let (Some(w), Some(e)) = (out.warn_after_days, out.error_after_days)
+            && w > e
+        {
+            self.problem(
+                raw.span().start,
+                format!("[{section}.freshness]: warn_after_days ({w}) is after error_after_days ({e})"),
+                Some("a warning comes before the error: make warn_after_days the smaller".into()),
+            );
+        }
+        out
     }
 
     /// Records a name in the shared namespace, or reports the clash.

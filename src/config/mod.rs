@@ -23,6 +23,9 @@ pub struct Pipeline {
     pub name: String,
     pub description: String,
     pub cadence: Cadence,
+    /// The first month of the fiscal year: 1 is the calendar; any other
+    /// month makes the cycles fiscal periods (`FY2027-Q1`).
+    pub fiscal_year_start_month: u32,
     /// Where the pipeline came from, for messages.
     pub path: String,
     /// The file's text, kept so that a snapshot can record what made it.
@@ -55,6 +58,18 @@ pub struct Input {
     pub uri: String,
     /// Our column name -> the name in the data.
     pub columns: BTreeMap<String, String>,
+    /// For accounts with a `snapshot_date` history: how old the newest
+    /// snapshot at as_of may be, as dbt's source freshness says it.
+    pub freshness: Option<Freshness>,
+}
+
+/// Ages, in days, of the newest account snapshot at as_of: past
+/// `warn_after_days` a run warns; past `error_after_days` the cycle's export
+/// has not landed and the run exits 5 (not ready, retry later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Freshness {
+    pub warn_after_days: Option<u32>,
+    pub error_after_days: Option<u32>,
 }
 
 impl Input {

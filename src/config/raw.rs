@@ -16,6 +16,9 @@ pub struct RawPipeline {
     #[serde(default)]
     pub description: String,
     pub cadence: Option<Spanned<String>>,
+    /// The first month of the fiscal year; 1 (the default) is the calendar.
+    #[serde(default)]
+    pub fiscal_year_start_month: Option<Spanned<i64>>,
     pub inputs: RawInputs,
     pub output: RawOutput,
     #[serde(default)]
@@ -51,6 +54,16 @@ pub struct RawInput {
     pub uri: Spanned<String>,
     #[serde(default)]
     pub columns: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// How old the newest account snapshot at as_of may be (accounts with
+    /// a `snapshot_date` history only).
+    #[serde(default)]
+    pub freshness: Option<Spanned<RawFreshness>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawFreshness {
+    pub warn_after_days: Option<Spanned<i64>>,
+    pub error_after_days: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +133,7 @@ fn schema(path: &str) -> Option<Keys> {
         "" => Keys::Fields(fields::<RawPipeline>()),
         "inputs" => Keys::Fields(fields::<RawInputs>()),
         "inputs.accounts" | "inputs.usage" => Keys::Fields(fields::<RawInput>()),
+        "inputs.accounts.freshness" | "inputs.usage.freshness" => Keys::Fields(fields::<RawFreshness>()),
         "output" => Keys::Fields(fields::<RawOutput>()),
         "storage" => Keys::Fields(fields::<RawStorage>()),
         "aggregates" => Keys::Fields(fields::<RawAggregate>()),

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use crate::cli::EngineName;
 use crate::config::Check;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{Plan, UsageSpan};
 
 /// The part of a cycle's work that reads usage rows. Each method returns a
 /// frame bounded by the account base (or by the rejected rows), with the
@@ -28,8 +28,8 @@ pub trait UsagePass: Sync {
     /// The usage input's URI, for messages.
     fn uri(&self) -> &str;
 
-    /// The latest usage date.
-    fn last_date(&self) -> Result<NaiveDate>;
+    /// The first and the last usage date.
+    fn span(&self) -> Result<UsageSpan>;
 
     /// One row per account id with usage in some window (null ids
     /// included): `account_id`, every aggregate of the plan, and the row

@@ -40,6 +40,8 @@ pub struct Commit<'a> {
     pub replace: bool,
     /// The previous cycle's run that this one read.
     pub previous: Option<super::manifest::PreviousRun>,
+    /// How the usage covered the cycle's windows.
+    pub coverage: Option<crate::plan::Coverage>,
 }
 
 /// A commit made ready for a format: the snapshot with its `run_id` and
@@ -86,6 +88,7 @@ pub fn prepare(c: Commit) -> Result<Prepared> {
         quality: c.quality,
         replaced: None,
         previous: c.previous,
+        coverage: c.coverage,
         plan: Some(c.plan.clone()),
     };
     Ok(Prepared {

@@ -38,6 +38,10 @@ pub struct Manifest {
     /// The previous cycle's run this one read, if it was committed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<PreviousRun>,
+    /// How the usage covered the cycle's windows, and whether the run went
+    /// on without full coverage (`--allow-incomplete-usage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::plan::Coverage>,
     /// What was computed (format 2 on): `explain` and `report` read it
     /// instead of recompiling the pipeline text with today's checker.
     #[serde(default, skip_serializing_if = "Option::is_none")]

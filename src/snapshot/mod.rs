@@ -110,6 +110,21 @@ impl Snapshots {
         }
     }
 
+    /// The pipeline whose snapshots the root holds, read from a committed
+    /// cycle's catalog entry; `None` for an empty root.
+    pub fn pipeline_name(&self) -> Result<Option<String>> {
+        let store = &self.store;
+        for meta in store.list(&store.path(layout::SEGMENTS))? {
+            let rel = store.relative(&meta.location);
+            if let (Some(cycle), true) = (layout::cycle_of(rel), rel.ends_with(layout::MANIFEST))
+                && let Some(m) = commit::read_json_manifest(store, &cycle)?
+            {
+                return Ok(Some(m.pipeline.name));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -148,12 +163,49 @@ impl Snapshots {
         }
     }
 
-    /// Writes and commits a snapshot; returns its manifest.
+    /// Writes and commits a snapshot; returns its manifest. A replace also
+    /// removes the comparisons built on the run it replaced: they describe
+    /// a snapshot that no longer is (`compare` computes them again).
     pub fn commit(&self, c: Commit) -> Result<Manifest> {
-        match self.format {
+        let manifest = match self.format {
             Format::Parquet => parquet::commit(&self.store, c),
             Format::Delta => delta::commit(&self.store, c),
+        }?;
+        if let Some(replaced) = &manifest.replaced {
+            let dropped = self.drop_comparisons(&manifest.cycle)?;
+            if !dropped.is_empty() {
+                tracing::info!(cycle = %manifest.cycle, replaced_run = %replaced.run_id, comparisons = %dropped.join(", "), "removed the comparisons built on the replaced run; `quadrant compare` computes them again");
+            }
         }
+        Ok(manifest)
+    }
+
+    /// Removes every comparison that has `cycle` at either end (its tables
+    /// and its record); returns the pairs, as `C1..C2`.
+    fn drop_comparisons(&self, cycle: &str) -> Result<Vec<String>> {
+        let store = &self.store;
+        let (from, to) = (format!("from={cycle}"), format!("to={cycle}"));
+        let mut pairs = std::collections::BTreeSet::new();
+        if self.format == Format::Delta {
+            pairs.extend(delta::drop_comparisons(store, cycle)?);
+        }
+        for meta in store.list(&store.path(layout::COMPARE))? {
+            let rel = store.relative(&meta.location);
+            let parts: Vec<&str> = rel.split('/').collect();
+            // Parquet tables and every record: compare/from=C1/to=C2/...
+            if let [_, f, t, ..] = parts.as_slice()
+                && f.starts_with("from=")
+                && (*f == from || *t == to)
+            {
+                pairs.insert(format!(
+                    "{}..{}",
+                    f.trim_start_matches("from="),
+                    t.trim_start_matches("to=")
+                ));
+                store.delete(&meta.location)?;
+            }
+        }
+        Ok(pairs.into_iter().collect())
     }
 
     /// Commits a comparison of two snapshots (`compare`'s tables and record).

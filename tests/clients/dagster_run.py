@@ -24,9 +24,12 @@ with dg.DagsterInstance.ephemeral() as instance:
         raise_on_error=False,
     )
     records = instance.fetch_materializations(dg.AssetKey("quadrant_segments"), limit=10).records
-    logs = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
+    events = instance.all_logs(result.run_id)
+    logs = [e.user_message for e in events if e.user_message]
+    retries = [e for e in events if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
     out = {
         "success": result.success,
+        "retries": len(retries),
         "materializations": [
             {
                 "asset_key": r.asset_key.to_user_string(),

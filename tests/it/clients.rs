@@ -161,6 +161,32 @@ fn dagster_materializes_the_cycle_through_pipes() {
     );
 }
 
+/// A partition whose inputs have not landed (the usage ends before the
+/// quarter does): quadrant exits 5, the example asset asks Dagster to retry
+/// it later, and Dagster does, as often as the example allows; nothing is
+/// committed.
+#[test]
+fn dagster_retries_a_cycle_whose_inputs_have_not_landed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new("python3")
+        .arg(root().join("tests/clients/dagster_run.py"))
+        .arg("2026-Q4")
+        .current_dir(root())
+        .env("QUADRANT_BIN", env!("CARGO_BIN_EXE_quadrant"))
+        .env("QUADRANT_OUTPUT", tmp.path())
+        .env("QUADRANT_NOT_READY_RETRIES", "2")
+        .env("QUADRANT_NOT_READY_WAIT_SECONDS", "0")
+        .env("DAGSTER_HOME", tmp.path())
+        .output()
+        .expect("python3 with dagster (scripts/test installs it)");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(seen["success"], false, "{seen}");
+    assert_eq!(seen["retries"], 2, "retried as often as the example allows: {seen}");
+    assert_eq!(seen["materializations"], serde_json::json!([]), "{seen}");
+    assert!(manifest(tmp.path(), "2026-Q4").is_none(), "nothing committed");
+}
+
 #[test]
 fn airflow_loads_the_example_dag() {
     let python = std::env::var("QUADRANT_AIRFLOW_PYTHON")
@@ -248,6 +274,14 @@ fn airflow_runs_the_dag_task_and_maps_exit_codes_to_retries() {
             &bad_data,
             no_env.clone()
         ),
+        // The quarter after the usage's last day: not ready (exit 5).
+        case(
+            "usage_not_landed",
+            "2027-01-01T06:00:00",
+            elsewhere,
+            &default_toml,
+            no_env.clone()
+        ),
         case(
             "store_unreachable",
             "2026-10-01T10:00:00",
@@ -295,6 +329,7 @@ fn airflow_runs_the_dag_task_and_maps_exit_codes_to_retries() {
         ("broken_pipeline", "failed", 1),
         ("data_check_fails", "failed", 1),
         ("store_unreachable", "failed", retries + 1),
+        ("usage_not_landed", "failed", retries + 1),
     ] {
         let c = &seen[name];
         assert_eq!(c["dag_run"], dag_run, "{name}: {c}");
@@ -324,6 +359,15 @@ fn airflow_runs_the_dag_task_and_maps_exit_codes_to_retries() {
     assert!(printed.contains("unknown key `no_such_table`"), "{printed}");
     assert!(printed.contains("data check `negative_arr` failed"), "{printed}");
     assert!(glob_rows(Path::new(elsewhere), "2026-Q3").is_none());
+    // 5: retried like 1, and nothing committed meanwhile.
+    for t in seen["usage_not_landed"]["each_try"].as_array().unwrap() {
+        assert!(t["error"].as_str().unwrap().contains("quadrant exited 5"), "{t}");
+    }
+    assert!(
+        printed.contains("before as_of 2026-12-31 of cycle 2026-Q4"),
+        "{printed}"
+    );
+    assert!(glob_rows(Path::new(elsewhere), "2026-Q4").is_none());
     // 1: up for retry after each try but the last.
     let each = seen["store_unreachable"]["each_try"].as_array().unwrap();
     for (i, t) in each.iter().enumerate() {

@@ -50,10 +50,21 @@ fn book(dir: &Path) {
     .collect()
     .unwrap();
     write_parquet(&mut accounts, &dir.join("accounts.parquet"));
+    // Usage covers every window of 2025-Q1..2025-Q4: from the first day of
+    // Q1's 90-day window to Q4's last day (events 0 there: no sums change).
+    let mut ids: Vec<&str> = ["A", "B", "C", "D", "E"].repeat(4);
+    let mut dates: Vec<&str> = ["2025-03-01", "2025-06-01", "2025-09-01", "2025-12-01"]
+        .iter()
+        .flat_map(|d| [*d; 5])
+        .collect();
+    let mut events = vec![1i64; 20];
+    ids.extend(["A", "A"]);
+    dates.extend(["2025-01-01", "2025-12-31"]);
+    events.extend([0, 0]);
     let mut usage = df! {
-        "account_id" => ["A", "B", "C", "D", "E"].repeat(4),
-        "date" => ["2025-03-01", "2025-06-01", "2025-09-01", "2025-12-01"].iter().flat_map(|d| [*d; 5]).collect::<Vec<_>>(),
-        "events" => vec![1i64; 20],
+        "account_id" => ids,
+        "date" => dates,
+        "events" => events,
     }
     .unwrap()
     .lazy()

@@ -13,6 +13,7 @@ mod nulls;
 mod peers;
 mod plan;
 mod quality;
+mod ready;
 mod report;
 mod run;
 mod secrets;

@@ -12,6 +12,8 @@ use crate::*;
 /// N1 has no arr, N2 no onboarding date, N3 no onboarding date but churned
 /// before the cycle (not a finding); usage has a row without an account and
 /// one without a date.
+/// Sparse usage on one day: every run here passes --allow-incomplete-usage
+/// (the tests are about null checks, not about coverage).
 fn inputs(dir: &Path) {
     let day = 20_080i32; // 2024-12-23, inside the 30-day window of 2024-Q4
     let mut accounts = df! {
@@ -74,7 +76,14 @@ fn nulls_in_required_columns_fail_the_run_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     inputs(tmp.path());
     let p = pipeline(tmp.path(), "");
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 3);
     let err = stderr(&o);
     for want in [
@@ -126,7 +135,14 @@ fn dropped_nulls_are_rejects_counted_in_the_manifest() {
         tmp.path(),
         "null_arr = \"drop\"\nnull_customer_since = \"drop\"\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"drop\"\nunknown_account_usage = \"error\"",
     );
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     let out = tmp.path().join("out");
     let snapshot = glob_rows(&out, "2024-Q4").unwrap();
@@ -169,7 +185,14 @@ fn warned_nulls_are_kept_and_logged() {
         tmp.path(),
         "null_arr = \"warn\"\nnull_customer_since = \"warn\"\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"warn\"",
     );
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     let err = stderr(&o);
     assert!(
@@ -241,7 +264,14 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
     let tmp = tempfile::tempdir().unwrap();
     history(tmp.path());
     let p = crate::quality::pipeline(tmp.path(), "");
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 3);
     let err = stderr(&o);
     for want in [
@@ -253,11 +283,25 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
 
     let p = crate::quality::pipeline(tmp.path(), "null_arr = \"drop\"\nnull_customer_since = \"drop\"");
     // validate --cycle reports the findings and writes nothing.
-    let v = run(&["validate", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let v = run(&[
+        "validate",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&v, 0);
     let out = tmp.path().join("out");
     assert!(!out.exists(), "validate writes nothing");
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     for (what, printed) in [("validate --cycle", stdout(&v)), ("run summary", stdout(&o))] {
         for want in [
@@ -284,7 +328,16 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
     assert_eq!(strings(&rejects, "snapshot_date"), ["2024-11-01", "2024-11-01"]);
 
     // The JSON summary counts them too.
-    let j = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4", "--replace", "--json"]);
+    let j = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+        "--replace",
+        "--json",
+    ]);
     expect_code(&j, 0);
     let summary: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
     let checks: Vec<(&str, u64)> = summary["quality"]
@@ -342,7 +395,14 @@ rules = [{ name = "at_or_above", label = "at_or_above", when = "arr >= wallet_q1
 "#,
     );
     std::fs::write(&p, text).unwrap();
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     let snapshot = glob_rows(&dir.join("out"), "2024-Q4").unwrap();
     let value = |name: &str| snapshot.column(name).unwrap().f64().unwrap().get(0).unwrap();
@@ -377,12 +437,26 @@ fn dropped_undated_usage_counts_against_every_usage_row() {
     .unwrap();
     write_parquet(&mut usage, &dir.join("usage/u.parquet"));
     let p = crate::quality::pipeline(dir, "null_usage_date = \"drop\"\nmax_reject_ratio = 0.5");
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     let m = manifest(&dir.join("out"), "2024-Q4").unwrap();
     assert_eq!(finding(&m, "null_usage_date"), Some(("usage".into(), 1, "drop".into())));
     let p = crate::quality::pipeline(dir, "null_usage_date = \"drop\"\nmax_reject_ratio = 0.4");
-    let o = run(&["validate", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "validate",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 3);
     assert!(stderr(&o).contains("1 of 2 usage rows"), "{}", stderr(&o));
 }

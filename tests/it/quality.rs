@@ -77,7 +77,14 @@ fn failed_checks_stop_the_run_with_exit_3_and_name_every_check() {
     dirty(tmp.path());
     let p = pipeline(tmp.path(), "");
     // validate --cycle runs the same checks and writes nothing.
-    let v = run(&["validate", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let v = run(&[
+        "validate",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&v, 3);
     assert!(
         stderr(&v).contains("data check `negative_arr` failed"),
@@ -85,7 +92,14 @@ fn failed_checks_stop_the_run_with_exit_3_and_name_every_check() {
         stderr(&v)
     );
     assert!(!tmp.path().join("out").exists());
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 3);
     let err = stderr(&o);
     for check in [
@@ -122,7 +136,14 @@ fn drop_writes_rejects_with_a_reason_and_counts_them() {
     .map(|c| format!("{c} = \"drop\"\n"))
     .collect::<String>();
     let p = pipeline(tmp.path(), &policies);
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     let out = tmp.path().join("out");
     let snapshot = read_parquet(&glob_partition(&out, "2024-Q4")[0]);
@@ -182,7 +203,14 @@ fn warn_keeps_the_rows_and_max_reject_ratio_fails_the_run() {
         tmp.path(),
         "null_account_id = \"drop\"\nduplicate_account_id = \"drop\"\nnegative_arr = \"warn\"\nnegative_wallet = \"warn\"\nnps_out_of_range = \"warn\"\nnegative_usage = \"warn\"\n",
     );
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 0);
     let out = tmp.path().join("out");
     let snapshot = read_parquet(&glob_partition(&out, "2024-Q4")[0]);
@@ -200,6 +228,7 @@ fn warn_keeps_the_rows_and_max_reject_ratio_fails_the_run() {
         &p,
         "--cycle",
         "2024-Q4",
+        "--allow-incomplete-usage",
         "--output",
         tmp.path().join("out2").to_str().unwrap(),
     ]);
@@ -240,7 +269,14 @@ fn schema_errors_name_dataset_file_column_and_types() {
 
     // Not Parquet at all.
     std::fs::write(tmp.path().join("usage/broken.parquet"), b"not parquet").unwrap();
-    let o = run(&["run", "--pipeline", &p, "--cycle", "2024-Q4"]);
+    let o = run(&[
+        "run",
+        "--pipeline",
+        &p,
+        "--cycle",
+        "2024-Q4",
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 3);
     assert!(
         stderr(&o).contains("broken.parquet` cannot be read as Parquet"),
@@ -324,8 +360,26 @@ fn empty_accounts_and_usage_outside_every_window_are_errors() {
     expect_code(&o, 3);
     assert!(stderr(&o).contains("has no rows"), "{}", stderr(&o));
 
-    // The fixtures' usage starts in October 2024.
+    // The fixtures' usage starts in October 2024: before it, no window is
+    // covered, and the error names the window and the first usage date.
     let o = run(&["run", "--cycle", "2023-Q4", "--output", out.to_str().unwrap()]);
+    expect_code(&o, 3);
+    let err = stderr(&o);
+    assert!(
+        err.contains("starts on 2024-09-30")
+            && err.contains("as_of 2023-12-31")
+            && err.contains("`events_per_day_prior_90d`"),
+        "{err}"
+    );
+    // With the opt-out, the run gets as far as the windows themselves.
+    let o = run(&[
+        "run",
+        "--cycle",
+        "2023-Q4",
+        "--output",
+        out.to_str().unwrap(),
+        "--allow-incomplete-usage",
+    ]);
     expect_code(&o, 3);
     let err = stderr(&o);
     assert!(

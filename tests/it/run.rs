@@ -236,16 +236,40 @@ fn the_same_inputs_give_the_same_snapshot() {
     assert_eq!(csv(&fa), csv(&fb));
 }
 
+/// The default pipeline with another cadence, in its own output root.
+fn pipeline_of_cadence(dir: &std::path::Path, cadence: &str) -> String {
+    let text = std::fs::read_to_string(root().join("pipelines/default.toml")).unwrap();
+    assert!(text.contains("cadence = \"quarter\""));
+    let path = dir.join(format!("{cadence}.toml"));
+    std::fs::write(
+        &path,
+        text.replace("cadence = \"quarter\"", &format!("cadence = \"{cadence}\"")),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
 #[test]
 fn cycles_of_every_cadence_and_as_of_previews() {
     let tmp = tempfile::tempdir().unwrap();
-    for (cycle, as_of) in [
-        ("2026-06", "2026-06-30"),
-        ("2026-H1", "2026-06-30"),
-        ("2025", "2025-12-31"),
-        ("2026-Q2", "2026-06-30"),
+    for (cadence, cycle, as_of) in [
+        ("month", "2026-06", "2026-06-30"),
+        ("half", "2026-H1", "2026-06-30"),
+        ("year", "2025", "2025-12-31"),
+        ("quarter", "2026-Q2", "2026-06-30"),
     ] {
-        let o = run_default(tmp.path(), &["--cycle", cycle, "--json"]);
+        let pipeline = pipeline_of_cadence(tmp.path(), cadence);
+        let out = tmp.path().join(cadence);
+        let o = run(&[
+            "run",
+            "--pipeline",
+            &pipeline,
+            "--output",
+            out.to_str().unwrap(),
+            "--cycle",
+            cycle,
+            "--json",
+        ]);
         expect_code(&o, 0);
         let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(summary["cycle"], cycle);
@@ -261,20 +285,68 @@ fn cycles_of_every_cadence_and_as_of_previews() {
             .map(|n| n.to_string())
             .collect();
         assert_eq!(since.len(), 6);
-        f.drop_many(since).drop_many(["run_id"])
+        f.drop_many(since).drop_many(["run_id", "pipeline_hash"])
     };
-    let month = without_since(read_parquet(&glob_partition(tmp.path(), "2026-06")[0]));
-    let quarter = without_since(read_parquet(&glob_partition(tmp.path(), "2026-Q2")[0]));
+    let month = without_since(read_parquet(&glob_partition(&tmp.path().join("month"), "2026-06")[0]));
+    let quarter = without_since(read_parquet(&glob_partition(&tmp.path().join("quarter"), "2026-Q2")[0]));
     assert!(month.equals_missing(&quarter));
 
-    let o = run_default(tmp.path(), &["--cycle", "2026-Q4", "--as-of", "2026-09-30", "--json"]);
+    // A cycle of another cadence than the pipeline's is refused, naming it.
+    let out = tmp.path().join("quarter");
+    for other in ["2026-11", "2026-H2", "2026"] {
+        let o = run_default(&out, &["--cycle", other]);
+        expect_code(&o, 2);
+        assert!(
+            stderr(&o).contains(&format!("cycle {other} is a")) && stderr(&o).contains("runs every quarter"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = run_default(&out, &["--cycles", "2026-05..2026-07"]);
+    expect_code(&o, 2);
+
+    // --as-of inside the period previews it: printed, written with --to,
+    // nothing committed; the end-of-period run then commits.
+    let before = tree(&out);
+    let rows = tmp.path().join("preview.parquet");
+    let o = run_default(
+        &out,
+        &[
+            "--cycle",
+            "2026-Q3",
+            "--as-of",
+            "2026-08-15",
+            "--to",
+            rows.to_str().unwrap(),
+            "--json",
+        ],
+    );
     expect_code(&o, 0);
     let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(summary["as_of"], "2026-09-30");
-    let preview = read_parquet(&glob_partition(tmp.path(), "2026-Q4")[0]);
+    assert_eq!(summary["as_of"], "2026-08-15");
+    assert_eq!(summary["preview"], true);
+    assert_eq!(tree(&out), before, "a preview commits nothing");
+    let preview = read_parquet(&rows);
+    assert_eq!(preview.height() as u64, summary["rows"].as_u64().unwrap());
     assert_eq!(
         preview.column("as_of").unwrap().get(0).unwrap().to_string(),
-        "2026-09-30"
+        "2026-08-15"
+    );
+    let o = run_default(&out, &["--cycle", "2026-Q3", "--as-of", "2026-08-15"]);
+    expect_code(&o, 0);
+    assert!(stdout(&o).contains("nothing committed"), "{}", stdout(&o));
+    expect_code(&run_default(&out, &["--cycle", "2026-Q3"]), 0);
+    assert_eq!(manifest(&out, "2026-Q3").unwrap()["as_of"], "2026-09-30");
+    // Outside the period: refused.
+    for (cycle, date) in [("2026-Q4", "2026-09-30"), ("2026-Q3", "2026-10-01")] {
+        let o = run_default(&out, &["--cycle", cycle, "--as-of", date]);
+        expect_code(&o, 2);
+        assert!(stderr(&o).contains("lies outside cycle"), "{}", stderr(&o));
+    }
+    // --to without a preview is a usage error.
+    expect_code(
+        &run_default(&out, &["--cycle", "2026-Q3", "--to", rows.to_str().unwrap()]),
+        2,
     );
 }
 

@@ -403,9 +403,11 @@ fn a_spark_error_is_exit_1_with_sparks_message() {
     .collect()
     .unwrap();
     write_parquet(&mut usage, &tmp.path().join("usage/u.parquet"));
+    // Two days of usage: past the coverage check only with the opt-out.
     let o = run_on_spark()
         .args(["--usage", tmp.path().join("usage/").to_str().unwrap()])
         .args(["--output", tmp.path().join("out").to_str().unwrap()])
+        .arg("--allow-incomplete-usage")
         .output()
         .unwrap();
     expect_code(&o, 1);

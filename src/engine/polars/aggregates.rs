@@ -184,8 +184,8 @@ impl UsagePass for LocalUsage<'_> {
         &self.0.uri
     }
 
-    fn last_date(&self) -> Result<NaiveDate> {
-        self.0.last_date()
+    fn span(&self) -> Result<crate::plan::UsageSpan> {
+        self.0.span()
     }
 
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {

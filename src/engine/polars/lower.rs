@@ -50,24 +50,34 @@ pub fn exact_div(l: Expr, r: Expr) -> Expr {
 }
 
 /// The number of cycles from cycle id `c` (`2026`, `2026-H1`, `2026-Q3`,
-/// `2026-11`) to the cycle of the same cadence that holds `as_of`: 0 in the
-/// same cycle, 1 in the next. Null for null or what is not a cycle id.
+/// `2026-11`, and the fiscal `FY2027`, `FY2027-H1`, `FY2027-Q1`,
+/// `FY2027-M01`) to the cycle of the same cadence that holds `as_of`: 0 in
+/// the same cycle, 1 in the next. Null for null or what is not a cycle id.
 fn cycles_since(c: Expr, as_of: NaiveDate) -> Expr {
     use chrono::Datelike;
-    let (y, m) = (as_of.year() as i64, as_of.month() as i64);
-    let int = |offset: i64, length: u64| c.clone().str().slice(lit(offset), lit(length)).cast(DataType::Int64);
-    let year = int(0, 4);
-    let kind = c.clone().str().slice(lit(5), lit(1u64));
-    let length = c.clone().str().len_chars();
-    when(length.clone().eq(lit(4)))
-        .then(lit(y) - year.clone())
-        .when(length.clone().eq(lit(7)).and(kind.clone().eq(lit("Q"))))
-        .then(lit(y * 4 + (m - 1) / 3) - (year.clone() * lit(4) + int(6, 1) - lit(1)))
-        .when(length.clone().eq(lit(7)).and(kind.eq(lit("H"))))
-        .then(lit(y * 2 + (m - 1) / 6) - (year.clone() * lit(2) + int(6, 1) - lit(1)))
-        .when(length.eq(lit(7)))
-        .then(lit(y * 12 + m - 1) - (year * lit(12) + int(5, 2) - lit(1)))
-        .otherwise(null())
+    let fiscal = crate::cycle::fiscal_month(as_of);
+    let since = |id: Expr, (y, m): (i32, u32)| {
+        let (y, m) = (y as i64, m as i64);
+        let int = |offset: i64, length: u64| id.clone().str().slice(lit(offset), lit(length)).cast(DataType::Int64);
+        let year = int(0, 4);
+        let kind = id.clone().str().slice(lit(5), lit(1u64));
+        let length = id.clone().str().len_chars();
+        when(length.clone().eq(lit(4)))
+            .then(lit(y) - year.clone())
+            .when(length.clone().eq(lit(7)).and(kind.clone().eq(lit("Q"))))
+            .then(lit(y * 4 + (m - 1) / 3) - (year.clone() * lit(4) + int(6, 1) - lit(1)))
+            .when(length.clone().eq(lit(7)).and(kind.clone().eq(lit("H"))))
+            .then(lit(y * 2 + (m - 1) / 6) - (year.clone() * lit(2) + int(6, 1) - lit(1)))
+            .when(length.clone().eq(lit(8)).and(kind.eq(lit("M"))))
+            .then(lit(y * 12 + m - 1) - (year.clone() * lit(12) + int(6, 2) - lit(1)))
+            .when(length.eq(lit(7)))
+            .then(lit(y * 12 + m - 1) - (year * lit(12) + int(5, 2) - lit(1)))
+            .otherwise(null())
+    };
+    let fy = c.clone().str().starts_with(lit("FY"));
+    when(fy)
+        .then(since(c.clone().str().slice(lit(2), lit(8u64)), fiscal))
+        .otherwise(since(c, (as_of.year(), as_of.month())))
 }
 
 /// A date as a polars literal.

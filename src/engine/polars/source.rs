@@ -26,23 +26,52 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// The latest date of the dataset's `date` column (the usage).
-    pub fn last_date(&self) -> Result<chrono::NaiveDate> {
-        let max = self
+    /// The first and the last date of the dataset's `date` column (the
+    /// usage), in one pass.
+    pub fn span(&self) -> Result<crate::plan::UsageSpan> {
+        let frame = self
             .frame
             .clone()
-            .select([col("date").max()])
+            .select([col("date").min().alias("first"), col("date").max().alias("last")])
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
-            .ctx(|| format!("cannot read usage dates of `{}`", self.uri))?;
-        let value = max
-            .column("date")
-            .and_then(|c| c.get(0))
-            .ctx(|| format!("cannot read usage dates of `{}`", self.uri))?;
-        let AnyValue::Date(days) = value else {
-            return Err(SchemaError::NoDatedUsage { uri: self.uri.clone() }.into());
+            .map_err(|e| self.read_error(e))?;
+        let day = |name: &str| -> Result<chrono::NaiveDate> {
+            let value = frame
+                .column(name)
+                .and_then(|c| c.get(0))
+                .ctx(|| format!("cannot read usage dates of `{}`", self.uri))?;
+            let AnyValue::Date(days) = value else {
+                return Err(SchemaError::NoDatedUsage { uri: self.uri.clone() }.into());
+            };
+            Ok(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
         };
-        Ok(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
+        Ok(crate::plan::UsageSpan {
+            first: day("first")?,
+            last: day("last")?,
+        })
+    }
+
+    /// The newest `snapshot_date` on or before `as_of` of a point-in-time
+    /// accounts history; `None` without such a column or such a row.
+    pub fn newest_snapshot(&self, as_of: chrono::NaiveDate) -> Result<Option<chrono::NaiveDate>> {
+        if !self.columns.iter().any(|c| c == "snapshot_date") {
+            return Ok(None);
+        }
+        let frame = self
+            .frame
+            .clone()
+            .filter(col("snapshot_date").lt_eq(lit(as_of)))
+            .select([col("snapshot_date").max()])
+            .collect_with_engine(Engine::Streaming)
+            .map(|r| r.unwrap_single())
+            .map_err(|e| self.read_error(e))?;
+        match frame.column("snapshot_date").and_then(|c| c.get(0)) {
+            Ok(AnyValue::Date(days)) => Ok(Some(
+                chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64),
+            )),
+            _ => Ok(None),
+        }
     }
 
     /// Turns a failure to read the dataset into an error that names the

@@ -172,17 +172,23 @@ impl UsagePass for SparkUsage<'_> {
         &self.usage.uri
     }
 
-    fn last_date(&self) -> Result<NaiveDate> {
-        let frame = self.run("the latest usage date", self.sql.last_date())?;
-        match frame.column("date").and_then(|c| c.get(0)) {
-            Ok(AnyValue::Date(days)) => {
-                Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
+    fn span(&self) -> Result<crate::plan::UsageSpan> {
+        let frame = self.run("the first and last usage dates", self.sql.span())?;
+        let day = |name: &str| -> Result<NaiveDate> {
+            match frame.column(name).and_then(|c| c.get(0)) {
+                Ok(AnyValue::Date(days)) => {
+                    Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
+                }
+                _ => Err(crate::error::SchemaError::NoDatedUsage {
+                    uri: self.usage.uri.clone(),
+                }
+                .into()),
             }
-            _ => Err(crate::error::SchemaError::NoDatedUsage {
-                uri: self.usage.uri.clone(),
-            }
-            .into()),
-        }
+        };
+        Ok(crate::plan::UsageSpan {
+            first: day("first")?,
+            last: day("last")?,
+        })
     }
 
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {

@@ -149,11 +149,11 @@ impl Usage {
         }
     }
 
-    /// The latest usage date.
-    pub fn last_date(&self) -> Query {
+    /// The first and the last usage date.
+    pub fn span(&self) -> Query {
         Query {
-            sql: format!("SELECT MAX(date) AS date\nFROM {}", self.source),
-            columns: vec![("date".into(), DataType::Date)],
+            sql: format!("SELECT MIN(date) AS first, MAX(date) AS last\nFROM {}", self.source),
+            columns: vec![("first".into(), DataType::Date), ("last".into(), DataType::Date)],
         }
     }
 

@@ -505,6 +505,44 @@ pub fn vacuum(store: &Store, retain_hours: Option<u64>, force: bool, dry_run: bo
     Ok(done)
 }
 
+/// Removes, from each of compare's tables, the partitions of every pair
+/// with `cycle` at either end, one commit per pair (the files stay for time
+/// travel until `vacuum`); returns the pairs, as `C1..C2`.
+pub fn drop_comparisons(store: &Store, cycle: &str) -> Result<Vec<String>> {
+    let mut dropped = BTreeSet::new();
+    for name in layout::COMPARE_TABLES {
+        let rel = layout::compare_delta_table(name);
+        if !is_table(store, &rel)? {
+            continue;
+        }
+        let mut table = Table::open(store, &rel)?;
+        let pairs: BTreeSet<(String, String)> = table
+            .files()?
+            .into_iter()
+            .filter_map(|(_, values)| {
+                let from = values.get("from")?.clone()?;
+                let to = values.get("to")?.clone()?;
+                (from == cycle || to == cycle).then_some((from, to))
+            })
+            .collect();
+        for (from, to) in pairs {
+            let info = HashMap::from([(
+                "quadrant".to_string(),
+                serde_json::json!({"dropped": {"from": from, "to": to}, "because": format!("cycle {cycle} was replaced")}),
+            )]);
+            table
+                .replace(&[("from", &from), ("to", &to)], &[], &Schema::default(), &info, None)?
+                .map_err(|_| {
+                    Error::from(ConflictError::CommittedFirst {
+                        cycle: cycle.to_string(),
+                    })
+                })?;
+            dropped.insert(format!("{from}..{to}"));
+        }
+    }
+    Ok(dropped.into_iter().collect())
+}
+
 /// Commits a comparison: each of compare's tables gets the pair's rows in
 /// one commit that replaces the pair's earlier rows (partitions `from` and
 /// `to`); then the record. A comparison derives from committed snapshots,
