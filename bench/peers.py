@@ -3,7 +3,8 @@ quadrant is measured against: DuckDB as one SQL query, and Python polars as a
 lazy query. Also the floor: a plain scan of the usage columns.
 
 Like quadrant's snapshot, each writes every account with its columns,
-aggregates, features and the five labels to --out, so the engines do the same
+aggregates, features and labels to --out (DuckDB: all six, with rules, `_since`
+and, given --previous, hysteresis; polars: the five frameworks), so the engines do the same
 work, and bench/run.py can check that every account gets the same labels.
 
     python3 bench/peers.py duckdb|polars|scan --accounts A --usage U --as-of 2026-09-30 --threads 2 --out labels.parquet
@@ -20,9 +21,27 @@ with open(os.path.join(ROOT, "pipelines", "default.toml"), "rb") as f:
     P = tomllib.load(f)["params"]
 
 SEGMENTATIONS = ["wallet_share_matrix", "growth_risk", "size_contract", "touch_tier", "strategic_accounts"]
+# With the segmentation that reads the others' labels and `_since`.
+ALL_SEGMENTATIONS = SEGMENTATIONS + ["re_evaluate_escalation"]
 
 
-def duckdb_sql(accounts, usage, as_of, history):
+def quarter_of(as_of):
+    d = dt.date.fromisoformat(as_of)
+    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+
+
+def previous_quarter(cycle):
+    y, q = int(cycle[:4]), int(cycle[6])
+    return f"{y - 1}-Q4" if q == 1 else f"{y}-Q{q - 1}"
+
+
+def duckdb_sql(accounts, usage, as_of, history, previous=None):
+    """The whole default pipeline as one query. `previous` is this peer's
+    own output for the quarter before (None: not committed), which the
+    hysteresis of Protect, every `<segmentation>_since` and the escalation
+    read, as quadrant reads its previous snapshot."""
+    cycle = quarter_of(as_of)
+    before = previous_quarter(cycle)
     # DuckDB reads 0.4 as a DECIMAL; quadrant computes in doubles, as Python,
     # numpy or pandas would. Casting the literals keeps the arithmetic the same
     # down to the last bit, which decides labels that sit on a threshold.
@@ -31,6 +50,31 @@ def duckdb_sql(accounts, usage, as_of, history):
     pit = f"""
     WHERE snapshot_date IS NULL OR snapshot_date <= {d}
     QUALIFY snapshot_date IS NOT DISTINCT FROM max(snapshot_date) OVER (PARTITION BY account_id)""" if history else ""
+    def quarter_index(expr):
+        return f"(CAST(substr({expr}, 1, 4) AS INTEGER) * 4 + CAST(substr({expr}, 7, 1) AS INTEGER))"
+
+    shown = ", ".join(
+        f"{kind} AS prev_{s}{suffix}"
+        for s in ALL_SEGMENTATIONS
+        for kind, suffix in [(s, ""), (f"{s}_since", "_since")]
+    )
+    if previous:
+        prev_rows = f"SELECT account_id, {shown} FROM read_parquet('{previous}')"
+    else:
+        nulls = ", ".join(f"CAST(NULL AS VARCHAR) AS prev_{s}{x}" for s in ALL_SEGMENTATIONS for x in ["", "_since"])
+        prev_rows = f"SELECT CAST(NULL AS VARCHAR) AS account_id, {nulls} WHERE false"
+    since_columns = ",\n        ".join(
+        f"CASE WHEN prev_{s} = {s} THEN COALESCE(prev_{s}_since, '{before}') ELSE '{cycle}' END AS {s}_since"
+        for s in SEGMENTATIONS
+    )
+    conditions = ["c_poor_health", "c_mature", "c_kept", "c_untapped", "c_invest", "c_high_potential", "c_high_risk",
+                  "c_big_company", "c_big_contract", "c_stakes", "c_maxed_out", "c_strategic"]
+    # Only prev(wallet_share_matrix) is in the snapshot (the pipeline's
+    # expressions read it); the other previous labels only decide `_since`.
+    hidden_prev = [f"prev_{s}{x}" for s in ALL_SEGMENTATIONS for x in ["", "_since"] if f"prev_{s}{x}" != "prev_wallet_share_matrix"]
+    helper_columns = ", ".join(conditions + hidden_prev)
+    cycle_index = quarter_index(f"'{cycle}'")
+    since_index = quarter_index("wallet_share_matrix_since")
     return f"""
 WITH acc_pit AS (
     SELECT * FROM read_parquet('{accounts}'){pit}
@@ -75,34 +119,75 @@ b AS (
         quantile_cont(arr, {p['high_stakes_arr_quantile']}) OVER () AS arr_q_stakes,
         sum(arr) OVER (ORDER BY arr DESC, account_id ASC ROWS UNBOUNDED PRECEDING) / sum(arr) OVER () AS arr_pareto
     FROM f
-)
-SELECT * EXCLUDE (arr_q_protect, arr_q_stakes, arr_pareto),
-    CASE
-        WHEN nps <= {p['detractor_nps']} OR usage_growth <= -{p['usage_decline_alert']} THEN 'Re-evaluate'
-        WHEN wallet_share >= {p['mature_share']} AND tenure_months >= {p['protect_min_tenure_months']} AND arr >= arr_q_protect THEN 'Protect'
-        WHEN growth_potential >= {p['grow_min_potential']} AND whitespace >= {p['grow_min_whitespace']} THEN 'Grow'
-        ELSE 'Manage' END AS wallet_share_matrix,
-    CASE
-        WHEN risk_score >= {p['high_risk']} AND growth_potential >= {p['high_potential']} THEN 'Invest'
-        WHEN growth_potential >= {p['high_potential']} THEN 'Grow'
-        WHEN risk_score >= {p['high_risk']} THEN 'Protect'
-        ELSE 'Sustain' END AS growth_risk,
-    CASE
-        WHEN (employees >= {p['big_company_employees']} OR annual_revenue >= {p['big_company_revenue']}) AND arr >= {p['big_contract_arr']} THEN 'Enterprise'
-        WHEN arr >= {p['big_contract_arr']} THEN 'Major'
-        WHEN employees >= {p['big_company_employees']} OR annual_revenue >= {p['big_company_revenue']} THEN 'Large Opportunity'
-        ELSE 'SMB' END AS size_contract,
-    CASE
-        WHEN risk_score >= {p['high_risk']} AND arr >= arr_q_stakes THEN 'High touch'
-        WHEN wallet_share >= {p['mature_share']} AND seat_utilization >= {p['full_adoption']} THEN 'Low touch'
-        WHEN growth_potential >= {p['high_potential']} THEN 'High touch'
-        ELSE 'Low touch' END AS touch_tier,
-    CASE
-        WHEN arr_pareto <= {p['pareto_cut']} AND (employee_growth >= {p['strategic_employee_growth']}
+),
+prev AS (
+    {prev_rows}
+),
+conditions AS (
+    SELECT b.*, prev.* EXCLUDE (account_id),
+        nps <= {p['detractor_nps']} OR usage_growth <= -{p['usage_decline_alert']} AS c_poor_health,
+        wallet_share >= {p['mature_share']} AND tenure_months >= {p['protect_min_tenure_months']} AND arr >= arr_q_protect AS c_mature,
+        prev_wallet_share_matrix = 'Protect' AND wallet_share >= {p['protect_keep_share']} AND tenure_months >= {p['protect_min_tenure_months']} AND arr >= arr_q_protect AS c_kept,
+        growth_potential >= {p['grow_min_potential']} AND whitespace >= {p['grow_min_whitespace']} AS c_untapped,
+        risk_score >= {p['high_risk']} AND growth_potential >= {p['high_potential']} AS c_invest,
+        growth_potential >= {p['high_potential']} AS c_high_potential,
+        risk_score >= {p['high_risk']} AS c_high_risk,
+        (employees >= {p['big_company_employees']} OR annual_revenue >= {p['big_company_revenue']}) AS c_big_company,
+        arr >= {p['big_contract_arr']} AS c_big_contract,
+        risk_score >= {p['high_risk']} AND arr >= arr_q_stakes AS c_stakes,
+        wallet_share >= {p['mature_share']} AND seat_utilization >= {p['full_adoption']} AS c_maxed_out,
+        arr_pareto <= {p['pareto_cut']} AND (employee_growth >= {p['strategic_employee_growth']}
             OR usage_growth >= {p['strategic_usage_growth']} OR seat_utilization >= {p['strategic_seat_utilization']}
-            OR whitespace >= {p['strategic_min_whitespace']}) THEN 'Strategic'
-        ELSE 'Standard' END AS strategic_accounts
-FROM b
+            OR whitespace >= {p['strategic_min_whitespace']}) AS c_strategic
+    FROM b LEFT JOIN prev USING (account_id)
+),
+-- A condition that is null does not match: each CASE tests `IS TRUE`.
+labels AS (
+    SELECT *,
+        CASE WHEN c_poor_health IS TRUE THEN 'poor_health' WHEN c_mature IS TRUE THEN 'mature_key_account'
+            WHEN c_kept IS TRUE THEN 'kept_key_account' WHEN c_untapped IS TRUE THEN 'untapped_potential'
+            ELSE 'default' END AS wallet_share_matrix_rule,
+        CASE WHEN c_invest IS TRUE THEN 'high_risk_high_potential' WHEN c_high_potential IS TRUE THEN 'low_risk_high_potential'
+            WHEN c_high_risk IS TRUE THEN 'high_risk_low_potential' ELSE 'default' END AS growth_risk_rule,
+        CASE WHEN (c_big_company AND c_big_contract) IS TRUE THEN 'big_company_big_contract'
+            WHEN c_big_contract IS TRUE THEN 'small_company_big_contract'
+            WHEN c_big_company IS TRUE THEN 'big_company_small_contract' ELSE 'default' END AS size_contract_rule,
+        CASE WHEN c_stakes IS TRUE THEN 'high_stakes_at_risk' WHEN c_maxed_out IS TRUE THEN 'maxed_out'
+            WHEN c_high_potential IS TRUE THEN 'high_potential' ELSE 'default' END AS touch_tier_rule,
+        CASE WHEN c_strategic IS TRUE THEN 'top_arr_with_expansion' ELSE 'default' END AS strategic_accounts_rule
+    FROM conditions
+),
+named AS (
+    SELECT *,
+        CASE wallet_share_matrix_rule WHEN 'poor_health' THEN 'Re-evaluate' WHEN 'mature_key_account' THEN 'Protect'
+            WHEN 'kept_key_account' THEN 'Protect' WHEN 'untapped_potential' THEN 'Grow' ELSE 'Manage' END AS wallet_share_matrix,
+        CASE growth_risk_rule WHEN 'high_risk_high_potential' THEN 'Invest' WHEN 'low_risk_high_potential' THEN 'Grow'
+            WHEN 'high_risk_low_potential' THEN 'Protect' ELSE 'Sustain' END AS growth_risk,
+        CASE size_contract_rule WHEN 'big_company_big_contract' THEN 'Enterprise' WHEN 'small_company_big_contract' THEN 'Major'
+            WHEN 'big_company_small_contract' THEN 'Large Opportunity' ELSE 'SMB' END AS size_contract,
+        CASE touch_tier_rule WHEN 'high_stakes_at_risk' THEN 'High touch' WHEN 'maxed_out' THEN 'Low touch'
+            WHEN 'high_potential' THEN 'High touch' ELSE 'Low touch' END AS touch_tier,
+        CASE strategic_accounts_rule WHEN 'top_arr_with_expansion' THEN 'Strategic' ELSE 'Standard' END AS strategic_accounts
+    FROM labels
+),
+-- A stay goes on while the label is the one of the quarter before.
+since AS (
+    SELECT *,
+        {since_columns}
+    FROM named
+),
+escalation AS (
+    SELECT *,
+        CASE WHEN wallet_share_matrix = 'Re-evaluate'
+            AND {cycle_index} - {since_index} + 1 >= {p['re_evaluate_escalate_cycles']}
+            THEN 'stuck_in_re_evaluate' ELSE 'default' END AS re_evaluate_escalation_rule
+    FROM since
+)
+SELECT * EXCLUDE (arr_q_protect, arr_q_stakes, arr_pareto, {helper_columns}),
+    CASE re_evaluate_escalation_rule WHEN 'stuck_in_re_evaluate' THEN 'Escalate' ELSE 'None' END AS re_evaluate_escalation,
+    CASE WHEN prev_re_evaluate_escalation = (CASE re_evaluate_escalation_rule WHEN 'stuck_in_re_evaluate' THEN 'Escalate' ELSE 'None' END)
+        THEN COALESCE(prev_re_evaluate_escalation_since, '{before}') ELSE '{cycle}' END AS re_evaluate_escalation_since
+FROM escalation
 ORDER BY account_id
 """
 
@@ -113,7 +198,7 @@ def run_duckdb(a):
     con = duckdb.connect()
     con.execute(f"SET threads = {a.threads}")
     history = "snapshot_date" in [c[0] for c in con.sql(f"DESCRIBE SELECT * FROM read_parquet('{a.accounts}')").fetchall()]
-    sql = duckdb_sql(a.accounts, a.usage, a.as_of, history)
+    sql = duckdb_sql(a.accounts, a.usage, a.as_of, history, a.previous)
     con.execute(f"COPY ({sql}) TO '{a.out}' (FORMAT parquet)")
 
 
@@ -254,6 +339,7 @@ def main():
     ap.add_argument("--as-of", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out")
+    ap.add_argument("--previous", help="duckdb: this peer's own output for the quarter before (hysteresis, _since)")
     a = ap.parse_args()
     {"duckdb": run_duckdb, "polars": run_polars, "scan": run_scan}[a.engine](a)
 

@@ -74,7 +74,7 @@ def main():
     data = os.path.join(ROOT, "bench-data", f"accounts-{accounts_n}-days-{a.days}")
     if not os.path.exists(os.path.join(data, "accounts.parquet")):
         print(f"generating {accounts_n} accounts x {a.days} days into {data}", flush=True)
-        seconds, _ = measure([a.quadrant, "-q", "generate", "--out", data, "--accounts", str(accounts_n),
+        seconds, _ = measure([a.quadrant, "-q", "generate", "--force", "--out", data, "--accounts", str(accounts_n),
                               "--days", str(a.days), "--seed", "1", "--end", AS_OF])
         print(f"  generated in {seconds:.1f} s", flush=True)
     accounts = os.path.join(data, "accounts.parquet")

@@ -347,4 +347,9 @@ pub struct GenerateArgs {
     /// Write quarterly `snapshot_date` rows per account (history for backfills).
     #[arg(long)]
     pub history: bool,
+
+    /// Replace what a folder that is not empty holds (accounts.parquet and
+    /// usage/*.parquet); without it such a folder is refused.
+    #[arg(long)]
+    pub force: bool,
 }

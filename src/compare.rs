@@ -46,8 +46,11 @@ pub fn segmentations_to_compare(from: &Manifest, to: &Manifest, only: Option<&st
         for m in [from, to] {
             if labels(m, name).is_none() {
                 let known: Vec<&str> = m.segmentations.iter().map(|s| s.name.as_str()).collect();
+                let near = crate::error::did_you_mean(name, known.iter().copied())
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
                 return Err(Error::config(format!(
-                    "cycle {} has no segmentation `{name}`; it has: {}",
+                    "cycle {} has no segmentation `{name}`{near}; it has: {}",
                     m.cycle,
                     known.join(", ")
                 )));

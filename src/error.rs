@@ -93,6 +93,16 @@ pub enum Error {
 pub enum SchemaError {
     #[error("{dataset} input `{uri}`: no Parquet files found (a file, a folder of .parquet files, or a glob such as `{}/**/*.parquet`)", uri.trim_end_matches('/'))]
     NoFiles { dataset: String, uri: String },
+    #[error("{dataset} input `{uri}` does not exist{hint}")]
+    Missing { dataset: String, uri: String, hint: String },
+    #[error(
+        "{dataset} input `{uri}` holds no Parquet files, only: {found}; quadrant reads Parquet (convert them, e.g. with DuckDB's COPY ... TO 'x.parquet')"
+    )]
+    NotParquetFolder {
+        dataset: String,
+        uri: String,
+        found: String,
+    },
     #[error("{dataset} `{uri}` has no rows ({files} file(s))")]
     NoRows { dataset: String, uri: String, files: usize },
     #[error("{dataset} file `{file}` cannot be read: {cause}")]

@@ -167,6 +167,13 @@ pub fn generate(args: &GenerateArgs) -> Result<()> {
         return Err(Error::config("--accounts and --days must be at least 1"));
     }
     let out = Path::new(&args.out);
+    let occupied = std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !args.force {
+        return Err(Error::config(format!(
+            "--out `{}` is not empty: generate writes accounts.parquet and usage/ there; choose an empty folder, or pass --force to replace them",
+            args.out
+        )));
+    }
     let usage_dir = out.join("usage");
     std::fs::create_dir_all(&usage_dir).map_err(|e| Error::io("create", usage_dir.display(), e))?;
     // A rerun into the same folder must not leave files of a larger run.

@@ -175,12 +175,13 @@ impl Coverage {
     /// Refuses a cycle the usage (at `uri`) does not cover: not reached
     /// yet is "not ready" (exit 5), started too late a data failure
     /// (exit 3). With `allow_incomplete`, warns and records the opt-out.
+    /// (Logged inside the caller's span, which names the cycle.)
     pub fn check(mut self, cycle: &crate::cycle::Cycle, uri: &str, allow_incomplete: bool) -> Result<Coverage> {
         if self.complete() {
             return Ok(self);
         }
         if allow_incomplete {
-            tracing::warn!(%cycle, usage_first = %self.usage_first, usage_last = %self.usage_last, window_start = ?self.window_start, as_of = %self.as_of, "the usage does not cover every window; going on as --allow-incomplete-usage asks (recorded in the manifest)");
+            tracing::warn!(usage_first = %self.usage_first, usage_last = %self.usage_last, window_start = ?self.window_start, as_of = %self.as_of, "the usage does not cover every window; going on as --allow-incomplete-usage asks (recorded in the manifest)");
             self.incomplete_allowed = true;
             return Ok(self);
         }
@@ -216,11 +217,7 @@ pub struct Finding {
     pub examples: Vec<String>,
 }
 
-/// The snapshot column that holds what `prev(name)` read: the value of
-/// `name` in the previous cycle's snapshot.
-pub fn prev_column(name: &str) -> String {
-    format!("prev_{name}")
-}
+pub use crate::config::prev_column;
 
 /// An aggregate's window for a cycle: the dates `d` with
 /// `after < d <= through`, that is

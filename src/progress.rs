@@ -56,9 +56,9 @@ pub fn stage_done(stage: &'static str, seconds: f64, detail: &str) {
             seconds = format!("{seconds:.3}"),
             peak_rss_mib = peak,
             %detail,
-            "stage {stage} done"
+            "stage done"
         ),
-        None => tracing::info!(stage, seconds = format!("{seconds:.3}"), %detail, "stage {stage} done"),
+        None => tracing::info!(stage, seconds = format!("{seconds:.3}"), %detail, "stage done"),
     }
     done(stage, seconds, detail);
 }

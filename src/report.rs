@@ -433,7 +433,7 @@ pub fn render(snapshots: &Snapshots) -> Result<String> {
     let manifests = snapshots.list_committed()?;
     let Some(latest) = manifests.last() else {
         return Err(Error::config(format!(
-            "no committed snapshots under {}: run `quadrant run` first",
+            "no committed snapshots under {}: pass --output with the root that holds them, or commit a cycle with `quadrant run`",
             store.uri()
         )));
     };

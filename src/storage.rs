@@ -515,6 +515,21 @@ impl Store {
     }
 }
 
+/// For a relative path that does not exist: where it was looked for.
+fn relative_hint(uri: &str) -> String {
+    if is_cloud(uri) || uri.starts_with('/') || uri.starts_with("file://") {
+        return String::new();
+    }
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let mut hint = format!(" (a relative path, read from the current directory {cwd})");
+    if uri.starts_with("fixtures/") {
+        hint.push_str("; the built-in default pipeline reads the bundled fixtures/ of a quadrant checkout: run it from there, or pass --accounts and --usage (or --pipeline)");
+    }
+    hint
+}
+
 /// One input file, as recorded in the manifest.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
@@ -582,15 +597,42 @@ pub fn resolve_input(dataset: &str, uri: &str, options: &StorageOptions) -> Resu
             };
             match single {
                 Some(meta) => vec![to_file(&meta)],
-                None => store
-                    .list(&whole)?
-                    .iter()
-                    .filter(|m| {
+                None => {
+                    let listed: Vec<ObjectMeta> = store
+                        .list(&whole)?
+                        .into_iter()
+                        .filter(|m| !hidden(store.relative(&m.location)))
+                        .collect();
+                    let parquet = |m: &ObjectMeta| {
                         let rel = store.relative(&m.location);
-                        !hidden(rel) && (rel.ends_with(".parquet") || rel.ends_with(".pq"))
-                    })
-                    .map(to_file)
-                    .collect(),
+                        rel.ends_with(".parquet") || rel.ends_with(".pq")
+                    };
+                    let others: Vec<String> = listed
+                        .iter()
+                        .filter(|m| !parquet(m))
+                        .map(|m| store.relative(&m.location).to_string())
+                        .collect();
+                    if listed.is_empty() {
+                        return Err(crate::error::SchemaError::Missing {
+                            dataset: dataset.to_string(),
+                            uri: uri.to_string(),
+                            hint: relative_hint(uri),
+                        }
+                        .into());
+                    }
+                    if others.len() == listed.len() {
+                        return Err(crate::error::SchemaError::NotParquetFolder {
+                            dataset: dataset.to_string(),
+                            uri: uri.to_string(),
+                            found: others.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                        }
+                        .into());
+                    }
+                    if !others.is_empty() {
+                        tracing::warn!(%dataset, input = %uri, skipped = %others.iter().take(5).cloned().collect::<Vec<_>>().join(", "), count = others.len(), "files that are not Parquet (by their extension) are left out of the input");
+                    }
+                    listed.iter().filter(|m| parquet(m)).map(to_file).collect()
+                }
             }
         }
     };

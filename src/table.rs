@@ -42,6 +42,24 @@ pub fn percent(part: f64, whole: f64) -> String {
 }
 
 /// A money amount with thousands separators and no cents.
+/// A number for people: thousands separated, two decimals
+/// (`7,570.00`, `0.83`).
+pub fn number(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let fixed = format!("{:.2}", v.abs());
+    let (whole, fraction) = fixed.split_once('.').expect("two decimals");
+    let mut grouped = String::new();
+    for (i, d) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(d);
+    }
+    format!("{}{grouped}.{fraction}", if v < 0.0 { "-" } else { "" })
+}
+
 pub fn money(v: f64) -> String {
     let rounded = v.round() as i64;
     let digits = rounded.unsigned_abs().to_string();

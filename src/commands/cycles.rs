@@ -8,7 +8,7 @@ use super::Settings;
 
 pub fn cycles(args: CyclesArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
-    let snapshots = setup.snapshots()?;
+    let snapshots = setup.existing_snapshots()?;
     let store = snapshots.store();
     let manifests = snapshots.list_committed()?;
     if args.json {
@@ -17,7 +17,7 @@ pub fn cycles(args: CyclesArgs) -> Result<()> {
             .map(|m| {
                 serde_json::json!({
                     "cycle": m.cycle, "as_of": m.as_of, "run_id": m.run_id,
-                    "finished_at": m.finished_at, "rows": m.rows,
+                    "committed_at": m.finished_at, "rows": m.rows,
                     "pipeline": m.pipeline.name, "pipeline_hash": m.pipeline.hash,
                     "replaced_run": m.replaced.as_ref().map(|r| r.run_id.clone()),
                 })

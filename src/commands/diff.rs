@@ -111,7 +111,15 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         }
     );
     for r in &results {
-        print_segmentation(r);
+        // Labels in the pipeline's order, as `run` prints them.
+        let order: Vec<String> = setup
+            .pipeline
+            .segmentations
+            .iter()
+            .find(|s| s.name == r.name)
+            .map(|s| s.labels().into_iter().map(str::to_string).collect())
+            .unwrap_or_default();
+        print_segmentation(r, &order);
     }
     for n in only_new {
         crate::outln!("\n{n}: only in the new pipeline, nothing to compare with");
@@ -125,17 +133,24 @@ pub fn diff(args: DiffArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_segmentation(r: &SegmentationDiff) {
+fn print_segmentation(r: &SegmentationDiff, order: &[String]) {
     crate::outln!(
-        "\n{}: {} accounts would move ({} ARR)",
+        "\n{}: {} accounts would move, {} of ARR (each account's ARR at as_of; cells: accounts (ARR))",
         r.name,
         r.moved_accounts,
         table::money(r.moved_arr)
     );
     if r.moved_accounts > 0 {
-        let mut labels: Vec<&str> = r.matrix.iter().flat_map(|c| [c.from.as_str(), c.to.as_str()]).collect();
-        labels.sort();
-        labels.dedup();
+        // The pipeline's order, then labels only the committed run gave.
+        let mut labels: Vec<&str> = order.iter().map(String::as_str).collect();
+        for c in &r.matrix {
+            for l in [c.from.as_str(), c.to.as_str()] {
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
+        }
+        labels.retain(|l| r.matrix.iter().any(|c| c.from == *l || c.to == *l));
         let header: Vec<&str> = std::iter::once("committed \\ new")
             .chain(labels.iter().copied())
             .collect();

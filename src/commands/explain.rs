@@ -28,6 +28,9 @@ struct RuleVerdict {
 struct ConditionValue {
     condition: String,
     value: Option<bool>,
+    /// The value of each base-wide function in the condition, for this
+    /// cycle's base: (`quantile(arr, 0.5)`, `7570.0`).
+    functions: Vec<(String, String)>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,93 @@ fn previous_labels(
         }
     }
     Ok((previous.to_string(), labels))
+}
+
+fn frame_ids(frame: &DataFrame) -> Result<Vec<String>> {
+    let ids = frame
+        .column("account_id")
+        .ctx(|| "cannot read the account ids".into())?;
+    Ok((0..ids.len())
+        .filter_map(|i| match ids.get(i) {
+            Ok(AnyValue::String(s)) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Why an account is not in a cycle, as far as the accounts input tells:
+/// churned (and when), not yet a customer, first exported later, dropped
+/// by a data check, or not in the data at all (with a near id).
+fn why_absent(setup: &Settings, account: &str, as_of: chrono::NaiveDate, ids: &[String], cycle: &str) -> String {
+    let near = || {
+        let exact_but_case: Vec<&str> = ids
+            .iter()
+            .filter(|id| id.eq_ignore_ascii_case(account))
+            .map(String::as_str)
+            .collect();
+        match exact_but_case.as_slice() {
+            [id, ..] => format!("; did you mean `{id}`? (ids are case-sensitive)"),
+            [] => crate::error::did_you_mean(account, ids.iter().map(String::as_str))
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default(),
+        }
+    };
+    let rows = engine::scan_accounts(&setup.pipeline, &setup.accounts_uri).and_then(|d| {
+        d.frame
+            .filter(col("account_id").eq(lit(account)))
+            .collect()
+            .ctx(|| format!("cannot read `{}`", setup.accounts_uri))
+    });
+    let Ok(rows) = rows else {
+        return format!(
+            "the accounts input `{}` could not be read to say why{}",
+            setup.accounts_uri,
+            near()
+        );
+    };
+    if rows.height() == 0 {
+        return format!("no account has this id in `{}`{}", setup.accounts_uri, near());
+    }
+    let dates = |name: &str| -> Vec<Option<chrono::NaiveDate>> {
+        let Ok(c) = rows.column(name) else {
+            return vec![None; rows.height()];
+        };
+        (0..c.len())
+            .map(|i| match c.get(i) {
+                Ok(AnyValue::Date(d)) => {
+                    Some(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(d as i64))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let (snapshot, since, churned) = (dates("snapshot_date"), dates("customer_since"), dates("churned_on"));
+    // The row valid at as_of: the latest export on or before it.
+    let valid = (0..rows.height())
+        .filter(|&i| snapshot[i].is_none_or(|d| d <= as_of))
+        .max_by_key(|&i| snapshot[i]);
+    let Some(i) = valid else {
+        let first = snapshot
+            .iter()
+            .flatten()
+            .min()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        return format!(
+            "its first export in `{}` is from {first}, after as_of {as_of}",
+            setup.accounts_uri
+        );
+    };
+    match (since[i], churned[i]) {
+        (_, Some(c)) if c <= as_of => format!("churned on {c}, on or before as_of {as_of}"),
+        (Some(s), _) if s > as_of => format!("not yet a customer at as_of {as_of}: customer since {s}"),
+        (None, _) => {
+            "its customer_since is null, so the data checks left it out (see the manifest's data-check counts)".into()
+        }
+        _ => format!(
+            "in the accounts input, but left out by a data check (its rows are under rejects/ for cycle {cycle})"
+        ),
+    }
 }
 
 pub fn explain(args: ExplainArgs) -> Result<()> {
@@ -121,10 +211,15 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     };
 
     let total = frame.height();
+    let row_source = frame
+        .select(["account_id"])
+        .ctx(|| "cannot read the account ids".into())?;
     let row = engine::rules::explain_account(frame, &plan.segmentations, &args.account, as_of)?;
     if row.height() == 0 {
+        let ids: Vec<String> = frame_ids(&row_source)?;
+        let why = why_absent(&setup, &args.account, as_of, &ids, &cycle);
         return Err(Error::config(format!(
-            "account `{}` is not in cycle {cycle} ({total} accounts): it may be churned, not yet onboarded, or dropped by a data check",
+            "account `{}` is not in cycle {cycle} ({total} accounts): {why}",
             args.account
         )));
     }
@@ -155,6 +250,23 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 .map(|(ci, c)| ConditionValue {
                     condition: table::strip_parens(&c.to_string()),
                     value: get_bool(&engine::rules::condition_column(si, ri, ci)),
+                    functions: c
+                        .base_wide_calls()
+                        .iter()
+                        .enumerate()
+                        .map(|(k, call)| {
+                            let value = row
+                                .column(&engine::rules::function_column(si, ri, ci, k))
+                                .ok()
+                                .and_then(|col| col.get(0).ok())
+                                .map(|v| match v {
+                                    AnyValue::Float64(x) => table::number(x),
+                                    other => table::value(&other),
+                                })
+                                .unwrap_or_default();
+                            (table::strip_parens(&call.to_string()), value)
+                        })
+                        .collect(),
                 })
                 .collect();
             rules.push(RuleVerdict {
@@ -222,7 +334,18 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             crate::outln!("  {} -> {}: {mark}\n    when {}", r.rule, r.label, r.when.trim());
             for c in &r.conditions {
                 let shown = c.value.map_or("null".to_string(), |b| b.to_string());
-                crate::outln!("      {} = {shown}", c.condition);
+                let functions = match c.functions.as_slice() {
+                    [] => String::new(),
+                    [(_, v)] => format!(" [{v}]"),
+                    many => format!(
+                        " [{}]",
+                        many.iter()
+                            .map(|(f, v)| format!("{f} = {v}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                };
+                crate::outln!("      {}{functions} = {shown}", c.condition);
             }
         }
         if v.rule == crate::engine::polars::rules::DEFAULT_RULE {

@@ -74,11 +74,48 @@ impl Settings {
     pub fn snapshots(&self) -> Result<Snapshots> {
         Snapshots::open(self.output()?)
     }
+
+    /// The snapshots of a root that must already exist (for commands that
+    /// only read): a local root that does not is named as such.
+    pub fn existing_snapshots(&self) -> Result<Snapshots> {
+        let store = self.output()?;
+        if store.is_local() && !std::path::Path::new(store.uri()).exists() {
+            return Err(Error::config(format!(
+                "the output root {} does not exist: pass --output with the root that holds the snapshots (the pipeline's [output] uri is `{}`)",
+                store.uri(),
+                self.pipeline.output_uri
+            )));
+        }
+        Snapshots::open(store)
+    }
 }
 
-/// The engine the flags ask for, checked before any input is read.
+/// The engine the flags ask for, checked before any input is read: the
+/// engine layer gets a resolved choice, never a flag. `--engine spark` needs
+/// a remote, from `--spark-remote` or `SPARK_REMOTE`.
 pub fn engine(args: &EngineArgs) -> Result<crate::engine::Choice> {
-    crate::engine::choose(args.engine, args.spark_remote.as_deref())
+    use crate::cli::EngineName;
+    use crate::engine::Choice;
+    let remote = args.spark_remote.as_deref();
+    match args.engine {
+        EngineName::Polars => {
+            if remote.is_some_and(|r| !r.is_empty()) {
+                tracing::debug!("a Spark remote is set but the engine is polars: it is not used");
+            }
+            Ok(Choice::Polars)
+        }
+        EngineName::Spark => {
+            let remote = remote.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
+                Error::config(
+                    "--engine spark needs a Spark Connect server: pass --spark-remote sc://HOST:PORT or set SPARK_REMOTE",
+                )
+            })?;
+            crate::redact::register_spark_remote(remote);
+            Ok(Choice::Spark {
+                remote: remote.to_string(),
+            })
+        }
+    }
 }
 
 pub fn parse_date(flag: &str, value: &str) -> Result<NaiveDate> {
@@ -203,7 +240,7 @@ pub fn check_freshness(
         .into());
     }
     if over(freshness.warn_after_days) || over(freshness.error_after_days) {
-        tracing::warn!(%cycle, %as_of, newest_snapshot = %newest, age_days = age, "the newest account snapshot is older than [inputs.accounts.freshness] allows");
+        tracing::warn!(%as_of, newest_snapshot = %newest, age_days = age, "the newest account snapshot is older than [inputs.accounts.freshness] allows");
     }
     Ok(())
 }
@@ -262,7 +299,7 @@ pub fn history(
             )));
         }
         if !plan.previous.is_empty() {
-            tracing::warn!(%cycle, %previous, "the previous cycle is not committed: prev(...) is null for every account (pass --require-previous to make this an error)");
+            tracing::warn!(%previous, "the previous cycle is not committed: prev(...) is null for every account (pass --require-previous to make this an error)");
         }
         return Ok((History { cycle, previous: None }, None));
     };
@@ -283,7 +320,7 @@ pub fn history(
                 .alias(c.column.as_str())
         } else {
             if plan.previous.iter().any(|(n, _)| *n == c.source) {
-                tracing::warn!(%cycle, %previous, column = %c.source, "the previous cycle's snapshot has no such column: prev({}) is null for every account", c.source);
+                tracing::warn!(%previous, column = %c.source, "the previous cycle's snapshot has no such column: prev({}) is null for every account", c.source);
             }
             crate::engine::polars::missing_previous(c.ty, &c.column)
         });

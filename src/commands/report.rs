@@ -7,7 +7,7 @@ use super::Settings;
 
 pub fn report(args: ReportArgs) -> Result<()> {
     let setup = Settings::resolve(&args.locations)?;
-    let snapshots = setup.snapshots()?;
+    let snapshots = setup.existing_snapshots()?;
     let html = crate::report::render(&snapshots)?;
     std::fs::write(&args.to, html).map_err(|e| Error::io("write", &args.to, e))?;
     crate::outln!("wrote {}", args.to);

@@ -195,6 +195,9 @@ pub fn run(args: RunArgs) -> Result<()> {
             });
             continue;
         }
+        // Every log line of this cycle's work names it once, through the span.
+        let cycle_span = tracing::info_span!("cycle", %cycle);
+        let _enter = cycle_span.enter();
         let as_of = as_of_of
             .get(&cycle)
             .copied()
@@ -353,7 +356,7 @@ fn run_one(
     let started_at = Utc::now();
     let store = snapshots.store();
     let run_id = snapshot::new_run_id(started_at);
-    let span = tracing::info_span!("run", %cycle, %run_id);
+    let span = tracing::info_span!("run", %run_id);
     let _enter = span.enter();
     tracing::info!(%as_of, pipeline = %setup.pipeline.name, output = %store.uri(), "evaluating cycle");
     let (history, previous_run) = super::history(snapshots, &setup.plan, cycle, require_previous)?;
@@ -422,7 +425,7 @@ fn run_preview(
     (cycle, as_of, coverage): (Cycle, NaiveDate, Coverage),
     to: Option<&str>,
 ) -> Result<RunSummary> {
-    tracing::info!(%cycle, %as_of, "a preview at a date inside the period: nothing is committed");
+    tracing::info!(%as_of, "a preview at a date inside the period: nothing is committed");
     let (history, _) = super::history(snapshots, &setup.plan, cycle, false)?;
     let mut evaluation = engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
     let segmentations = snapshot::manifest::summarize(&setup.plan.segmentations, &evaluation.snapshot)?;

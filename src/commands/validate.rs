@@ -24,11 +24,22 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     }
     let choice = super::engine(&args.engine)?;
     let accounts = engine::scan_accounts(p, &setup.accounts_uri)?;
+    // What the pipeline reads: the key, ARR and the dates that decide who
+    // is in a cycle, the columns its expressions read, the passthrough.
+    let core = ["account_id", "arr", "customer_since", "snapshot_date", "churned_on"];
+    let used: Vec<&str> = accounts
+        .in_data
+        .iter()
+        .map(String::as_str)
+        .filter(|c| {
+            core.contains(c) || p.account_columns.iter().any(|(n, _)| n == c) || p.passthrough.iter().any(|n| n == c)
+        })
+        .collect();
     crate::outln!(
         "accounts `{}`: {} file(s), columns used: {}",
         setup.accounts_uri,
         accounts.files.len(),
-        accounts.columns.join(", ")
+        used.join(", ")
     );
     let usage = engine::scan_usage(p, &setup.usage_uri)?;
     crate::outln!(
@@ -44,6 +55,8 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
     }
     if let Some(cycle) = &args.cycle {
         let cycle = super::pipeline_cycle(p, cycle)?;
+        let span = tracing::info_span!("cycle", %cycle);
+        let _enter = span.enter();
         let coverage =
             setup
                 .plan

@@ -19,6 +19,8 @@ pub fn compile(text: &str, path: &str) -> Result<Pipeline> {
         text,
         problems: Vec::new(),
         previous: BTreeMap::new(),
+        param_defs: BTreeMap::new(),
+        reported_params: BTreeSet::new(),
     };
     let doc = DeTable::parse(text).map_err(|e| c.toml_error(&e))?;
     // Unknown keys are reported with every other problem of the file.
@@ -54,6 +56,10 @@ struct Compiler<'a> {
     problems: Vec<Problem>,
     /// The snapshot columns `prev(...)` may name, with their types.
     previous: BTreeMap<String, Type>,
+    /// Where each param's value is defined, so that a param of the wrong
+    /// type is reported there (once), not at each of its uses.
+    param_defs: BTreeMap<String, usize>,
+    reported_params: BTreeSet<String>,
 }
 
 /// The names an expression reads, except those inside `prev(...)`: the
@@ -206,16 +212,16 @@ impl<'a> Compiler<'a> {
         }
         self.uri_credentials(&raw.output.uri, "output");
         let output_format = match &raw.output.format {
-            None => crate::snapshot::Format::default(),
+            None => crate::config::Format::default(),
             Some(f) => f.get_ref().parse().unwrap_or_else(|message: String| {
-                let suggestion = crate::snapshot::Format::NAMES
+                let suggestion = crate::config::Format::NAMES
                     .iter()
                     .map(|n| (strsim::levenshtein(n, f.get_ref()), *n))
                     .min()
                     .filter(|(d, _)| *d <= 2)
                     .map(|(_, n)| format!("did you mean \"{n}\"?"));
                 self.problem(f.span().start, format!("[output] {message}"), suggestion);
-                crate::snapshot::Format::default()
+                crate::config::Format::default()
             }),
         };
 
@@ -521,7 +527,7 @@ impl<'a> Compiler<'a> {
             .flat_map(|e| e.previous());
         let mut seen = BTreeSet::new();
         for name in read {
-            let column = crate::plan::prev_column(&name);
+            let column = crate::config::prev_column(&name);
             if let Some(origin) = origins.get(&column)
                 && seen.insert(column.clone())
             {
@@ -586,6 +592,7 @@ impl<'a> Compiler<'a> {
                     Kind::Null
                 }
             };
+            self.param_defs.insert(name.get_ref().clone(), value.span().start);
             params.insert(name.get_ref().clone(), kind);
         }
         params
@@ -746,6 +753,19 @@ impl<'a> Compiler<'a> {
             Ok(resolved) => Some(resolved),
             Err(errors) => {
                 for e in errors {
+                    // A param of the wrong type is reported at its definition.
+                    let operand = text.get_ref().get(e.span.start..e.span.end).unwrap_or_default().trim();
+                    if let (Some(&def), true) = (self.param_defs.get(operand), e.message.starts_with("cannot compare"))
+                    {
+                        if self.reported_params.insert(operand.to_string()) {
+                            self.problem(
+                                def,
+                                format!("param `{operand}` has the wrong type for its use in {context}: {}", e.message),
+                                Some(format!("give `{operand}` a value of the type it is compared with (a number is written without quotes: {operand} = 0.8)")),
+                            );
+                        }
+                        continue;
+                    }
                     let at = self.inside(text, e.span.start);
                     self.problem(at, format!("{context}: {}", e.message), e.help);
                 }
@@ -815,6 +835,10 @@ impl<'a> Compiler<'a> {
                 format!("features depend on each other in a cycle: {}", stuck.join(", ")),
                 Some("a feature can only use features that do not use it in turn".into()),
             );
+            // Still defined, so that their uses are not reported as unknown.
+            for name in stuck {
+                types.insert(name.to_string(), Type::Any);
+            }
         }
 
         let mut features = Vec::new();
@@ -844,6 +868,53 @@ impl<'a> Compiler<'a> {
         features
     }
 
+    /// A label compared with a string it can never equal (`prev(tier) =
+    /// 'Protcet'`) is a typo that silently never matches: refused with the
+    /// nearest label.
+    fn labels_compared(
+        &mut self,
+        ast: &expr::Ast,
+        labels: &BTreeMap<String, BTreeSet<String>>,
+        text: &Spanned<String>,
+        context: &str,
+    ) {
+        let segmentation = |a: &expr::Ast| match &a.kind {
+            Kind::Column(n) | Kind::Prev(n) => labels.get_key_value(n),
+            _ => None,
+        };
+        let mut check = |seg: Option<(&String, &BTreeSet<String>)>, value: &expr::Ast| {
+            if let (Some((name, known)), Kind::Str(v)) = (seg, &value.kind)
+                && !known.contains(v)
+            {
+                let help = did_you_mean(v, known.iter().map(String::as_str)).or_else(|| {
+                    Some(format!(
+                        "its labels are {}",
+                        known.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                });
+                self.problem(
+                    self.inside(text, value.span.start),
+                    format!("{context}: `{v}` is not a label of segmentation `{name}`, so this comparison never holds"),
+                    help,
+                );
+            }
+        };
+        match &ast.kind {
+            Kind::Binary(expr::BinOp::Eq | expr::BinOp::NotEq, l, r) => {
+                check(segmentation(l), r);
+                check(segmentation(r), l);
+            }
+            Kind::InList { expr, list, .. } => {
+                let seg = segmentation(expr);
+                list.iter().for_each(|v| check(seg, v));
+            }
+            _ => {}
+        }
+        for child in ast.children() {
+            self.labels_compared(child, labels, text, context);
+        }
+    }
+
     fn segmentations(
         &mut self,
         raw: &RawPipeline,
@@ -852,6 +923,16 @@ impl<'a> Compiler<'a> {
         types: &BTreeMap<String, Type>,
     ) -> Vec<Segmentation> {
         let mut out = Vec::new();
+        // The labels each segmentation can give, for comparisons with them.
+        let labels: BTreeMap<String, BTreeSet<String>> = raw
+            .segmentations
+            .iter()
+            .map(|s| {
+                let rules = s.rules.iter().map(|r| r.label.get_ref().clone());
+                let default = s.default.iter().map(|d| d.get_ref().clone());
+                (s.name.get_ref().clone(), rules.chain(default).collect())
+            })
+            .collect();
         // A segmentation's rules may read the label, rule and `_since` of
         // the segmentations before it.
         let mut types = types.clone();
@@ -908,6 +989,7 @@ impl<'a> Compiler<'a> {
                     self.problem(r.label.span().start, format!("{context}: the label is empty"), None);
                 }
                 if let Some(resolved) = self.expression(&r.when, params, types, &context) {
+                    self.labels_compared(&resolved.ast, &labels, &r.when, &context);
                     if !matches!(resolved.ty, Type::Bool | Type::Null | Type::Any) {
                         self.problem(
                             self.inside(&r.when, 0),
@@ -999,6 +1081,40 @@ uri = "out/"
             Err(Error::Config(problems)) => problems.iter().map(|p| p.to_string()).collect(),
             Err(other) => vec![format!("unexpected error: {other}")],
         }
+    }
+
+    #[test]
+    fn a_param_of_the_wrong_type_is_reported_once_at_its_definition() {
+        let got = problems(
+            "[params]\nfull = \"0.8\"\n[[segmentations]]\nname = \"s\"\ndefault = \"D\"\nrules = [{ name = \"a\", label = \"A\", when = \"arr >= full\" }, { name = \"b\", label = \"B\", when = \"arr < full\" }]\n",
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("p.toml:"), "{got:?}");
+        let line: usize = got[0].split(':').nth(1).unwrap().parse().unwrap();
+        let text = format!("{BASE}[params]\n");
+        assert_eq!(line, text.lines().count() + 1, "at `full = ...`: {got:?}");
+        assert!(
+            got[0].contains("param `full`") && got[0].contains("cannot compare"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_label_compared_with_a_string_it_never_is_is_refused_with_the_nearest() {
+        let got = problems(
+            "[[segmentations]]\nname = \"tier\"\ndefault = \"Other\"\nrules = [{ name = \"keep\", label = \"Protect\", when = \"prev(tier) = 'Protcet'\" }]\n[[segmentations]]\nname = \"watch\"\ndefault = \"-\"\nrules = [{ name = \"w\", label = \"W\", when = \"tier IN ('Protect', 'Othr')\" }]\n",
+        );
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].contains("`Protcet` is not a label of segmentation `tier`") && got[0].contains("`Protect`"),
+            "{got:?}"
+        );
+        assert!(
+            got[1].contains("`Othr` is not a label of segmentation `tier`") && got[1].contains("`Other`"),
+            "{got:?}"
+        );
+        // The labels it gives compare fine.
+        assert!(problems("[[segmentations]]\nname = \"tier\"\ndefault = \"Other\"\nrules = [{ name = \"keep\", label = \"Protect\", when = \"prev(tier) = 'Protect' OR prev(tier) <> 'Other'\" }]\n").is_empty());
     }
 
     #[test]
@@ -1110,6 +1226,11 @@ rules = [{ name = "big", label = "Big", when = "share >= cut AND" }]
             got[0].contains("features depend on each other in a cycle: a, b, c"),
             "{got:?}"
         );
+        // A rule that reads a feature of the cycle adds no "unknown name".
+        let got = problems(
+            "[[features]]\nname = \"a\"\nexpr = \"b + 1\"\n[[features]]\nname = \"b\"\nexpr = \"a * 2\"\n[[segmentations]]\nname = \"s\"\ndefault = \"D\"\nrules = [{ name = \"r\", label = \"X\", when = \"a > 1\" }]\n",
+        );
+        assert_eq!(got.len(), 1, "one error, naming the cycle: {got:?}");
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct Pipeline {
     pub usage: Input,
     pub output_uri: String,
     /// How snapshots are stored: Parquet partitions or Delta Lake tables.
-    pub output_format: crate::snapshot::Format,
+    pub output_format: Format,
     pub passthrough: Vec<String>,
     pub params: BTreeMap<String, Kind>,
     pub aggregates: Vec<Aggregate>,
@@ -349,4 +349,47 @@ impl Pipeline {
     pub fn usage_columns(&self) -> Vec<&str> {
         usage_columns(&self.aggregates)
     }
+}
+
+/// How snapshots are stored: `[output] format` in the pipeline file (the
+/// snapshot layer implements each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One folder of Hive-partitioned Parquet per table; a glob reads it.
+    #[default]
+    Parquet,
+    /// Delta Lake tables partitioned by `cycle`: atomic replaces, time travel.
+    Delta,
+}
+
+impl Format {
+    pub const NAMES: [&str; 2] = ["parquet", "delta"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Delta => "delta",
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "parquet" => Ok(Format::Parquet),
+            "delta" => Ok(Format::Delta),
+            other => Err(format!(
+                "`{other}` is not an output format: use \"parquet\" or \"delta\""
+            )),
+        }
+    }
+}
+
+/// The snapshot column that holds what `prev(name)` read: the value of
+/// `name` in the previous cycle's snapshot. (A pipeline may not define a
+/// name of this form itself.)
+pub fn prev_column(name: &str) -> String {
+    format!("prev_{name}")
 }

@@ -13,10 +13,17 @@ pub mod spark;
 use ::polars::prelude::DataFrame;
 use chrono::NaiveDate;
 
-use crate::cli::EngineName;
 use crate::config::Check;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::plan::{Plan, UsageSpan};
+
+/// The column contract of [`UsagePass`]: whatever engine ran the pass, the
+/// grouped usage counts each account's rows in range in `ROWS` and those
+/// with a negative metric in `NEGATIVE_ROWS`, and rejected rows say which
+/// check flagged them in `REASON`.
+pub const ROWS: &str = "__usage_rows";
+pub const NEGATIVE_ROWS: &str = "__negative_usage_rows";
+pub const REASON: &str = "reason";
 
 /// The part of a cycle's work that reads usage rows. Each method returns a
 /// frame bounded by the account base (or by the rejected rows), with the
@@ -33,13 +40,13 @@ pub trait UsagePass: Sync {
 
     /// One row per account id with usage in some window (null ids
     /// included): `account_id`, every aggregate of the plan, and the row
-    /// counters [`polars::aggregates::ROWS`] and
-    /// [`polars::aggregates::NEGATIVE_ROWS`]. With `drop_negative`, rows
+    /// counters [`ROWS`] and
+    /// [`NEGATIVE_ROWS`]. With `drop_negative`, rows
     /// with a negative metric are left out of the aggregates (still counted).
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame>;
 
     /// Usage rows without a date, counted per account id (column
-    /// [`polars::aggregates::ROWS`]).
+    /// [`ROWS`]).
     fn undated(&self) -> Result<DataFrame>;
 
     /// The usage rows a check flags, with a `reason` column, for
@@ -84,32 +91,8 @@ impl Choice {
 }
 
 #[cfg(not(feature = "spark"))]
-fn not_built() -> Error {
-    Error::config(
+fn not_built() -> crate::error::Error {
+    crate::error::Error::config(
         "this quadrant was built without the Spark engine: build it with `cargo build --release --features spark` (needs protoc)",
     )
-}
-
-/// Turns the flags into an engine choice: `--engine spark` needs a remote,
-/// from `--spark-remote` or `SPARK_REMOTE`.
-pub fn choose(engine: EngineName, remote: Option<&str>) -> Result<Choice> {
-    match engine {
-        EngineName::Polars => {
-            if remote.is_some_and(|r| !r.is_empty()) {
-                tracing::debug!("a Spark remote is set but the engine is polars: it is not used");
-            }
-            Ok(Choice::Polars)
-        }
-        EngineName::Spark => {
-            let remote = remote.filter(|r| !r.trim().is_empty()).ok_or_else(|| {
-                Error::config(
-                    "--engine spark needs a Spark Connect server: pass --spark-remote sc://HOST:PORT or set SPARK_REMOTE",
-                )
-            })?;
-            crate::redact::register_spark_remote(remote);
-            Ok(Choice::Spark {
-                remote: remote.to_string(),
-            })
-        }
-    }
 }

@@ -302,6 +302,15 @@ impl Ast {
 
     /// The conditions an `AND`/`OR`/`NOT` tree is built from: what `explain`
     /// shows to say why a rule did or did not match.
+    /// The base-wide function calls in this tree (`quantile(arr, 0.5)`),
+    /// outermost first: what an explanation shows the value of.
+    pub fn base_wide_calls(&self) -> Vec<&Ast> {
+        match &self.kind {
+            Kind::Func(f, _) if f.is_base_wide() => vec![self],
+            _ => self.children().into_iter().flat_map(|c| c.base_wide_calls()).collect(),
+        }
+    }
+
     pub fn conditions(&self) -> Vec<&Ast> {
         match &self.kind {
             Kind::Binary(BinOp::And | BinOp::Or, l, r) => {

@@ -23,44 +23,10 @@ pub use manifest::{
     Replaced, SegmentationSummary, new_run_id,
 };
 
+pub use crate::config::Format;
 use crate::cycle::Cycle;
 use crate::error::{Context, Error, Result, SnapshotError};
 use crate::storage::Store;
-
-/// How snapshots are stored: `[output] format` in the pipeline file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    /// One folder of Hive-partitioned Parquet per table; a glob reads it.
-    #[default]
-    Parquet,
-    /// Delta Lake tables partitioned by `cycle`: atomic replaces, time travel.
-    Delta,
-}
-
-impl Format {
-    pub const NAMES: [&str; 2] = ["parquet", "delta"];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Parquet => "parquet",
-            Format::Delta => "delta",
-        }
-    }
-}
-
-impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "parquet" => Ok(Format::Parquet),
-            "delta" => Ok(Format::Delta),
-            other => Err(format!(
-                "`{other}` is not an output format: use \"parquet\" or \"delta\""
-            )),
-        }
-    }
-}
 
 /// The committed snapshots under an output root, in the format they were
 /// written in.

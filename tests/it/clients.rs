@@ -106,7 +106,7 @@ fn openlineage_start_and_complete_or_fail_events_are_valid() {
         events[1]["run"]["facets"]["errorMessage"]["message"]
             .as_str()
             .unwrap()
-            .contains("no Parquet files")
+            .contains("does not exist")
     );
 }
 

@@ -6,6 +6,7 @@ mod commit;
 mod compare;
 mod corpus;
 mod delta;
+mod friction;
 mod history;
 mod http;
 mod lost;

@@ -293,7 +293,7 @@ fn schema_errors_name_dataset_file_column_and_types() {
         tmp.path().join("nowhere/").to_str().unwrap(),
     ]);
     expect_code(&o, 3);
-    assert!(stderr(&o).contains("no Parquet files found"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nowhere/` does not exist"), "{}", stderr(&o));
     assert!(!tmp.path().join("out").exists());
 }
 

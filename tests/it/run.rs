@@ -721,7 +721,16 @@ fn progress_shows_on_a_terminal_and_never_under_an_orchestrator() {
         "{}",
         stderr(&o)
     );
-    assert!(stderr(&o).contains("stage aggregate_usage done"));
+    assert!(
+        stderr(&o).contains("stage done stage=\"aggregate_usage\""),
+        "{}",
+        stderr(&o)
+    );
+    // Each field once: the cycle comes from the span, not again from the event.
+    for line in stderr(&o).lines() {
+        assert!(line.matches("cycle=").count() <= 1, "{line}");
+        assert!(line.matches("stage=").count() <= 1, "{line}");
+    }
 }
 
 /// SPEC §10: peak memory is bounded by the account base, not by the number

@@ -10,17 +10,14 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::lower::{date_lit, exact_div};
-use super::quality::REASON;
 use super::source::Dataset;
 use crate::config::{Agg, Check};
+use crate::engine::REASON;
 use crate::engine::UsagePass;
 use crate::error::{Context, Result};
 use crate::plan::Plan;
 
-/// Hidden columns of the grouped usage: rows in range per account, and the
-/// rows with a negative metric among them.
-pub const ROWS: &str = "__usage_rows";
-pub const NEGATIVE_ROWS: &str = "__negative_usage_rows";
+pub use crate::engine::{NEGATIVE_ROWS, ROWS};
 
 pub use crate::plan::window;
 

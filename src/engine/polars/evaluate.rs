@@ -10,6 +10,7 @@ use super::lower::date_lit;
 use super::quality::{self, Outcome};
 use super::rules;
 use super::source::Dataset;
+use super::sum_u64;
 use crate::config::{Check, Policy};
 use crate::cycle::Cycle;
 use crate::engine::UsagePass;
@@ -191,7 +192,7 @@ pub fn evaluate(
     } = accounts?;
     let grouped = grouped?;
 
-    let usage_rows_in_windows = sum_u64(&grouped, features::ROWS)?;
+    let usage_rows_in_windows = sum_u64(&grouped, crate::engine::ROWS)?;
     if usage_rows_in_windows == 0
         && let Some((after, through)) = plan.usage_range(as_of)
     {
@@ -370,14 +371,4 @@ fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<C
         rows,
         outcome,
     })
-}
-
-pub(super) fn sum_u64(frame: &DataFrame, column: &str) -> Result<u64> {
-    let total = frame
-        .column(column)
-        .ctx(|| format!("cannot sum the usage counter `{column}`"))?
-        .as_materialized_series()
-        .sum::<i64>()
-        .ctx(|| format!("cannot sum the usage counter `{column}`"))?;
-    Ok(total.max(0) as u64)
 }

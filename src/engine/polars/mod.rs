@@ -14,3 +14,15 @@ pub mod source;
 
 pub use evaluate::{Evaluation, History, evaluate, missing_previous};
 pub use source::{Dataset, scan_accounts, scan_usage};
+
+/// The total of a usage counter column ([`crate::engine::ROWS`], ...).
+fn sum_u64(frame: &::polars::prelude::DataFrame, column: &str) -> crate::error::Result<u64> {
+    use crate::error::Context;
+    let total = frame
+        .column(column)
+        .ctx(|| format!("cannot sum the usage counter `{column}`"))?
+        .as_materialized_series()
+        .sum::<i64>()
+        .ctx(|| format!("cannot sum the usage counter `{column}`"))?;
+    Ok(total.max(0) as u64)
+}

@@ -6,16 +6,14 @@ use polars::prelude::*;
 
 use chrono::NaiveDate;
 
-use super::aggregates as features;
-use super::evaluate::sum_u64;
+use super::sum_u64;
 use crate::config::{Check, Policy};
 use crate::engine::UsagePass;
 use crate::error::{CheckFailure, Context, DataError, RatioFailure, Result};
 use crate::plan::Finding;
 use crate::plan::Plan;
 
-/// The column of a reject that says which check dropped it.
-pub const REASON: &str = "reason";
+pub use crate::engine::REASON;
 
 /// Findings and rejected rows of one run.
 #[derive(Default)]
@@ -224,23 +222,23 @@ pub fn usage_findings(
     let checks = [
         (
             Check::NullUsageAccountId,
-            sum_u64(&null_ids, features::ROWS)?,
+            sum_u64(&null_ids, crate::engine::ROWS)?,
             Vec::new(),
         ),
         (
             Check::NullUsageDate,
-            sum_u64(&undated, features::ROWS)?,
+            sum_u64(&undated, crate::engine::ROWS)?,
             examples(&undated),
         ),
         (
             Check::UnknownAccountUsage,
-            sum_u64(&unknown, features::ROWS)?,
+            sum_u64(&unknown, crate::engine::ROWS)?,
             examples(&unknown),
         ),
         (
             Check::NegativeUsage,
-            sum_u64(grouped, features::NEGATIVE_ROWS)?,
-            examples(&flagged_groups(features::NEGATIVE_ROWS)?),
+            sum_u64(grouped, crate::engine::NEGATIVE_ROWS)?,
+            examples(&flagged_groups(crate::engine::NEGATIVE_ROWS)?),
         ),
     ];
     for (check, rows, examples) in checks {

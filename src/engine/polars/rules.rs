@@ -89,8 +89,15 @@ pub fn condition_column(s: usize, r: usize, c: usize) -> String {
     format!("{EXPLAIN_PREFIX}{s}_{r}_{c}")
 }
 
-/// One account's row of a cycle, with the value of every rule and of each
-/// condition it is built from ([`verdict_column`], [`condition_column`]),
+/// The column holding base-wide call `k` of condition `c` of rule `r` of
+/// segmentation `s` in an explanation.
+pub fn function_column(s: usize, r: usize, c: usize, k: usize) -> String {
+    format!("{EXPLAIN_PREFIX}{s}_{r}_{c}_f{k}")
+}
+
+/// One account's row of a cycle, with the value of every rule, of each
+/// condition it is built from and of each base-wide function in those
+/// ([`verdict_column`], [`condition_column`], [`function_column`]),
 /// evaluated over the whole cycle as base-wide functions need. No rows when
 /// the account is not in the cycle.
 pub fn explain_account(
@@ -106,6 +113,9 @@ pub fn explain_account(
             exprs.push(lower(&r.when, as_of).alias(verdict_column(si, ri)));
             for (ci, c) in r.when.conditions().iter().enumerate() {
                 exprs.push(lower(c, as_of).alias(condition_column(si, ri, ci)));
+                for (k, call) in c.base_wide_calls().iter().enumerate() {
+                    exprs.push(lower(call, as_of).alias(function_column(si, ri, ci, k)));
+                }
             }
         }
     }

@@ -17,6 +17,9 @@ pub struct Dataset {
     pub frame: LazyFrame,
     /// The columns of the data, after mapping to our names.
     pub columns: Vec<String>,
+    /// Those of [`Dataset::columns`] that the data has (the others were
+    /// added as nulls).
+    pub in_data: Vec<String>,
     /// The data's own names of the columns read, for re-reading one file.
     source_columns: Vec<String>,
     /// Of each column in [`Dataset::columns`] that the data has: the data's
@@ -300,15 +303,25 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
             }
             None if *required => {
                 let source = pipeline.accounts.source_name(name);
+                let passthrough = pipeline.passthrough.iter().any(|p| p == name)
+                    && !pipeline.account_columns.iter().any(|(n, _)| n == name);
+                let (why, fix) = if passthrough {
+                    (
+                        ", listed in [output] passthrough",
+                        "fix the name in [output] passthrough, or map it in [inputs.accounts] columns",
+                    )
+                } else {
+                    ("", "map it in [inputs.accounts] columns")
+                };
                 let help = crate::error::did_you_mean(source, names.iter().map(String::as_str))
-                    .map(|h| format!("\n  help: {h} (map it in [inputs.accounts] columns)"))
+                    .map(|h| format!("\n  help: {h} ({fix})"))
                     .unwrap_or_default();
                 return Err(SchemaError::MissingColumn {
                     dataset: "accounts".into(),
                     file: file.to_string(),
                     column: source.to_string(),
                     expected: type_name(*ty).to_string(),
-                    why: String::new(),
+                    why: why.to_string(),
                     help,
                     columns: names.to_vec(),
                 }
@@ -374,12 +387,18 @@ fn finish(
         .select(opened.renames)
         .select(exprs);
     let source_columns = present(&columns, input, &opened.schema);
+    let in_data = columns
+        .iter()
+        .filter(|c| opened.schema.get(input.source_name(c)).is_some())
+        .cloned()
+        .collect();
     Ok(Dataset {
         name: dataset,
         uri: uri.to_string(),
         files: opened.files,
         frame,
         columns,
+        in_data,
         source_columns,
         sources: Vec::new(),
         options: pipeline.storage.clone(),

@@ -11,8 +11,7 @@ use polars::prelude::DataType;
 
 use crate::config::{Agg, Check};
 use crate::engine::polars::Dataset;
-use crate::engine::polars::aggregates::{NEGATIVE_ROWS, ROWS};
-use crate::engine::polars::quality::REASON;
+use crate::engine::{NEGATIVE_ROWS, REASON, ROWS};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, window};
 
