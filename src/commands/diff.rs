@@ -6,7 +6,6 @@ use polars::prelude::*;
 
 use crate::cli::DiffArgs;
 use crate::diff::{self, SegmentationDiff};
-use crate::engine::polars as engine;
 use crate::error::{Context, Error, Result};
 use crate::storage::InputFile;
 use crate::table;
@@ -48,17 +47,17 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         .usage
         .clone()
         .unwrap_or_else(|| m.inputs.usage.uri.clone());
-    let choice = super::engine(&args.engine)?;
-    let accounts = engine::scan_accounts(&setup.pipeline, &accounts_uri)?;
-    let usage = engine::scan_usage(&setup.pipeline, &usage_uri)?;
+    let inputs = super::CycleInputs::open(&setup, &args.engine, &accounts_uri, &usage_uri)?;
+    let (accounts, usage) = (&inputs.accounts, &inputs.usage);
     let inputs_changed =
         changed(&m.inputs.accounts.files, &accounts.files) || changed(&m.inputs.usage.files, &usage.files);
     if inputs_changed {
         tracing::warn!(cycle = %m.cycle, "the input files differ from those the committed run read: the diff shows the data's changes as well as the pipeline's");
     }
-    let pass = choice.usage_pass(&usage)?;
-    let (history, _) = super::history(&snapshots, &setup.plan, cycle, false)?;
-    let new = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), as_of, &history)?.snapshot;
+    let pass = inputs.pass()?;
+    let new = super::evaluate_cycle(&setup, &snapshots, accounts, pass.as_ref(), (cycle, as_of), false)?
+        .0
+        .snapshot;
     let old = snapshots
         .scan_committed(&m)?
         .collect()

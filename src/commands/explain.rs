@@ -194,12 +194,16 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 )));
             };
             let cycle = parse_cycle(c)?;
-            let choice = super::engine(&args.engine)?;
-            let accounts = engine::scan_accounts(&setup.pipeline, &setup.accounts_uri)?;
-            let usage = engine::scan_usage(&setup.pipeline, &setup.usage_uri)?;
-            let pass = choice.usage_pass(&usage)?;
-            let (history, _) = super::history(&snapshots, &setup.plan, cycle, false)?;
-            let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of(), &history)?;
+            let inputs = super::CycleInputs::open(&setup, &args.engine, &setup.accounts_uri, &setup.usage_uri)?;
+            let pass = inputs.pass()?;
+            let (eval, _) = super::evaluate_cycle(
+                &setup,
+                &snapshots,
+                &inputs.accounts,
+                pass.as_ref(),
+                (cycle, cycle.as_of()),
+                false,
+            )?;
             (
                 setup.plan.clone(),
                 eval.snapshot,

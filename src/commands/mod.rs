@@ -17,7 +17,6 @@ use chrono::NaiveDate;
 use crate::cli::{Command, EngineArgs, Locations};
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
-use crate::engine::polars::History;
 use crate::error::Context;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -279,67 +278,52 @@ pub fn print_findings(findings: &[crate::plan::Finding]) {
     }
 }
 
-/// What a cycle reads of the committed snapshot of the cycle before it
-/// (`prev(...)` and each segmentation's `_since`), and which run that was.
-/// When it is not committed, `prev(...)` is null for every account: a
-/// warning when the pipeline uses `prev`, an error with `require`.
-pub fn history(
-    snapshots: &Snapshots,
-    plan: &crate::plan::Plan,
-    cycle: Cycle,
-    require: bool,
-) -> Result<(History, Option<snapshot::PreviousRun>)> {
-    use polars::prelude::*;
-    let previous = cycle.previous();
-    let Some(m) = snapshots.settle(&previous)? else {
-        if require {
-            return Err(Error::config(format!(
-                "--require-previous: cycle {previous}, the one before {cycle}, is not committed under {}: commit it first (or backfill with --cycles)",
-                snapshots.store().uri()
-            )));
-        }
-        if !plan.previous.is_empty() {
-            tracing::warn!(%previous, "the previous cycle is not committed: prev(...) is null for every account (pass --require-previous to make this an error)");
-        }
-        return Ok((History { cycle, previous: None }, None));
-    };
-    let mut frame = snapshots.scan_committed(&m)?;
-    let schema = frame
-        .collect_schema()
-        .ctx(|| format!("cannot read the snapshot of cycle {previous}"))?;
-    let mut columns = vec![col("account_id")];
-    for c in plan.previous_columns() {
-        let label = c.source.strip_suffix("_since").filter(|l| schema.contains(l));
-        columns.push(if schema.contains(&c.source) {
-            col(c.source.as_str()).alias(c.column.as_str())
-        } else if let Some(label) = label {
-            // Made before `_since` existed: the stay began by then at least.
-            when(col(label).is_not_null())
-                .then(lit(previous.to_string()))
-                .otherwise(lit(NULL).cast(DataType::String))
-                .alias(c.column.as_str())
-        } else {
-            if plan.previous.iter().any(|(n, _)| *n == c.source) {
-                tracing::warn!(%previous, column = %c.source, "the previous cycle's snapshot has no such column: prev({}) is null for every account", c.source);
-            }
-            crate::engine::polars::missing_previous(c.ty, &c.column)
-        });
+/// A command's inputs, opened once: the accounts and usage scanned, and
+/// the engine the flags chose for the usage pass.
+pub struct CycleInputs {
+    pub accounts: crate::engine::polars::Dataset,
+    pub usage: crate::engine::polars::Dataset,
+    choice: crate::engine::Choice,
+}
+
+impl CycleInputs {
+    /// Resolves the engine (before any input is read), then scans both inputs.
+    pub fn open(
+        setup: &Settings,
+        engine_args: &EngineArgs,
+        accounts_uri: &str,
+        usage_uri: &str,
+    ) -> Result<CycleInputs> {
+        let choice = engine(engine_args)?;
+        let accounts = crate::engine::polars::scan_accounts(&setup.pipeline, accounts_uri)?;
+        let usage = crate::engine::polars::scan_usage(&setup.pipeline, usage_uri)?;
+        Ok(CycleInputs {
+            accounts,
+            usage,
+            choice,
+        })
     }
-    let frame = frame
-        .select(columns)
-        .collect()
-        .ctx(|| format!("cannot read the snapshot of cycle {previous}"))?;
-    let run = snapshot::PreviousRun {
-        cycle: m.cycle.clone(),
-        run_id: m.run_id.clone(),
-    };
-    Ok((
-        History {
-            cycle,
-            previous: Some(frame),
-        },
-        Some(run),
-    ))
+
+    /// The usage pass on the chosen engine (on Spark: connected).
+    pub fn pass(&self) -> Result<Box<dyn crate::engine::UsagePass + '_>> {
+        self.choice.usage_pass(&self.usage)
+    }
+}
+
+/// Evaluates one cycle at `as_of`, the one way every command does: what
+/// it reads of the previous cycle's committed snapshot, then the plan.
+/// Returns the evaluation and the previous run it read.
+pub fn evaluate_cycle(
+    setup: &Settings,
+    snapshots: &Snapshots,
+    accounts: &crate::engine::polars::Dataset,
+    pass: &dyn crate::engine::UsagePass,
+    (cycle, as_of): (Cycle, NaiveDate),
+    require_previous: bool,
+) -> Result<(crate::engine::polars::Evaluation, Option<snapshot::PreviousRun>)> {
+    let (history, previous) = crate::engine::polars::read_history(snapshots, &setup.plan, cycle, require_previous)?;
+    let evaluation = crate::engine::polars::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
+    Ok((evaluation, previous))
 }
 
 /// The committed snapshot of a cycle, or a usage error saying how to make it.

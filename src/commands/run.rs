@@ -6,8 +6,8 @@ use serde::Serialize;
 use crate::cli::RunArgs;
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
-use crate::engine::polars::{self as engine, Dataset, Evaluation};
-use crate::engine::{Choice, UsagePass};
+use crate::engine::UsagePass;
+use crate::engine::polars::{Dataset, Evaluation};
 use crate::error::{Error, Result};
 use crate::integrations::lineage::{Lineage, LineageRun};
 use crate::plan::{Coverage, UsageSpan};
@@ -141,15 +141,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         e
     };
-    let (choice, accounts, usage) = (|| -> Result<(Choice, Dataset, Dataset)> {
-        let choice = super::engine(&args.engine)?;
-        let accounts = engine::scan_accounts(pipeline, &setup.accounts_uri)?;
-        let usage = engine::scan_usage(pipeline, &setup.usage_uri)?;
-        Ok((choice, accounts, usage))
-    })()
-    .map_err(failed_to_start)?;
+    let opened = super::CycleInputs::open(&setup, &args.engine, &setup.accounts_uri, &setup.usage_uri)
+        .map_err(failed_to_start)?;
+    let (accounts, usage) = (&opened.accounts, &opened.usage);
     let (pass, span, cycles) = (|| -> Result<(Box<dyn UsagePass + '_>, UsageSpan, Vec<Cycle>)> {
-        let pass = choice.usage_pass(&usage)?;
+        let pass = opened.pass()?;
         let span = pass.span()?;
         let cycles = match (&range, single) {
             (Some(range), _) => range.clone(),
@@ -212,7 +208,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .check(&cycle, pass.uri(), args.allow_incomplete_usage)
             .and_then(|coverage| {
                 super::check_freshness(pipeline, &accounts, cycle, as_of, preview)?;
-                let inputs = (&accounts, (&usage, pass.as_ref()));
+                let inputs = (accounts, (usage, pass.as_ref()));
                 let when = (cycle, as_of, coverage);
                 if preview {
                     run_preview(&setup, &snapshots, inputs, when, args.to.as_deref())
@@ -359,14 +355,16 @@ fn run_one(
     let span = tracing::info_span!("run", %run_id);
     let _enter = span.enter();
     tracing::info!(%as_of, pipeline = %setup.pipeline.name, output = %store.uri(), "evaluating cycle");
-    let (history, previous_run) = super::history(snapshots, &setup.plan, cycle, require_previous)?;
-    let Evaluation {
-        snapshot: frame,
-        quality,
-        accounts_rows,
-        usage_rows_in_windows,
-        mut timings,
-    } = engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
+    let (
+        Evaluation {
+            snapshot: frame,
+            quality,
+            accounts_rows,
+            usage_rows_in_windows,
+            mut timings,
+        },
+        previous_run,
+    ) = super::evaluate_cycle(setup, snapshots, accounts, pass, (cycle, as_of), require_previous)?;
     let rejects = quality.rejects()?;
     crate::progress::started("write_and_commit");
     let commit_start = std::time::Instant::now();
@@ -426,8 +424,7 @@ fn run_preview(
     to: Option<&str>,
 ) -> Result<RunSummary> {
     tracing::info!(%as_of, "a preview at a date inside the period: nothing is committed");
-    let (history, _) = super::history(snapshots, &setup.plan, cycle, false)?;
-    let mut evaluation = engine::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
+    let (mut evaluation, _) = super::evaluate_cycle(setup, snapshots, accounts, pass, (cycle, as_of), false)?;
     let segmentations = snapshot::manifest::summarize(&setup.plan.segmentations, &evaluation.snapshot)?;
     if let Some(path) = to {
         super::write_rows(&mut evaluation.snapshot, path)?;

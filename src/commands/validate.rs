@@ -64,8 +64,14 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
                 .check(&cycle, pass.uri(), args.allow_incomplete_usage)?;
         super::print_coverage(&coverage);
         super::check_freshness(p, &accounts, cycle, cycle.as_of(), false)?;
-        let (history, _) = super::history(&setup.snapshots()?, &setup.plan, cycle, false)?;
-        let eval = engine::evaluate(&setup.plan, &accounts, pass.as_ref(), cycle.as_of(), &history)?;
+        let (eval, _) = super::evaluate_cycle(
+            &setup,
+            &setup.snapshots()?,
+            &accounts,
+            pass.as_ref(),
+            (cycle, cycle.as_of()),
+            false,
+        )?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",
             eval.snapshot.height(),

@@ -7,12 +7,14 @@
 pub mod aggregates;
 pub mod evaluate;
 pub mod features;
+pub mod history;
 pub mod lower;
 pub mod quality;
 pub mod rules;
 pub mod source;
 
 pub use evaluate::{Evaluation, History, evaluate, missing_previous};
+pub use history::read_history;
 pub use source::{Dataset, scan_accounts, scan_usage};
 
 /// The total of a usage counter column ([`crate::engine::ROWS`], ...).

@@ -1,0 +1,72 @@
+//! What a cycle reads of the committed snapshot of the cycle before it:
+//! `prev(...)` and each segmentation's `_since`, as polars columns.
+
+use polars::prelude::*;
+
+use super::History;
+use crate::cycle::Cycle;
+use crate::error::{Context, Error, Result};
+use crate::plan::Plan;
+use crate::snapshot::{PreviousRun, Snapshots};
+
+/// What a cycle reads of the committed snapshot of the cycle before it
+/// (`prev(...)` and each segmentation's `_since`), and which run that was.
+/// When it is not committed, `prev(...)` is null for every account: a
+/// warning when the pipeline uses `prev`, an error with `require`.
+pub fn read_history(
+    snapshots: &Snapshots,
+    plan: &Plan,
+    cycle: Cycle,
+    require: bool,
+) -> Result<(History, Option<PreviousRun>)> {
+    let previous = cycle.previous();
+    let Some(m) = snapshots.settle(&previous)? else {
+        if require {
+            return Err(Error::config(format!(
+                "--require-previous: cycle {previous}, the one before {cycle}, is not committed under {}: commit it first (or backfill with --cycles)",
+                snapshots.store().uri()
+            )));
+        }
+        if !plan.previous.is_empty() {
+            tracing::warn!(%previous, "the previous cycle is not committed: prev(...) is null for every account (pass --require-previous to make this an error)");
+        }
+        return Ok((History { cycle, previous: None }, None));
+    };
+    let mut frame = snapshots.scan_committed(&m)?;
+    let schema = frame
+        .collect_schema()
+        .ctx(|| format!("cannot read the snapshot of cycle {previous}"))?;
+    let mut columns = vec![col("account_id")];
+    for c in plan.previous_columns() {
+        let label = c.source.strip_suffix("_since").filter(|l| schema.contains(l));
+        columns.push(if schema.contains(&c.source) {
+            col(c.source.as_str()).alias(c.column.as_str())
+        } else if let Some(label) = label {
+            // Made before `_since` existed: the stay began by then at least.
+            when(col(label).is_not_null())
+                .then(lit(previous.to_string()))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias(c.column.as_str())
+        } else {
+            if plan.previous.iter().any(|(n, _)| *n == c.source) {
+                tracing::warn!(%previous, column = %c.source, "the previous cycle's snapshot has no such column: prev({}) is null for every account", c.source);
+            }
+            super::missing_previous(c.ty, &c.column)
+        });
+    }
+    let frame = frame
+        .select(columns)
+        .collect()
+        .ctx(|| format!("cannot read the snapshot of cycle {previous}"))?;
+    let run = PreviousRun {
+        cycle: m.cycle.clone(),
+        run_id: m.run_id.clone(),
+    };
+    Ok((
+        History {
+            cycle,
+            previous: Some(frame),
+        },
+        Some(run),
+    ))
+}
