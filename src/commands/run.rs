@@ -207,7 +207,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .coverage(as_of, span)
             .check(&cycle, pass.uri(), args.allow_incomplete_usage)
             .and_then(|coverage| {
-                super::check_freshness(pipeline, &accounts, cycle, as_of, preview)?;
+                super::check_freshness(pipeline, accounts, cycle, as_of, preview)?;
                 let inputs = (accounts, (usage, pass.as_ref()));
                 let when = (cycle, as_of, coverage);
                 if preview {
