@@ -323,12 +323,21 @@ pub enum SnapshotError {
         "`{uri}` has no quadrant manifest in its footer: it was not written by quadrant; move it out of the snapshot folder"
     )]
     NotQuadrant { uri: String },
-    #[error("the manifest in `{uri}` is not valid: {cause}")]
-    BadManifest { uri: String, cause: String },
+    #[error("the manifest in `{uri}` is not valid: {source}")]
+    BadManifest {
+        uri: String,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("snapshot of cycle {cycle} lists no files")]
     NoFiles { cycle: String },
-    #[error("Delta table `{uri}`: {cause}")]
-    Delta { uri: String, cause: String },
+    #[error("Delta table `{uri}`: {source}")]
+    Delta {
+        uri: String,
+        /// delta-rs' own error, or what quadrant found wrong with the table.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(
         "Delta table `{table}` is broken at version {version}: it names `{file}` as the data of cycle {cycle}, but that file is missing, so no Delta reader can read this version (it was deleted outside Delta: by an earlier quadrant that took an error answer to its own commit for a conflict, or by a vacuum with too short a retention)\n  help: commit the cycle anew with `quadrant run --cycle {cycle} --replace`: the new version removes the missing file from the table (versions before it stay unreadable for time travel)"
     )]

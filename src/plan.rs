@@ -48,17 +48,57 @@ pub struct PreviousColumn {
 /// A data check as planned: what it flags in which dataset, and the policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedCheck {
-    pub check: String,
+    pub check: Check,
     pub dataset: String,
     pub policy: Policy,
 }
 
+/// Which usage rows a usage data check flags: named once here, lowered by
+/// each engine with an exhaustive match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageRows {
+    /// Rows in some window whose account id is null.
+    NullAccountId,
+    /// Rows without a date (they fall in no window).
+    NullDate,
+    /// Rows in some window of account ids the accounts do not know.
+    UnknownAccount,
+    /// Rows in some window with a negative metric the aggregates read.
+    NegativeMetric,
+}
+
+impl UsageRows {
+    /// The rows a check of the usage flags; `None` for checks of the accounts.
+    pub fn of(check: Check) -> Option<UsageRows> {
+        match check {
+            Check::NullUsageAccountId => Some(UsageRows::NullAccountId),
+            Check::NullUsageDate => Some(UsageRows::NullDate),
+            Check::UnknownAccountUsage => Some(UsageRows::UnknownAccount),
+            Check::NegativeUsage => Some(UsageRows::NegativeMetric),
+            Check::NullAccountId
+            | Check::DuplicateAccountId
+            | Check::NullArr
+            | Check::NullCustomerSince
+            | Check::NegativeArr
+            | Check::NegativeWallet
+            | Check::NegativeSeats
+            | Check::NpsOutOfRange => None,
+        }
+    }
+}
+
 impl Plan {
+    /// Whether rows with a negative usage metric are left out of the
+    /// aggregates (policy `drop` of `negative_usage`).
+    pub fn drops_negative_usage(&self) -> bool {
+        self.policy(Check::NegativeUsage) == Policy::Drop
+    }
+
     /// The policy of a data check.
     pub fn policy(&self, check: Check) -> Policy {
         self.checks
             .iter()
-            .find(|c| c.check == check.name())
+            .find(|c| c.check == check)
             .map_or(check.default_policy(), |c| c.policy)
     }
 
@@ -120,7 +160,7 @@ impl Plan {
             checks: Check::ALL
                 .iter()
                 .map(|c| PlannedCheck {
-                    check: c.name().to_string(),
+                    check: *c,
                     dataset: c.dataset().to_string(),
                     policy: pipeline.quality.policy(*c),
                 })
@@ -209,7 +249,7 @@ impl Coverage {
 /// What one check found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
-    pub check: String,
+    pub check: Check,
     pub dataset: String,
     pub policy: Policy,
     pub rows: u64,
@@ -268,7 +308,7 @@ mod tests {
         assert!(
             back.checks
                 .iter()
-                .any(|c| c.check == "null_arr" && c.policy == Policy::Error)
+                .any(|c| c.check == Check::NullArr && c.policy == Policy::Error)
         );
         for (a, b) in back.segmentations.iter().zip(&plan.segmentations) {
             for (ra, rb) in a.rules.iter().zip(&b.rules) {

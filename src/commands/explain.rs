@@ -54,7 +54,7 @@ fn previous_labels(
 ) -> Result<(String, std::collections::BTreeMap<String, String>)> {
     let previous = parse_cycle(cycle)?.previous();
     let mut labels = std::collections::BTreeMap::new();
-    if let Some(m) = snapshots.settle(&previous)? {
+    if let Some(m) = snapshots.committed_run(&previous)? {
         let row = snapshots
             .scan_committed(&m)?
             .filter(col("account_id").eq(lit(account)))
@@ -165,7 +165,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     let snapshots = setup.snapshots()?;
     let store = snapshots.store();
     let manifest: Option<Manifest> = match &args.cycle {
-        Some(c) => snapshots.settle(&parse_cycle(c)?)?,
+        Some(c) => snapshots.committed_run(&parse_cycle(c)?)?,
         None => snapshots.list_committed()?.pop(),
     };
     // A committed snapshot is explained with the plan that made it;

@@ -330,7 +330,7 @@ pub fn evaluate_cycle(
 pub fn committed(snapshots: &Snapshots, cycle: &str) -> Result<Manifest> {
     let c = parse_cycle(cycle)?;
     let store = snapshots.store();
-    snapshots.settle(&c)?.ok_or_else(|| {
+    snapshots.committed_run(&c)?.ok_or_else(|| {
         Error::config(format!(
             "cycle {c} is not committed under {}: run `quadrant run --cycle {c}` first (`quadrant cycles` lists what is)",
             store.uri()

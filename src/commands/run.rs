@@ -58,7 +58,7 @@ impl RunSummary {
             bytes: manifest
                 .outputs
                 .iter()
-                .filter(|o| o.kind == "segments")
+                .filter(|o| o.kind == snapshot::OutputKind::Segments)
                 .map(|o| o.bytes)
                 .sum(),
             segmentations: manifest.segmentations.clone(),
@@ -182,7 +182,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     for cycle in cycles {
         if args.cycles.is_some()
             && !args.replace
-            && let Some(committed) = snapshots.settle(&cycle)?
+            && let Some(committed) = snapshots.committed_run(&cycle)?
         {
             tracing::info!(%cycle, run_id = %committed.run_id, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
@@ -328,7 +328,9 @@ fn dependents(snapshots: &Snapshots, cycle: Cycle) -> Result<Vec<(Cycle, NaiveDa
     let mut read = cycle;
     loop {
         let next = read.next();
-        let Some(m) = snapshots.settle(&next)? else { break };
+        let Some(m) = snapshots.committed_run(&next)? else {
+            break;
+        };
         if m.previous.as_ref().is_none_or(|p| p.cycle != read.to_string()) {
             break;
         }

@@ -206,8 +206,10 @@ pub enum Policy {
     Drop,
 }
 
-/// The data checks of SPEC.md section 7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// The data checks of SPEC.md section 7, recorded by name
+/// ([`Check::name`]) in manifests and rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Check {
     NullAccountId,
     DuplicateAccountId,
@@ -221,6 +223,12 @@ pub enum Check {
     NullUsageDate,
     UnknownAccountUsage,
     NegativeUsage,
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Check {

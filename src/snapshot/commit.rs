@@ -13,7 +13,7 @@ use super::encode::{footer_value, parquet_bytes};
 use super::layout;
 use super::lock;
 use super::manifest::{
-    CompareManifest, FORMAT_VERSION, Inputs, Manifest, OutputFile, PipelineInfo, new_run_id, summarize,
+    CompareManifest, FORMAT_VERSION, Inputs, Manifest, OutputFile, OutputKind, PipelineInfo, new_run_id, summarize,
 };
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
@@ -105,7 +105,7 @@ pub fn prepare(c: Commit) -> Result<Prepared> {
 pub fn data_output(path: String, rows: usize) -> OutputFile {
     OutputFile {
         path,
-        kind: "segments".into(),
+        kind: OutputKind::Segments,
         rows: rows as u64,
         bytes: 0,
     }
@@ -149,7 +149,7 @@ pub fn put_rejects(store: &Store, at: &str, listed_as: String, frame: &mut DataF
     })?;
     Ok(OutputFile {
         path: listed_as,
-        kind: "rejects".into(),
+        kind: OutputKind::Rejects,
         rows: frame.height() as u64,
         bytes,
     })
@@ -189,7 +189,7 @@ pub fn embedded_manifest(store: &Store, path: &object_store::path::Path) -> Resu
     let text = value.ok_or_else(|| SnapshotError::NotQuadrant { uri: uri.clone() })?;
     let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| SnapshotError::BadManifest {
         uri: uri.clone(),
-        cause: e.to_string(),
+        source: e,
     })?;
     let rel = store.relative(path).to_string();
     for o in manifest.outputs.iter_mut().filter(|o| o.path == rel) {
@@ -207,7 +207,7 @@ pub fn read_json_manifest(store: &Store, cycle: &Cycle) -> Result<Option<Manifes
     serde_json::from_slice(&bytes).map(Some).map_err(|e| {
         SnapshotError::BadManifest {
             uri: store.uri_of(&path),
-            cause: e.to_string(),
+            source: e,
         }
         .into()
     })

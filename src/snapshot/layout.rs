@@ -43,8 +43,18 @@ pub const COMPARE_TABLES: [&str; 4] = ["transitions", "retention", "bridge", "mo
 /// The datasets that data checks reject rows of.
 pub const DATASETS: [&str; 2] = ["accounts", "usage"];
 
+/// A cycle's Hive partition folder inside a table: `cycle=C`.
+pub fn cycle_partition(cycle: &Cycle) -> String {
+    format!("cycle={cycle}")
+}
+
+/// A comparison's Hive partition folders inside a table: `from=C1/to=C2`.
+pub fn pair_partition(from: &str, to: &str) -> String {
+    format!("from={from}/to={to}")
+}
+
 pub fn partition(cycle: &Cycle) -> String {
-    format!("{SEGMENTS}/cycle={cycle}")
+    format!("{SEGMENTS}/{}", cycle_partition(cycle))
 }
 
 /// A run's file in a Delta table's partition: the run id makes it unique,
@@ -72,7 +82,7 @@ pub fn manifest_file(cycle: &Cycle) -> String {
 }
 
 pub fn rejects_dir(cycle: &Cycle) -> String {
-    format!("rejects/cycle={cycle}")
+    format!("{REJECTS}/{}", cycle_partition(cycle))
 }
 
 /// A dataset's rejects, at a fixed name like the snapshot's, so that a glob
@@ -96,7 +106,7 @@ pub fn lock_file(cycle: &Cycle) -> String {
 }
 
 pub fn compare_dir(from: &str, to: &str) -> String {
-    format!("compare/from={from}/to={to}")
+    format!("{COMPARE}/{}", pair_partition(from, to))
 }
 
 pub fn compare_table(from: &str, to: &str, table: &str) -> String {

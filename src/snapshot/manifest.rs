@@ -79,10 +79,36 @@ pub struct InputInfo {
 pub struct OutputFile {
     /// Relative to the output root.
     pub path: String,
-    /// `segments` or `rejects`.
-    pub kind: String,
+    pub kind: OutputKind,
     pub rows: u64,
     pub bytes: u64,
+}
+
+/// What an output file holds: a cycle's snapshot, a dataset's rejects, or
+/// one of compare's tables. Recorded by name in manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputKind {
+    Segments,
+    Rejects,
+    Transitions,
+    Retention,
+    Bridge,
+    Moves,
+}
+
+impl OutputKind {
+    /// The kind of one of compare's tables, by its name
+    /// ([`super::layout::COMPARE_TABLES`]).
+    pub fn compare_table(name: &str) -> Option<OutputKind> {
+        Some(match name {
+            "transitions" => OutputKind::Transitions,
+            "retention" => OutputKind::Retention,
+            "bridge" => OutputKind::Bridge,
+            "moves" => OutputKind::Moves,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,14 +13,15 @@ pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod parquet;
+pub mod protocol;
 
 use polars::prelude::*;
 
 pub use commit::Commit;
 pub use layout::partition;
 pub use manifest::{
-    CompareManifest, FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, PipelineInfo, PreviousRun,
-    Replaced, SegmentationSummary, new_run_id,
+    CompareManifest, FORMAT_VERSION, InputInfo, Inputs, LabelSummary, Manifest, OutputFile, OutputKind, PipelineInfo,
+    PreviousRun, Replaced, SegmentationSummary, new_run_id,
 };
 
 pub use crate::config::Format;
@@ -102,10 +103,10 @@ impl Snapshots {
     /// The committed run of a cycle, if any, after repairing what a dead
     /// run left (when no live run holds the cycle: that one finishes its
     /// own work).
-    pub fn settle(&self, cycle: &Cycle) -> Result<Option<Manifest>> {
+    pub fn committed_run(&self, cycle: &Cycle) -> Result<Option<Manifest>> {
         match self.format {
-            Format::Parquet => parquet::settle(&self.store, cycle),
-            Format::Delta => delta::settle(&self.store, cycle),
+            Format::Parquet => parquet::committed_run(&self.store, cycle),
+            Format::Delta => delta::committed_run(&self.store, cycle),
         }
     }
 
@@ -113,7 +114,7 @@ impl Snapshots {
     /// is off, after repairing the cycle. Checked before the work starts,
     /// and again under the lock.
     pub fn check_replaceable(&self, cycle: &Cycle, replace: bool) -> Result<Option<Manifest>> {
-        match self.settle(cycle) {
+        match self.committed_run(cycle) {
             Ok(Some(m)) if !replace => Err(commit::already_committed(&self.store, cycle, &m)),
             // A broken cycle (its data file gone) is what a replace repairs.
             Err(Error::Snapshot(SnapshotError::MissingFile { .. })) if replace => Ok(None),
@@ -218,7 +219,7 @@ impl Snapshots {
         let paths: Vec<PlRefPath> = manifest
             .outputs
             .iter()
-            .filter(|o| o.kind == "segments")
+            .filter(|o| o.kind == OutputKind::Segments)
             .map(|o| PlRefPath::new(store.uri_of(&store.path(&o.path)).as_str()))
             .collect();
         if paths.is_empty() {

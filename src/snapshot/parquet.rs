@@ -11,7 +11,7 @@
 //! the old run's rows or the new run's rows, and never two runs. In order:
 //!
 //! 1. take the cycle's lock (a create-only put);
-//! 2. repair what a dead run left (see [`settle`]);
+//! 2. repair what a dead run left (see [`committed_run`]);
 //! 3. put this run's rejects under `_quadrant/staging/` (not visible to a
 //!    glob of `rejects/`);
 //! 4. put the data file: the commit point;
@@ -31,14 +31,14 @@ use object_store::ObjectMeta;
 use polars::prelude::*;
 
 use super::commit::{
-    Commit, already_committed, compare_record, data_output, delete_all, embedded_manifest, encode_with_manifest,
-    lock_for_commit, manifest_lags, pause_point, prepare, put_compare_manifest, put_manifest, put_rejects,
-    read_json_manifest, remove_staged_puts, repair_if_free,
+    Commit, compare_record, data_output, delete_all, embedded_manifest, encode_with_manifest, manifest_lags,
+    pause_point, prepare, put_compare_manifest, put_manifest, put_rejects, read_json_manifest, remove_staged_puts,
 };
 use super::encode::put_parquet;
 use super::layout;
 use super::lock;
-use super::manifest::{CompareManifest, Manifest, OutputFile, Replaced};
+use super::manifest::{CompareManifest, Manifest, OutputFile, OutputKind, Replaced};
+use super::protocol::{self, CycleFormat, Inspected};
 use crate::cycle::Cycle;
 use crate::error::{ConflictError, Result};
 use crate::storage::Store;
@@ -60,9 +60,32 @@ struct State {
     dead_lock: bool,
 }
 
-impl State {
+impl Inspected for State {
+    fn committed(&self) -> Option<&Manifest> {
+        self.committed.as_ref()
+    }
+
+    fn into_committed(self) -> Option<Manifest> {
+        self.committed
+    }
+
     fn needs_repair(&self) -> bool {
         !self.stale.is_empty() || !self.unpublished.is_empty() || self.manifest_lags || self.dead_lock
+    }
+}
+
+/// The Parquet format of one output root, for the shared protocol.
+struct Parquet<'a>(&'a Store);
+
+impl CycleFormat for Parquet<'_> {
+    type State = State;
+
+    fn inspect(&self, cycle: &Cycle) -> Result<State> {
+        inspect(self.0, cycle)
+    }
+
+    fn repair(&mut self, cycle: &Cycle, state: &State) -> Result<()> {
+        repair(self.0, cycle, state)
     }
 }
 
@@ -93,14 +116,19 @@ fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
     let unpublished: Vec<(String, String)> = committed
         .iter()
         .flat_map(|m| {
-            m.outputs.iter().filter(|o| o.kind == "rejects").filter_map(|o| {
-                let dataset = o.path.split("/dataset=").nth(1)?.split('/').next()?;
-                let staged_rel = layout::staged_rejects(cycle, &m.run_id, dataset);
-                staged
-                    .iter()
-                    .any(|s| store.relative(&s.location) == staged_rel)
-                    .then(|| (staged_rel, o.path.clone()))
-            })
+            m.outputs
+                .iter()
+                .filter(|o| o.kind == OutputKind::Rejects)
+                .filter_map(|o| {
+                    let dataset = layout::DATASETS
+                        .into_iter()
+                        .find(|d| o.path == layout::rejects_file(cycle, d))?;
+                    let staged_rel = layout::staged_rejects(cycle, &m.run_id, dataset);
+                    staged
+                        .iter()
+                        .any(|s| store.relative(&s.location) == staged_rel)
+                        .then(|| (staged_rel, o.path.clone()))
+                })
         })
         .collect();
     let stale = listed
@@ -158,16 +186,8 @@ fn repair(store: &Store, cycle: &Cycle, state: &State) -> Result<()> {
 /// What is committed is read from the data file, so a reader that may not
 /// write (a BI service account) gets the right answer; its repair is then
 /// left to the next run, with a warning.
-pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
-    let state = inspect(store, cycle)?;
-    if !state.needs_repair() {
-        return Ok(state.committed);
-    }
-    repair_if_free(store, cycle, state.committed, || {
-        let state = inspect(store, cycle)?;
-        repair(store, cycle, &state)?;
-        Ok(state.committed)
-    })
+pub fn committed_run(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
+    protocol::committed_run(store, cycle, || Ok(Parquet(store)))
 }
 
 /// Every committed snapshot under the root, oldest cycle first.
@@ -179,7 +199,7 @@ pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
         .collect();
     let mut out = Vec::new();
     for cycle in cycles {
-        out.extend(settle(store, &cycle)?);
+        out.extend(committed_run(store, &cycle)?);
     }
     Ok(out)
 }
@@ -187,11 +207,11 @@ pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
 /// Puts a table's data file at its fixed name, replacing any earlier one in
 /// one atomic overwrite. For tables that are recomputed rather than
 /// committed once (compare's).
-pub fn put_table(store: &Store, rel: &str, kind: &str, frame: &mut DataFrame) -> Result<OutputFile> {
+pub fn put_table(store: &Store, rel: &str, kind: OutputKind, frame: &mut DataFrame) -> Result<OutputFile> {
     let bytes = put_parquet(store, rel, frame, false)?.expect("an overwrite always writes");
     Ok(OutputFile {
         path: rel.to_string(),
-        kind: kind.to_string(),
+        kind,
         rows: frame.height() as u64,
         bytes,
     })
@@ -210,7 +230,8 @@ pub fn commit_comparison(
     let mut outputs = Vec::new();
     for (name, frame) in tables {
         let rel = layout::compare_table(&from.cycle, &to.cycle, name);
-        outputs.push(put_table(store, &rel, name, &mut (*frame).clone())?);
+        let kind = OutputKind::compare_table(name).expect("one of compare's tables");
+        outputs.push(put_table(store, &rel, kind, &mut (*frame).clone())?);
     }
     let manifest = compare_record(from, to, segmentations, outputs);
     put_compare_manifest(store, &manifest)?;
@@ -227,17 +248,9 @@ pub fn commit_comparison(
 
 /// Writes and commits a snapshot; returns its manifest.
 pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
-    let replace = c.replace;
     let cycle = c.cycle;
-    pause_point("before-lock");
-    let _lock = lock_for_commit(store, &cycle, &c.run_id)?;
-    pause_point("after-lock");
-    let state = inspect(store, &cycle)?;
-    repair(store, &cycle, &state)?;
+    let (_lock, _, state) = protocol::begin(store, || Ok(Parquet(store)), &cycle, &c.run_id, c.replace)?;
     let previous = state.committed;
-    if let (Some(m), false) = (&previous, replace) {
-        return Err(already_committed(store, &cycle, m));
-    }
     let super::commit::Prepared {
         run_id,
         mut snapshot,
@@ -305,8 +318,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     pause_point("before-manifest");
     put_manifest(store, &cycle, &manifest)?;
     pause_point("after-manifest");
-    // Publish the rejects and remove the replaced run's files: what a
-    // repair does after a run that died here.
-    repair(store, &cycle, &inspect(store, &cycle)?)?;
+    // Publish the rejects and remove the replaced run's files.
+    protocol::publish(Parquet(store), &cycle)?;
     Ok(manifest)
 }

@@ -15,7 +15,7 @@ use crate::config::{Agg, Check};
 use crate::engine::REASON;
 use crate::engine::UsagePass;
 use crate::error::{Context, Result};
-use crate::plan::Plan;
+use crate::plan::{Plan, UsageRows};
 
 pub use crate::engine::{NEGATIVE_ROWS, ROWS};
 
@@ -202,16 +202,19 @@ impl UsagePass for LocalUsage<'_> {
     fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame> {
         let usage = self.0.frame.clone();
         let rows = in_range(usage.clone(), plan, as_of);
-        let flagged = match check {
-            Check::NullUsageAccountId => rows.filter(col("account_id").is_null()),
-            Check::NullUsageDate => usage.filter(col("date").is_null()),
-            Check::UnknownAccountUsage => rows.join(
+        let Some(which) = UsageRows::of(check) else {
+            return Ok(DataFrame::empty());
+        };
+        let flagged = match which {
+            UsageRows::NullAccountId => rows.filter(col("account_id").is_null()),
+            UsageRows::NullDate => usage.filter(col("date").is_null()),
+            UsageRows::UnknownAccount => rows.join(
                 unknown_ids.clone().lazy().select([col("account_id")]),
                 [col("account_id")],
                 [col("account_id")],
                 JoinArgs::new(JoinType::Semi),
             ),
-            _ => rows.filter(negative_metric(plan)),
+            UsageRows::NegativeMetric => rows.filter(negative_metric(plan)),
         };
         flagged
             .with_column(lit(check.name()).alias(REASON))
@@ -223,8 +226,7 @@ impl UsagePass for LocalUsage<'_> {
 
 /// The usage pass of a cycle as polars will run it: its optimized plan.
 pub fn describe(plan: &Plan, usage: &Dataset, as_of: NaiveDate) -> Result<String> {
-    let drop_negative = plan.policy(Check::NegativeUsage) == crate::config::Policy::Drop;
-    aggregate_usage(usage.frame.clone(), plan, as_of, drop_negative)
+    aggregate_usage(usage.frame.clone(), plan, as_of, plan.drops_negative_usage())
         .describe_optimized_plan()
         .ctx(|| "cannot describe the usage pass".into())
 }

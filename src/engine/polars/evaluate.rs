@@ -11,7 +11,7 @@ use super::quality::{self, Outcome};
 use super::rules;
 use super::source::Dataset;
 use super::sum_u64;
-use crate::config::{Check, Policy};
+use crate::config::Check;
 use crate::cycle::Cycle;
 use crate::engine::UsagePass;
 use crate::error::{Context, Result, SchemaError};
@@ -156,7 +156,7 @@ pub fn evaluate(
     // The accounts are read and checked on a thread of their own while the
     // usage streams through the group-by: the two do not depend on each other,
     // and the group-by alone does not keep both cores busy.
-    let drop_negative = plan.policy(Check::NegativeUsage) == Policy::Drop;
+    let drop_negative = plan.drops_negative_usage();
     let mut timings = Vec::new();
     let mut usage_timings = Vec::new();
     let span = tracing::Span::current();
@@ -210,7 +210,7 @@ pub fn evaluate(
     let undated_rows: u64 = outcome
         .findings
         .iter()
-        .filter(|f| f.check == Check::NullUsageDate.name())
+        .filter(|f| f.check == Check::NullUsageDate)
         .map(|f| f.rows)
         .sum();
     outcome.enforce(

@@ -20,7 +20,7 @@ pub fn read_history(
     require: bool,
 ) -> Result<(History, Option<PreviousRun>)> {
     let previous = cycle.previous();
-    let Some(m) = snapshots.settle(&previous)? else {
+    let Some(m) = snapshots.committed_run(&previous)? else {
         if require {
             return Err(Error::config(format!(
                 "--require-previous: cycle {previous}, the one before {cycle}, is not committed under {}: commit it first (or backfill with --cycles)",

@@ -57,7 +57,7 @@ impl Outcome {
             .iter()
             .filter(|f| f.policy == Policy::Error && f.rows > 0)
             .map(|f| CheckFailure {
-                check: f.check.clone(),
+                check: f.check.to_string(),
                 dataset: f.dataset.clone(),
                 rows: f.rows,
                 examples: f.examples.clone(),
@@ -121,7 +121,7 @@ pub fn check_frame(
         Policy::Error => {}
     }
     outcome.findings.push(Finding {
-        check: check.name().to_string(),
+        check,
         dataset: dataset.to_string(),
         policy,
         rows: bad.height() as u64,
@@ -254,7 +254,7 @@ pub fn usage_findings(
             );
         }
         outcome.findings.push(Finding {
-            check: check.name().to_string(),
+            check,
             dataset: "usage".to_string(),
             policy,
             rows,

@@ -13,7 +13,7 @@ use crate::config::{Agg, Check};
 use crate::engine::polars::Dataset;
 use crate::engine::{NEGATIVE_ROWS, REASON, ROWS};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, window};
+use crate::plan::{Plan, UsageRows, window};
 
 /// One query and the columns (with the types polars' pass gives them) that
 /// its result must have.
@@ -159,10 +159,10 @@ impl Usage {
     /// The usage rows a check flags, with the check's name as `reason`.
     pub fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &[String]) -> Query {
         let in_range = Self::in_range(plan, as_of);
-        let flagged = match check {
-            Check::NullUsageAccountId => format!("{in_range} AND account_id IS NULL"),
-            Check::NullUsageDate => "date IS NULL".to_string(),
-            Check::UnknownAccountUsage => {
+        let flagged = match UsageRows::of(check) {
+            Some(UsageRows::NullAccountId) => format!("{in_range} AND account_id IS NULL"),
+            Some(UsageRows::NullDate) => "date IS NULL".to_string(),
+            Some(UsageRows::UnknownAccount) => {
                 let ids: Vec<String> = unknown_ids.iter().map(|id| string(id)).collect();
                 if ids.is_empty() {
                     "FALSE".to_string()
@@ -170,7 +170,9 @@ impl Usage {
                     format!("{in_range} AND account_id IN ({})", ids.join(", "))
                 }
             }
-            _ => format!("{in_range} AND {}", self.negative(plan)),
+            Some(UsageRows::NegativeMetric) => format!("{in_range} AND {}", self.negative(plan)),
+            // A check of the accounts flags no usage row.
+            None => "FALSE".to_string(),
         };
         let mut select: Vec<String> = self.columns.iter().map(|(n, _)| ident(n)).collect();
         select.push(format!("{} AS {}", string(check.name()), ident(REASON)));
@@ -184,7 +186,7 @@ impl Usage {
 
     /// What the usage pass of a cycle sends to Spark, for review.
     pub fn describe(&self, plan: &Plan, as_of: NaiveDate) -> String {
-        let drop_negative = plan.policy(Check::NegativeUsage) == crate::config::Policy::Drop;
+        let drop_negative = plan.drops_negative_usage();
         let mut out = format!(
             "SET spark.sql.session.timeZone = UTC;\n\n-- the files Spark reads, checked against quadrant's listing: {}\n\n-- the aggregates, per account id:\n{};\n\n-- usage rows without a date (data check null_usage_date):\n{};\n",
             self.path,

@@ -9,7 +9,7 @@
 //! the log names them. In order:
 //!
 //! 1. take the cycle's lock (a create-only put);
-//! 2. repair what a dead run left (see [`settle`]);
+//! 2. repair what a dead run left (see [`committed_run`]);
 //! 3. put this run's rejects files and its snapshot file (the manifest in
 //!    its footer, as in the Parquet format) into their partitions;
 //! 4. commit the snapshot file to `segments/`: one Delta commit that adds
@@ -40,14 +40,14 @@ use object_store::ObjectMeta;
 use polars::prelude::*;
 
 use super::commit::{
-    Commit, Prepared, already_committed, compare_record, data_output, delete_all, embedded_manifest,
-    encode_with_manifest, lock_for_commit, manifest_lags, pause_point, prepare, put_compare_manifest, put_manifest,
-    put_rejects, read_json_manifest, remove_staged_puts, repair_if_free,
+    Commit, Prepared, compare_record, data_output, delete_all, embedded_manifest, encode_with_manifest, manifest_lags,
+    pause_point, prepare, put_compare_manifest, put_manifest, put_rejects, read_json_manifest, remove_staged_puts,
 };
 use super::encode::put_parquet;
 use super::layout;
 use super::lock;
-use super::manifest::{CompareManifest, Manifest, OutputFile, Replaced};
+use super::manifest::{CompareManifest, Manifest, OutputFile, OutputKind, Replaced};
+use super::protocol::{self, CycleFormat, Inspected};
 use crate::cycle::Cycle;
 use crate::error::{ConflictError, Context, Error, Result, SnapshotError};
 use crate::storage::Store;
@@ -95,14 +95,54 @@ struct State {
     dead_lock: bool,
 }
 
-impl State {
+impl Inspected for State {
+    fn committed(&self) -> Option<&Manifest> {
+        self.committed.as_ref()
+    }
+
+    fn into_committed(self) -> Option<Manifest> {
+        self.committed
+    }
+
     fn needs_repair(&self) -> bool {
         !self.stale.is_empty() || !self.unpublished.is_empty() || self.manifest_lags || self.dead_lock
+    }
+
+    fn broken(&mut self) -> Option<SnapshotError> {
+        self.missing.take()
+    }
+}
+
+/// The Delta format of one output root, for the shared protocol: its
+/// tables at the version they were opened at.
+struct Delta<'a> {
+    store: &'a Store,
+    tables: Tables<'a>,
+}
+
+impl<'a> Delta<'a> {
+    fn open(store: &'a Store) -> Result<Delta<'a>> {
+        Ok(Delta {
+            store,
+            tables: open_tables(store)?,
+        })
+    }
+}
+
+impl CycleFormat for Delta<'_> {
+    type State = State;
+
+    fn inspect(&self, cycle: &Cycle) -> Result<State> {
+        inspect(self.store, &self.tables, cycle)
+    }
+
+    fn repair(&mut self, cycle: &Cycle, state: &State) -> Result<()> {
+        repair(self.store, &mut self.tables, cycle, state)
     }
 }
 
 fn cycle_dir(cycle: &Cycle) -> String {
-    format!("{CYCLE}={cycle}")
+    layout::cycle_partition(cycle)
 }
 
 /// A path below the root, relative to a table's root.
@@ -133,10 +173,11 @@ fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
         files => {
             return Err(SnapshotError::Delta {
                 uri: store.uri_of(&store.path(layout::SEGMENTS)),
-                cause: format!(
+                source: format!(
                     "cycle {cycle} has {} files, but quadrant commits one per cycle: was the table written by another tool?",
                     files.len()
-                ),
+                )
+                .into(),
             }
             .into());
         }
@@ -148,7 +189,7 @@ fn inspect(store: &Store, tables: &Tables, cycle: &Cycle) -> Result<State> {
             let want = m
                 .outputs
                 .iter()
-                .find(|o| o.kind == "rejects" && in_table(table, &o.path).is_some())
+                .find(|o| o.kind == OutputKind::Rejects && in_table(table, &o.path).is_some())
                 .cloned();
             let want_files: BTreeSet<String> = want
                 .iter()
@@ -280,20 +321,8 @@ fn file_schema(store: &Store, rel: &str) -> Result<Schema> {
 
 /// The committed run of a cycle, if any, after repairing what a dead run
 /// left (when no live run holds the cycle).
-pub fn settle(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
-    let state = inspect(store, &open_tables(store)?, cycle)?;
-    if let Some(missing) = state.missing {
-        return Err(missing.into());
-    }
-    if !state.needs_repair() {
-        return Ok(state.committed);
-    }
-    repair_if_free(store, cycle, state.committed, || {
-        let mut tables = open_tables(store)?;
-        let state = inspect(store, &tables, cycle)?;
-        repair(store, &mut tables, cycle, &state)?;
-        Ok(state.committed)
-    })
+pub fn committed_run(store: &Store, cycle: &Cycle) -> Result<Option<Manifest>> {
+    protocol::committed_run(store, cycle, || Delta::open(store))
 }
 
 /// Every committed snapshot, oldest cycle first: the cycles the table's
@@ -308,14 +337,14 @@ pub fn list_committed(store: &Store) -> Result<Vec<Manifest>> {
         .collect();
     let mut out = Vec::new();
     for cycle in cycles {
-        let state = inspect(store, &tables, &cycle)?;
-        if let Some(missing) = state.missing {
-            return Err(missing.into());
+        let mut state = inspect(store, &tables, &cycle)?;
+        if let Some(broken) = state.broken() {
+            return Err(broken.into());
         }
         let committed = if state.needs_repair() {
-            settle(store, &cycle)?
+            committed_run(store, &cycle)?
         } else {
-            state.committed
+            state.into_committed()
         };
         out.extend(committed);
     }
@@ -365,22 +394,10 @@ fn commit_info(m: &Manifest) -> HashMap<String, serde_json::Value> {
 
 /// Writes and commits a snapshot; returns its manifest.
 pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
-    let replace = c.replace;
     let cycle = c.cycle;
-    pause_point("before-lock");
-    let _lock = lock_for_commit(store, &cycle, &c.run_id)?;
-    pause_point("after-lock");
-    let mut tables = open_tables(store)?;
-    let mut state = inspect(store, &tables, &cycle)?;
-    // A broken cycle is committed anew only when asked to replace it.
-    if let (Some(missing), false) = (state.missing.take(), replace) {
-        return Err(missing.into());
-    }
-    repair(store, &mut tables, &cycle, &state)?;
+    let (_lock, delta, state) = protocol::begin(store, || Delta::open(store), &cycle, &c.run_id, c.replace)?;
+    let mut tables = delta.tables;
     let previous = state.committed;
-    if let (Some(m), false) = (&previous, replace) {
-        return Err(already_committed(store, &cycle, m));
-    }
     let Prepared {
         run_id,
         snapshot,
@@ -463,10 +480,8 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     pause_point("before-manifest");
     put_manifest(store, &cycle, &manifest)?;
     pause_point("after-manifest");
-    // Publish the rejects: what a repair does after a run that died here.
-    let mut tables = open_tables(store)?;
-    let state = inspect(store, &tables, &cycle)?;
-    repair(store, &mut tables, &cycle, &state)?;
+    // Publish the rejects, on the tables as they are after the commit.
+    protocol::publish(Delta::open(store)?, &cycle)?;
     Ok(manifest)
 }
 
@@ -556,12 +571,12 @@ pub fn commit_comparison(
 ) -> Result<CompareManifest> {
     let mut record = compare_record(from, to, segmentations, Vec::new());
     let partition = [("from", from.cycle.as_str()), ("to", to.cycle.as_str())];
-    let dir = format!("from={}/to={}", from.cycle, to.cycle);
+    let dir = layout::pair_partition(&from.cycle, &to.cycle);
     for (name, frame) in frames {
         let mut table = Table::open(store, &layout::compare_delta_table(name))?;
         let mut frame = table::conform((*frame).clone())?;
         table.check(frame.schema(), &partition)?;
-        let path = format!("{dir}/part-{}.parquet", record.run_id);
+        let path = layout::run_file(&dir, &record.run_id);
         let rel = table.store_rel(&path);
         let bytes = put_parquet(store, &rel, &mut frame, true)?.ok_or_else(|| ConflictError::Exists {
             uri: store.uri_of(&store.path(&rel)),
@@ -595,7 +610,7 @@ pub fn commit_comparison(
         }
         record.outputs.push(OutputFile {
             path: rel,
-            kind: name.to_string(),
+            kind: OutputKind::compare_table(name).expect("one of compare's tables"),
             rows: file.rows,
             bytes,
         });

@@ -86,10 +86,10 @@ pub struct NewFile {
 /// A commit that found another writer's commit in its partition.
 pub struct PartitionChanged;
 
-fn delta_error(store: &Store, rel: &str, e: impl std::fmt::Display) -> Error {
+fn delta_error(store: &Store, rel: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
     SnapshotError::Delta {
         uri: store.uri_of(&store.path(rel)),
-        cause: e.to_string(),
+        source: e.into(),
     }
     .into()
 }
@@ -152,7 +152,7 @@ impl<'a> Table<'a> {
         format!("{}/{path}", self.rel)
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> Error {
+    fn error(&self, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         delta_error(self.store, &self.rel, e)
     }
 
