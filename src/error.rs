@@ -36,6 +36,14 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] DataError),
 
+    /// What was asked contradicts what the output root or the inputs
+    /// hold, though the command and the pipeline file are well formed:
+    /// another table format or pipeline in the root, a previous cycle that
+    /// `--require-previous` needs and is missing, a column whose type the
+    /// Delta table keeps otherwise, Spark reading other files than listed.
+    #[error("{0}")]
+    Refused(String),
+
     /// The cycle is committed already, or another run holds or won it.
     #[error(transparent)]
     Conflict(Box<ConflictError>),
@@ -364,7 +372,7 @@ impl From<ConflictError> for Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => exit::CONFIG,
+            Error::Config(_) | Error::Refused(_) => exit::CONFIG,
             Error::Schema(_) | Error::Data(_) => exit::DATA,
             Error::Conflict(_) => exit::CONFLICT,
             Error::NotReady(_) => exit::NOT_READY,

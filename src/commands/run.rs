@@ -121,7 +121,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     // One root, one pipeline: compare and report read one set of
     // segmentations (the same pipeline with other thresholds is normal).
     if let Some(other) = snapshots.pipeline_name()?.filter(|n| *n != pipeline.name) {
-        return Err(Error::config(format!(
+        return Err(Error::Refused(format!(
             "the output root {} holds snapshots of pipeline `{other}`, and this is pipeline `{}`: one root holds one pipeline, so that compare and report read one set of segmentations; write to another output root (--output), or give this pipeline the name `{other}` if it is that pipeline changed",
             store.uri(),
             pipeline.name

@@ -63,7 +63,7 @@ impl Snapshots {
     /// that holds the other format is refused (one root, one format).
     pub fn for_run(store: Store, format: Format) -> Result<Snapshots> {
         match detect(&store)? {
-            Some(found) if found != format => Err(Error::config(format!(
+            Some(found) if found != format => Err(Error::Refused(format!(
                 "the output root {} holds {} snapshots, but the pipeline's [output] format is \"{}\": set format = \"{}\", or write to another output root",
                 store.uri(),
                 match found {

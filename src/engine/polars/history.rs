@@ -22,7 +22,7 @@ pub fn read_history(
     let previous = cycle.previous();
     let Some(m) = snapshots.committed_run(&previous)? else {
         if require {
-            return Err(Error::config(format!(
+            return Err(Error::Refused(format!(
                 "--require-previous: cycle {previous}, the one before {cycle}, is not committed under {}: commit it first (or backfill with --cycles)",
                 snapshots.store().uri()
             )));

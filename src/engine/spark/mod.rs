@@ -286,7 +286,7 @@ fn same_files(usage: &Dataset, spark_files: &[String]) -> Result<()> {
             format!("{}{extra}", names.join(", "))
         }
     };
-    Err(Error::config(format!(
+    Err(Error::Refused(format!(
         "usage `{}`: Spark would read other files than quadrant lists (Spark only: {}; quadrant only: {})\n  help: keep only Parquet files named *.parquet in the usage folder, or name them with a glob",
         usage.uri,
         only(&theirs, &ours),

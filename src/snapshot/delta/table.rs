@@ -397,7 +397,7 @@ impl<'a> Table<'a> {
         for column in columns {
             match schema.field(column.name()) {
                 Some(existing) if existing.data_type() != column.data_type() => {
-                    return Err(Error::config(format!(
+                    return Err(Error::Refused(format!(
                         "column `{}` is {} in the Delta table `{}`, but this run writes it as {}: a Delta table keeps a column's type; change the pipeline back, or write to a new output root",
                         column.name(),
                         existing.data_type(),
