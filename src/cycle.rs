@@ -63,6 +63,12 @@ pub fn fiscal_year_start() -> u32 {
     FISCAL_YEAR_START.load(Ordering::Relaxed)
 }
 
+/// The date `days` days after 1970-01-01 (how Parquet, Arrow and polars
+/// store a date).
+pub fn from_epoch_days(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date") + chrono::Duration::days(days as i64)
+}
+
 /// A date's (year, month 1-12) in the fiscal numbering in force: with a
 /// February start, 2026-02-15 is month 1 of fiscal year 2027. The calendar's
 /// own with a January start.

@@ -124,9 +124,7 @@ fn why_absent(setup: &Settings, account: &str, as_of: chrono::NaiveDate, ids: &[
         };
         (0..c.len())
             .map(|i| match c.get(i) {
-                Ok(AnyValue::Date(d)) => {
-                    Some(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(d as i64))
-                }
+                Ok(AnyValue::Date(d)) => Some(crate::cycle::from_epoch_days(d)),
                 _ => None,
             })
             .collect()

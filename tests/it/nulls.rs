@@ -44,6 +44,14 @@ fn inputs(dir: &Path) {
     write_parquet(&mut usage, &dir.join("usage/u.parquet"));
 }
 
+/// `run` of cycle 2024-Q4 with pipeline `p`: the usage is sparse (one day),
+/// so with the recorded opt-out; these tests are about null checks.
+fn run_q4(p: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "--pipeline", p, "--cycle", "2024-Q4", "--allow-incomplete-usage"];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// The pipeline of the other data-check tests, with the onboarding date in
 /// a feature.
 fn pipeline(dir: &Path, quality: &str) -> String {
@@ -76,14 +84,7 @@ fn nulls_in_required_columns_fail_the_run_by_default() {
     let tmp = tempfile::tempdir().unwrap();
     inputs(tmp.path());
     let p = pipeline(tmp.path(), "");
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 3);
     let err = stderr(&o);
     for want in [
@@ -135,14 +136,7 @@ fn dropped_nulls_are_rejects_counted_in_the_manifest() {
         tmp.path(),
         "null_arr = \"drop\"\nnull_customer_since = \"drop\"\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"drop\"\nunknown_account_usage = \"error\"",
     );
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 0);
     let out = tmp.path().join("out");
     let snapshot = glob_rows(&out, "2024-Q4").unwrap();
@@ -185,14 +179,7 @@ fn warned_nulls_are_kept_and_logged() {
         tmp.path(),
         "null_arr = \"warn\"\nnull_customer_since = \"warn\"\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"warn\"",
     );
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 0);
     let err = stderr(&o);
     assert!(
@@ -264,14 +251,7 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
     let tmp = tempfile::tempdir().unwrap();
     history(tmp.path());
     let p = crate::quality::pipeline(tmp.path(), "");
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 3);
     let err = stderr(&o);
     for want in [
@@ -294,14 +274,7 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
     expect_code(&v, 0);
     let out = tmp.path().join("out");
     assert!(!out.exists(), "validate writes nothing");
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 0);
     for (what, printed) in [("validate --cycle", stdout(&v)), ("run summary", stdout(&o))] {
         for want in [
@@ -328,16 +301,7 @@ fn null_checks_apply_to_the_rows_valid_for_the_cycle() {
     assert_eq!(strings(&rejects, "snapshot_date"), ["2024-11-01", "2024-11-01"]);
 
     // The JSON summary counts them too.
-    let j = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-        "--replace",
-        "--json",
-    ]);
+    let j = run_q4(&p, &["--replace", "--json"]);
     expect_code(&j, 0);
     let summary: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
     let checks: Vec<(&str, u64)> = summary["quality"]
@@ -395,14 +359,7 @@ rules = [{ name = "at_or_above", label = "at_or_above", when = "arr >= wallet_q1
 "#,
     );
     std::fs::write(&p, text).unwrap();
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 0);
     let snapshot = glob_rows(&dir.join("out"), "2024-Q4").unwrap();
     let value = |name: &str| snapshot.column(name).unwrap().f64().unwrap().get(0).unwrap();
@@ -437,14 +394,7 @@ fn dropped_undated_usage_counts_against_every_usage_row() {
     .unwrap();
     write_parquet(&mut usage, &dir.join("usage/u.parquet"));
     let p = crate::quality::pipeline(dir, "null_usage_date = \"drop\"\nmax_reject_ratio = 0.5");
-    let o = run(&[
-        "run",
-        "--pipeline",
-        &p,
-        "--cycle",
-        "2024-Q4",
-        "--allow-incomplete-usage",
-    ]);
+    let o = run_q4(&p, &[]);
     expect_code(&o, 0);
     let m = manifest(&dir.join("out"), "2024-Q4").unwrap();
     assert_eq!(finding(&m, "null_usage_date"), Some(("usage".into(), 1, "drop".into())));

@@ -47,7 +47,7 @@ impl Dataset {
             let AnyValue::Date(days) = value else {
                 return Err(SchemaError::NoDatedUsage { uri: self.uri.clone() }.into());
             };
-            Ok(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
+            Ok(crate::cycle::from_epoch_days(days))
         };
         Ok(crate::plan::UsageSpan {
             first: day("first")?,
@@ -70,9 +70,7 @@ impl Dataset {
             .map(|r| r.unwrap_single())
             .map_err(|e| self.read_error(e))?;
         match frame.column("snapshot_date").and_then(|c| c.get(0)) {
-            Ok(AnyValue::Date(days)) => Ok(Some(
-                chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64),
-            )),
+            Ok(AnyValue::Date(days)) => Ok(Some(crate::cycle::from_epoch_days(days))),
             _ => Ok(None),
         }
     }

@@ -176,9 +176,7 @@ impl UsagePass for SparkUsage<'_> {
         let frame = self.run("the first and last usage dates", self.sql.span())?;
         let day = |name: &str| -> Result<NaiveDate> {
             match frame.column(name).and_then(|c| c.get(0)) {
-                Ok(AnyValue::Date(days)) => {
-                    Ok(NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid") + chrono::Duration::days(days as i64))
-                }
+                Ok(AnyValue::Date(days)) => Ok(crate::cycle::from_epoch_days(days)),
                 _ => Err(crate::error::SchemaError::NoDatedUsage {
                     uri: self.usage.uri.clone(),
                 }
