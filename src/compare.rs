@@ -1,6 +1,8 @@
 //! Two committed snapshots -> how accounts and ARR moved between them: the
 //! migration matrix per segmentation, net and gross revenue retention per
 //! starting label, the ARR bridge, and the accounts whose label changed.
+//! Over time: the pipeline is the same, the cycles differ ([`crate::diff`]
+//! is the what-if: one cycle, two pipelines).
 //!
 //! Definitions (DOMAIN.md): accounts only in the later cycle are `new`,
 //! accounts only in the earlier one `churned`. NRR of a group = ending ARR

@@ -2,6 +2,9 @@
 //! same accounts. Per segmentation both have, the migration matrix
 //! (committed label -> new label, accounts and ARR), the rules whose hit
 //! counts change, and the accounts that move.
+//!
+//! `diff` holds the cycle still and changes the pipeline; [`crate::compare`]
+//! holds the pipeline still and changes the cycle (two committed cycles).
 
 use polars::prelude::*;
 use serde::Serialize;

@@ -473,19 +473,6 @@ impl<T> Context<T> for std::result::Result<T, polars::error::PolarsError> {
     }
 }
 
-impl<T> Context<T> for std::result::Result<T, object_store::Error> {
-    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| {
-            let context = context();
-            Error::Storage {
-                help: storage_help(&context, &source),
-                cause: short_cause(&source),
-                context,
-            }
-        })
-    }
-}
-
 /// The first line of a store's error, without the XML body it may carry.
 /// Masked before it is cut: a secret cut in two would no longer be found.
 fn short_cause(e: &object_store::Error) -> String {
@@ -499,25 +486,20 @@ fn short_cause(e: &object_store::Error) -> String {
     cut
 }
 
-/// What to check, for the kind of store the message names.
-fn storage_help(context: &str, e: &object_store::Error) -> String {
-    let missing = matches!(e, object_store::Error::NotFound { .. });
-    let store = if context.contains("s3://") || context.contains("s3a://") {
-        "that the bucket exists, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), AWS_REGION and AWS_ENDPOINT_URL"
-    } else if context.contains("gs://") || context.contains("gcs://") {
-        "that the bucket exists, and GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_SERVICE_ACCOUNT"
-    } else if ["az://", "azure://", "abfs://", "abfss://", "adl://"]
-        .iter()
-        .any(|s| context.contains(s))
-    {
-        "that the container exists, and AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or another AZURE_* credential)"
-    } else {
-        "that the path exists and is readable and writable by this user"
-    };
-    if missing {
-        format!("not found: check {store}")
-    } else {
-        format!("check {store}; network errors and 5xx answers were retried with backoff before giving up")
+impl Error {
+    /// A store's error: what was being done, the store's first line, and
+    /// `check`, what to check on this kind of store.
+    pub fn storage(context: String, source: &object_store::Error, check: &str) -> Error {
+        let help = if matches!(source, object_store::Error::NotFound { .. }) {
+            format!("not found: check {check}")
+        } else {
+            format!("check {check}; network errors and 5xx answers were retried with backoff before giving up")
+        };
+        Error::Storage {
+            help,
+            cause: short_cause(source),
+            context,
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! - [`snapshot`]: the one commit protocol, layout, manifest and encoding.
 //! - [`compare`] and [`report`]: what is read back from committed snapshots.
 //! - [`integrations`]: OpenLineage and Dagster Pipes; [`logging`], [`progress`],
-//!   [`output`], [`table`] and [`redact`]: what is shown, and what never is.
+//!   [`output`], [`terminal`] and [`redact`]: what is shown, and what never is.
 //! - [`error`]: error categories and their exit codes.
 
 // In data-flow order (rustfmt keeps each group's order).
@@ -51,7 +51,7 @@ pub mod logging;
 pub mod output;
 pub mod progress;
 pub mod redact;
-pub mod table;
+pub mod terminal;
 
 // Errors and their exit codes.
 pub mod error;

@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Aggregate, Check, Feature, Pipeline, Policy, Segmentation};
+use crate::config::{Aggregate, Check, Dataset, Feature, Pipeline, Policy, Segmentation};
 use crate::error::{NotReadyError, Result, SchemaError};
 use crate::expr::Type;
 
@@ -49,7 +49,7 @@ pub struct PreviousColumn {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedCheck {
     pub check: Check,
-    pub dataset: String,
+    pub dataset: Dataset,
     pub policy: Policy,
 }
 
@@ -161,7 +161,7 @@ impl Plan {
                 .iter()
                 .map(|c| PlannedCheck {
                     check: *c,
-                    dataset: c.dataset().to_string(),
+                    dataset: c.dataset(),
                     policy: pipeline.quality.policy(*c),
                 })
                 .collect(),
@@ -250,7 +250,7 @@ impl Coverage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finding {
     pub check: Check,
-    pub dataset: String,
+    pub dataset: Dataset,
     pub policy: Policy,
     pub rows: u64,
     #[serde(skip)]

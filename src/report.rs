@@ -13,7 +13,7 @@ use crate::config::Segmentation;
 use crate::error::{Context, Error, Result};
 use crate::expr::{Ast, BinOp, Kind};
 use crate::snapshot::{self, Manifest, Snapshots};
-use crate::table;
+use crate::terminal;
 
 /// The most points a scatter draws: beyond that an SVG gets too heavy for a
 /// browser (226,000 accounts made a 97 MB page).
@@ -109,7 +109,7 @@ impl Axis {
 
 fn tick_label(v: f64) -> String {
     if v.abs() >= 1000.0 {
-        table::compact(v)
+        terminal::compact(v)
     } else {
         format!("{:.2}", v)
             .trim_end_matches('0')
@@ -138,11 +138,11 @@ fn scatter(out: &mut String, frame: &DataFrame, s: &Segmentation, x: &str, y: &s
             let (x, y) = (xs[i]?, ys[i]?);
             let label = seg_labels
                 .and_then(|c| c.get(i).ok())
-                .map(|v| table::value(&v))
+                .map(|v| terminal::value(&v))
                 .unwrap_or_default();
             let id = ids
                 .and_then(|c| c.get(i).ok())
-                .map(|v| table::value(&v))
+                .map(|v| terminal::value(&v))
                 .unwrap_or_default();
             let label = labels.iter().position(|l| *l == label).unwrap_or(labels.len() - 1);
             Some(Point {
@@ -295,8 +295,8 @@ fn heat_map(out: &mut String, report: &compare::SegmentationReport, from: &str, 
                 r#"<td style="background:rgba(37,99,235,{:.2});color:{}" title="ARR {} &rarr; {}">{}</td>"#,
                 share,
                 if share > 0.55 { "#fff" } else { "#0f172a" },
-                table::compact(c.arr_start),
-                table::compact(c.arr_end),
+                terminal::compact(c.arr_start),
+                terminal::compact(c.arr_end),
                 c.accounts
             );
         }
@@ -351,7 +351,7 @@ fn history(out: &mut String, manifests: &[Manifest], name: &str) {
                 band * 0.7,
                 PALETTE[k % PALETTE.len()],
                 escape(l),
-                table::money(*a)
+                terminal::money(*a)
             );
         }
         let _ = write!(
@@ -367,7 +367,7 @@ fn history(out: &mut String, manifests: &[Manifest], name: &str) {
         r#"<text x="{}" y="{}" font-size="11" text-anchor="end">{}</text></svg>"#,
         left - 6.0,
         top + 10.0,
-        table::compact(max_total)
+        terminal::compact(max_total)
     );
     out.push_str("<table><tr><th>cycle</th>");
     for l in &labels {
@@ -389,7 +389,7 @@ fn history(out: &mut String, manifests: &[Manifest], name: &str) {
                         out,
                         "<td>{} &middot; {}</td>",
                         found.accounts,
-                        table::compact(found.arr)
+                        terminal::compact(found.arr)
                     );
                 }
                 None => out.push_str("<td>-</td>"),

@@ -10,7 +10,7 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 
 mod read_back;
 pub use read_back::ReadBack;
@@ -198,6 +198,20 @@ enum Cloud {
     Azure,
 }
 
+/// What to check when a store answers an error, by the kind of store.
+fn what_to_check(cloud: Option<Cloud>) -> &'static str {
+    match cloud {
+        Some(Cloud::S3) => {
+            "that the bucket exists, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), AWS_REGION and AWS_ENDPOINT_URL"
+        }
+        Some(Cloud::Gcs) => "that the bucket exists, and GOOGLE_APPLICATION_CREDENTIALS or GOOGLE_SERVICE_ACCOUNT",
+        Some(Cloud::Azure) => {
+            "that the container exists, and AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY (or another AZURE_* credential)"
+        }
+        None => "that the path exists and is readable and writable by this user",
+    }
+}
+
 fn cloud_of(uri: &str) -> Option<Cloud> {
     let (scheme, _) = uri.split_once("://")?;
     match scheme.to_ascii_lowercase().as_str() {
@@ -268,7 +282,8 @@ pub struct Store {
     root_uri: String,
     /// The root inside the store.
     root: Path,
-    local: bool,
+    /// The cloud, or `None` for the local disk.
+    cloud: Option<Cloud>,
 }
 
 impl std::fmt::Debug for Store {
@@ -305,7 +320,7 @@ impl Store {
                 options: options.clone(),
                 root_uri: fs_path.to_string_lossy().trim_end_matches('/').to_string(),
                 root,
-                local: true,
+                cloud: None,
             });
         }
         if carries_credentials(trimmed) {
@@ -366,7 +381,7 @@ impl Store {
             options: options.clone(),
             root_uri: trimmed.to_string(),
             root,
-            local: false,
+            cloud: Some(cloud),
         })
     }
 
@@ -380,7 +395,7 @@ impl Store {
     }
 
     pub fn is_local(&self) -> bool {
-        self.local
+        self.cloud.is_none()
     }
 
     /// The object store itself, rooted at the bucket, container or
@@ -420,6 +435,12 @@ impl Store {
             .trim_start_matches('/')
     }
 
+    /// A store's error, with what to check on this kind of store.
+    fn error(&self, context: String) -> impl FnOnce(object_store::Error) -> Error {
+        let check = what_to_check(self.cloud);
+        move |source| Error::storage(context, &source, check)
+    }
+
     /// Reads an object, or `None` when it does not exist.
     pub fn get(&self, path: &Path) -> Result<Option<Bytes>> {
         block_on(async {
@@ -429,7 +450,7 @@ impl Store {
                 Err(e) => Err(e),
             }
         })
-        .ctx(|| format!("cannot read `{}`", self.uri_of(path)))
+        .map_err(self.error(format!("cannot read `{}`", self.uri_of(path))))
     }
 
     pub fn head(&self, path: &Path) -> Result<Option<ObjectMeta>> {
@@ -440,19 +461,19 @@ impl Store {
                 Err(e) => Err(e),
             }
         })
-        .ctx(|| format!("cannot read `{}`", self.uri_of(path)))
+        .map_err(self.error(format!("cannot read `{}`", self.uri_of(path))))
     }
 
     /// Reads a byte range of an object.
     pub fn get_range(&self, path: &Path, range: std::ops::Range<u64>) -> Result<Bytes> {
-        block_on(self.inner.get_range(path, range)).ctx(|| format!("cannot read `{}`", self.uri_of(path)))
+        block_on(self.inner.get_range(path, range)).map_err(self.error(format!("cannot read `{}`", self.uri_of(path))))
     }
 
     /// Overwrites an object only if it is still the version `meta` describes
     /// (`Ok(false)` when it changed). Stores without conditional updates
     /// (the local disk) overwrite: callers hold the cycle's lock anyway.
     pub fn put_if_unchanged(&self, path: &Path, bytes: Bytes, meta: &ObjectMeta) -> Result<bool> {
-        if self.local || meta.e_tag.is_none() {
+        if self.is_local() || meta.e_tag.is_none() {
             return self.put(path, bytes, false);
         }
         let opts = PutOptions {
@@ -466,7 +487,7 @@ impl Store {
             Ok(_) => Ok(true),
             Err(object_store::Error::Precondition { .. }) | Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::NotImplemented { .. }) => self.put(path, bytes, false),
-            Err(e) => Err(e).ctx(|| format!("cannot write `{}`", self.uri_of(path))),
+            Err(e) => Err(e).map_err(self.error(format!("cannot write `{}`", self.uri_of(path)))),
         }
     }
 
@@ -487,29 +508,32 @@ impl Store {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) if create_only => Ok(false),
             Err(object_store::Error::Precondition { .. }) if create_only => Ok(false),
-            Err(e) => Err(e).ctx(|| format!("cannot write `{}`", self.uri_of(path))),
+            Err(e) => Err(e).map_err(self.error(format!("cannot write `{}`", self.uri_of(path)))),
         }
     }
 
     /// Copies an object within the store, replacing any object at `to` in
     /// one step.
     pub fn copy(&self, from: &Path, to: &Path) -> Result<()> {
-        block_on(self.inner.copy(from, to))
-            .ctx(|| format!("cannot copy `{}` to `{}`", self.uri_of(from), self.uri_of(to)))
+        block_on(self.inner.copy(from, to)).map_err(self.error(format!(
+            "cannot copy `{}` to `{}`",
+            self.uri_of(from),
+            self.uri_of(to)
+        )))
     }
 
     /// Deletes an object; one that is already gone is not an error.
     pub fn delete(&self, path: &Path) -> Result<()> {
         match block_on(self.inner.delete(path)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).ctx(|| format!("cannot delete `{}`", self.uri_of(path))),
+            Err(e) => Err(e).map_err(self.error(format!("cannot delete `{}`", self.uri_of(path)))),
         }
     }
 
     /// Every object below `prefix`, at any depth, sorted by path.
     pub fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
         let mut found: Vec<ObjectMeta> = block_on(self.inner.list(Some(prefix)).try_collect())
-            .ctx(|| format!("cannot list `{}`", self.uri_of(prefix)))?;
+            .map_err(self.error(format!("cannot list `{}`", self.uri_of(prefix))))?;
         found.sort_by(|a, b| a.location.cmp(&b.location));
         Ok(found)
     }

@@ -3,7 +3,7 @@
 
 use crate::cli::CompareArgs;
 use crate::error::{Error, Result};
-use crate::table;
+use crate::terminal;
 
 use super::{Settings, committed};
 
@@ -50,16 +50,16 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 .map(|(label, cells)| std::iter::once(label.clone()).chain(cells.iter().map(cell)).collect())
                 .collect()
         };
-        crate::out!("{}", table::render(&header, &rows(&|c| c.accounts.to_string()), &right));
+        crate::out!("{}", terminal::render(&header, &rows(&|c| c.accounts.to_string()), &right));
         crate::outln!("\n{}: ARR at {} -> ARR at {}", seg.name, from.cycle, to.cycle);
         crate::out!(
             "{}",
-            table::render(
+            terminal::render(
                 &header,
                 &rows(&|c| if c.accounts == 0 {
                     "-".into()
                 } else {
-                    format!("{} -> {}", table::compact(c.arr_start), table::compact(c.arr_end))
+                    format!("{} -> {}", terminal::compact(c.arr_start), terminal::compact(c.arr_end))
                 }),
                 &right
             )
@@ -72,11 +72,11 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 vec![
                     r.label.clone(),
                     r.accounts_start.to_string(),
-                    table::money(r.starting_arr),
-                    table::money(r.expansion),
-                    table::money(r.contraction),
-                    table::money(r.churned_arr),
-                    table::money(r.ending_arr),
+                    terminal::money(r.starting_arr),
+                    terminal::money(r.expansion),
+                    terminal::money(r.contraction),
+                    terminal::money(r.churned_arr),
+                    terminal::money(r.ending_arr),
                     r.nrr.map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
                     r.grr.map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
                 ]
@@ -84,7 +84,7 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             .collect();
         crate::out!(
             "{}",
-            table::render(
+            terminal::render(
                 &[
                     "label",
                     "accounts",
@@ -106,26 +106,26 @@ pub fn compare(args: CompareArgs) -> Result<()> {
     let bridge = vec![
         vec![
             "starting ARR".to_string(),
-            table::money(b.starting_arr),
+            terminal::money(b.starting_arr),
             b.accounts_start.to_string(),
         ],
-        vec!["+ new".to_string(), table::money(b.new_arr), b.accounts_new.to_string()],
-        vec!["+ expansion".to_string(), table::money(b.expansion), String::new()],
-        vec!["- contraction".to_string(), table::money(b.contraction), String::new()],
+        vec!["+ new".to_string(), terminal::money(b.new_arr), b.accounts_new.to_string()],
+        vec!["+ expansion".to_string(), terminal::money(b.expansion), String::new()],
+        vec!["- contraction".to_string(), terminal::money(b.contraction), String::new()],
         vec![
             "- churn".to_string(),
-            table::money(b.churned_arr),
+            terminal::money(b.churned_arr),
             b.accounts_churned.to_string(),
         ],
         vec![
             "= ending ARR".to_string(),
-            table::money(b.ending_arr),
+            terminal::money(b.ending_arr),
             b.accounts_end.to_string(),
         ],
     ];
     crate::out!(
         "{}",
-        table::render(&["", "ARR", "accounts"], &bridge, &[false, true, true])
+        terminal::render(&["", "ARR", "accounts"], &bridge, &[false, true, true])
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::cli::CyclesArgs;
 use crate::error::Result;
-use crate::table;
+use crate::terminal;
 
 use super::Settings;
 
@@ -45,7 +45,7 @@ pub fn cycles(args: CyclesArgs) -> Result<()> {
         .collect();
     crate::out!(
         "{}",
-        table::render(
+        terminal::render(
             &["cycle", "as_of", "run_id", "committed_at", "rows", "pipeline"],
             &rows,
             &[false, false, false, false, true, false]

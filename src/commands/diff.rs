@@ -8,7 +8,7 @@ use crate::cli::DiffArgs;
 use crate::diff::{self, SegmentationDiff};
 use crate::error::{Context, Error, Result};
 use crate::storage::InputFile;
-use crate::table;
+use crate::terminal;
 
 use super::{Settings, committed};
 
@@ -137,7 +137,7 @@ fn print_segmentation(r: &SegmentationDiff, order: &[String]) {
         "\n{}: {} accounts would move, {} of ARR (each account's ARR at as_of; cells: accounts (ARR))",
         r.name,
         r.moved_accounts,
-        table::money(r.moved_arr)
+        terminal::money(r.moved_arr)
     );
     if r.moved_accounts > 0 {
         // The pipeline's order, then labels only the committed run gave.
@@ -162,13 +162,13 @@ fn print_segmentation(r: &SegmentationDiff, order: &[String]) {
                         r.matrix
                             .iter()
                             .find(|c| c.from == *from && c.to == *to)
-                            .map_or("-".into(), |c| format!("{} ({})", c.accounts, table::compact(c.arr)))
+                            .map_or("-".into(), |c| format!("{} ({})", c.accounts, terminal::compact(c.arr)))
                     }))
                     .collect()
             })
             .collect();
         let right: Vec<bool> = header.iter().enumerate().map(|(i, _)| i > 0).collect();
-        crate::out!("{}", table::render(&header, &rows, &right));
+        crate::out!("{}", terminal::render(&header, &rows, &right));
     }
     if !r.rules.is_empty() {
         crate::outln!("  rules whose counts change:");
@@ -187,7 +187,7 @@ fn print_segmentation(r: &SegmentationDiff, order: &[String]) {
             .collect();
         crate::out!(
             "{}",
-            table::render(
+            terminal::render(
                 &["rule", "committed", "new", "change"],
                 &rows,
                 &[false, true, true, true]

@@ -8,7 +8,7 @@ use crate::cli::ExplainArgs;
 use crate::engine::polars as engine;
 use crate::error::{Context, Error, Result};
 use crate::snapshot::Manifest;
-use crate::table;
+use crate::terminal;
 
 use super::{Settings, parse_cycle, parse_date};
 
@@ -65,7 +65,7 @@ fn previous_labels(
                 if let Ok(v) = row.column(&s.name).and_then(|c| c.get(0))
                     && !v.is_null()
                 {
-                    labels.insert(s.name.clone(), table::value(&v));
+                    labels.insert(s.name.clone(), terminal::value(&v));
                 }
             }
         }
@@ -235,7 +235,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
         row.column(name)
             .ok()
             .and_then(|c| c.get(0).ok())
-            .map(|v| table::value(&v))
+            .map(|v| terminal::value(&v))
             .unwrap_or_default()
     };
     let (previous_cycle, previous) = previous_labels(&snapshots, &cycle, &args.account)?;
@@ -250,7 +250,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(ci, c)| ConditionValue {
-                    condition: table::strip_parens(&c.to_string()),
+                    condition: terminal::strip_parens(&c.to_string()),
                     value: get_bool(&engine::rules::condition_column(si, ri, ci)),
                     functions: c
                         .base_wide_calls()
@@ -262,11 +262,11 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
                                 .ok()
                                 .and_then(|col| col.get(0).ok())
                                 .map(|v| match v {
-                                    AnyValue::Float64(x) => table::number(x),
-                                    other => table::value(&other),
+                                    AnyValue::Float64(x) => terminal::number(x),
+                                    other => terminal::value(&other),
                                 })
                                 .unwrap_or_default();
-                            (table::strip_parens(&call.to_string()), value)
+                            (terminal::strip_parens(&call.to_string()), value)
                         })
                         .collect(),
                 })
@@ -316,7 +316,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
     }
     crate::outln!("account {} in cycle {cycle} (as of {as_of}; {source})\n", args.account);
     let rows: Vec<Vec<String>> = values.into_iter().map(|(k, v)| vec![k, v]).collect();
-    crate::out!("{}", table::render(&["column", "value"], &rows, &[false, false]));
+    crate::out!("{}", terminal::render(&["column", "value"], &rows, &[false, false]));
     for v in verdicts {
         crate::outln!("\n{}: {} (rule {})", v.segmentation, v.label, v.rule);
         let before = match &v.previous_label {

@@ -214,7 +214,7 @@ pub fn write_rows(frame: &mut polars::prelude::DataFrame, path: &str) -> Result<
 /// (a mid-period preview reads the export before it, and commits nothing).
 pub fn check_freshness(
     pipeline: &Pipeline,
-    accounts: &crate::engine::polars::Dataset,
+    accounts: &crate::engine::polars::Scan,
     cycle: Cycle,
     as_of: NaiveDate,
     preview: bool,
@@ -281,8 +281,8 @@ pub fn print_findings(findings: &[crate::plan::Finding]) {
 /// A command's inputs, opened once: the accounts and usage scanned, and
 /// the engine the flags chose for the usage pass.
 pub struct CycleInputs {
-    pub accounts: crate::engine::polars::Dataset,
-    pub usage: crate::engine::polars::Dataset,
+    pub accounts: crate::engine::polars::Scan,
+    pub usage: crate::engine::polars::Scan,
     choice: crate::engine::Choice,
 }
 
@@ -316,7 +316,7 @@ impl CycleInputs {
 pub fn evaluate_cycle(
     setup: &Settings,
     snapshots: &Snapshots,
-    accounts: &crate::engine::polars::Dataset,
+    accounts: &crate::engine::polars::Scan,
     pass: &dyn crate::engine::UsagePass,
     (cycle, as_of): (Cycle, NaiveDate),
     require_previous: bool,

@@ -7,13 +7,13 @@ use crate::cli::RunArgs;
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::engine::UsagePass;
-use crate::engine::polars::{Dataset, Evaluation};
+use crate::engine::polars::{Evaluation, Scan};
 use crate::error::{Error, Result};
 use crate::integrations::lineage::{Lineage, LineageRun};
 use crate::plan::{Coverage, UsageSpan};
 use crate::snapshot::{self, Commit, InputInfo, Inputs, Manifest, Snapshots};
 use crate::storage::Store;
-use crate::table;
+use crate::terminal;
 
 use super::{Settings, parse_date};
 
@@ -342,7 +342,7 @@ fn dependents(snapshots: &Snapshots, cycle: Cycle) -> Result<Vec<(Cycle, NaiveDa
 }
 
 /// What a cycle is evaluated on: the accounts, and the usage with its pass.
-type Sources<'a> = (&'a Dataset, (&'a Dataset, &'a dyn UsagePass));
+type Sources<'a> = (&'a Scan, (&'a Scan, &'a dyn UsagePass));
 
 fn run_one(
     setup: &Settings,
@@ -506,16 +506,16 @@ fn print_summary(s: &RunSummary) {
                 vec![
                     l.label.clone(),
                     l.accounts.to_string(),
-                    table::percent(l.accounts as f64, total_accounts as f64),
-                    table::money(l.arr),
-                    table::percent(l.arr, total_arr),
+                    terminal::percent(l.accounts as f64, total_accounts as f64),
+                    terminal::money(l.arr),
+                    terminal::percent(l.arr, total_arr),
                 ]
             })
             .collect();
         crate::outln!("\n{}", seg.name);
         crate::out!(
             "{}",
-            table::render(
+            terminal::render(
                 &["label", "accounts", "share", "arr", "arr share"],
                 &rows,
                 &[false, true, true, true, true]

@@ -206,6 +206,32 @@ pub enum Policy {
     Drop,
 }
 
+/// The two input datasets: the account base and its usage rows. Recorded
+/// by name in manifests, rejects tables and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dataset {
+    Accounts,
+    Usage,
+}
+
+impl Dataset {
+    pub const ALL: [Dataset; 2] = [Dataset::Accounts, Dataset::Usage];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Accounts => "accounts",
+            Dataset::Usage => "usage",
+        }
+    }
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The data checks of SPEC.md section 7, recorded by name
 /// ([`Check::name`]) in manifests and rejects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -280,12 +306,12 @@ impl Check {
     }
 
     /// The dataset whose rows the check flags.
-    pub fn dataset(self) -> &'static str {
+    pub fn dataset(self) -> Dataset {
         match self {
             Check::NullUsageAccountId | Check::NullUsageDate | Check::UnknownAccountUsage | Check::NegativeUsage => {
-                "usage"
+                Dataset::Usage
             }
-            _ => "accounts",
+            _ => Dataset::Accounts,
         }
     }
 }

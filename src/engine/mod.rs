@@ -50,7 +50,7 @@ pub trait UsagePass: Sync {
     fn undated(&self) -> Result<DataFrame>;
 
     /// The usage rows a check flags, with a `reason` column, for
-    /// `rejects/`: the dataset's columns as [`polars::Dataset`] types them.
+    /// `rejects/`: the dataset's columns as [`polars::Scan`] types them.
     /// `unknown_ids` holds the account ids of the usage that the accounts do
     /// not know (for [`Check::UnknownAccountUsage`]).
     fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame>;
@@ -67,7 +67,7 @@ pub enum Choice {
 
 impl Choice {
     /// The usage pass over a scanned usage dataset.
-    pub fn usage_pass<'a>(&self, usage: &'a polars::Dataset) -> Result<Box<dyn UsagePass + 'a>> {
+    pub fn usage_pass<'a>(&self, usage: &'a polars::Scan) -> Result<Box<dyn UsagePass + 'a>> {
         match self {
             Choice::Polars => Ok(Box::new(polars::aggregates::LocalUsage(usage))),
             #[cfg(feature = "spark")]
@@ -79,7 +79,7 @@ impl Choice {
 
     /// What would run for the usage pass of a cycle, for review, without
     /// running it.
-    pub fn describe(&self, plan: &Plan, usage: &polars::Dataset, as_of: NaiveDate) -> Result<String> {
+    pub fn describe(&self, plan: &Plan, usage: &polars::Scan, as_of: NaiveDate) -> Result<String> {
         match self {
             Choice::Polars => polars::aggregates::describe(plan, usage, as_of),
             #[cfg(feature = "spark")]

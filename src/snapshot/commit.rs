@@ -15,7 +15,7 @@ use super::lock;
 use super::manifest::{
     CompareManifest, FORMAT_VERSION, Inputs, Manifest, OutputFile, OutputKind, PipelineInfo, new_run_id, summarize,
 };
-use crate::config::Pipeline;
+use crate::config::{Dataset, Pipeline};
 use crate::cycle::Cycle;
 use crate::error::{ConflictError, Context, Error, Result, SnapshotError};
 use crate::plan::{Finding, Plan};
@@ -34,7 +34,7 @@ pub struct Commit<'a> {
     pub run_id: String,
     pub started_at: DateTime<Utc>,
     pub snapshot: DataFrame,
-    pub rejects: Vec<(&'static str, DataFrame)>,
+    pub rejects: Vec<(Dataset, DataFrame)>,
     pub inputs: Inputs,
     pub quality: Vec<Finding>,
     pub replace: bool,
@@ -50,7 +50,7 @@ pub struct Prepared {
     pub cycle: Cycle,
     pub run_id: String,
     pub snapshot: DataFrame,
-    pub rejects: Vec<(&'static str, DataFrame)>,
+    pub rejects: Vec<(Dataset, DataFrame)>,
     pub manifest: Manifest,
 }
 

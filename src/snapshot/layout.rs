@@ -22,6 +22,7 @@
 //! compare/from=C1/to=C2/_manifest.json
 //! ```
 
+use crate::config::Dataset;
 use crate::cycle::Cycle;
 
 /// The commit record's file name, beside the data it describes.
@@ -39,9 +40,6 @@ pub const COMPARE: &str = "compare";
 
 /// compare's tables.
 pub const COMPARE_TABLES: [&str; 4] = ["transitions", "retention", "bridge", "moves"];
-
-/// The datasets that data checks reject rows of.
-pub const DATASETS: [&str; 2] = ["accounts", "usage"];
 
 /// A cycle's Hive partition folder inside a table: `cycle=C`.
 pub fn cycle_partition(cycle: &Cycle) -> String {
@@ -64,7 +62,7 @@ pub fn run_file(partition: &str, run_id: &str) -> String {
 }
 
 /// The Delta table of a dataset's rejects.
-pub fn rejects_table(dataset: &str) -> String {
+pub fn rejects_table(dataset: Dataset) -> String {
     format!("{REJECTS}/{dataset}")
 }
 
@@ -87,7 +85,7 @@ pub fn rejects_dir(cycle: &Cycle) -> String {
 
 /// A dataset's rejects, at a fixed name like the snapshot's, so that a glob
 /// sees one run's rejects of a dataset, never two.
-pub fn rejects_file(cycle: &Cycle, dataset: &str) -> String {
+pub fn rejects_file(cycle: &Cycle, dataset: Dataset) -> String {
     format!("{}/dataset={dataset}/{DATA_FILE}", rejects_dir(cycle))
 }
 
@@ -97,7 +95,7 @@ pub fn staging_dir(cycle: &Cycle) -> String {
     format!("_quadrant/staging/cycle={cycle}")
 }
 
-pub fn staged_rejects(cycle: &Cycle, run_id: &str, dataset: &str) -> String {
+pub fn staged_rejects(cycle: &Cycle, run_id: &str, dataset: Dataset) -> String {
     format!("{}/run={run_id}/dataset={dataset}.parquet", staging_dir(cycle))
 }
 

@@ -39,6 +39,7 @@ use super::layout;
 use super::lock;
 use super::manifest::{CompareManifest, Manifest, OutputFile, OutputKind, Replaced};
 use super::protocol::{self, CycleFormat, Inspected};
+use crate::config::Dataset;
 use crate::cycle::Cycle;
 use crate::error::{ConflictError, Result};
 use crate::storage::Store;
@@ -120,9 +121,9 @@ fn inspect(store: &Store, cycle: &Cycle) -> Result<State> {
                 .iter()
                 .filter(|o| o.kind == OutputKind::Rejects)
                 .filter_map(|o| {
-                    let dataset = layout::DATASETS
+                    let dataset = Dataset::ALL
                         .into_iter()
-                        .find(|d| o.path == layout::rejects_file(cycle, d))?;
+                        .find(|d| o.path == layout::rejects_file(cycle, *d))?;
                     let staged_rel = layout::staged_rejects(cycle, &m.run_id, dataset);
                     staged
                         .iter()

@@ -114,7 +114,7 @@ fn explain_shows_base_wide_values_and_why_an_account_is_absent() {
     let at = 0.75 * (arr.len() - 1) as f64;
     let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
     let q = arr[lo] + (arr[hi] - arr[lo]) * (at - lo as f64);
-    let shown = format!("arr >= quantile(arr, 0.75) [{}]", quadrant::table::number(q));
+    let shown = format!("arr >= quantile(arr, 0.75) [{}]", quadrant::terminal::number(q));
     assert!(stdout(&o).contains(&shown), "{shown}:\n{}", stdout(&o));
 
     for (id, why) in [

@@ -10,6 +10,9 @@ use crate::config::raw::RawPipeline;
 use crate::config::*;
 use crate::error::Problem;
 
+/// Columns with their types, in the order they are first read.
+type Columns = Vec<(String, Type)>;
+
 impl Compiler<'_> {
     /// The accounts' columns, built in and mapped, and the passthrough
     /// columns the snapshot keeps: returns the passthrough list.
@@ -81,7 +84,7 @@ impl Compiler<'_> {
         segmentations: &[Segmentation],
         origins: &BTreeMap<String, Origin>,
         types: &BTreeMap<String, Type>,
-    ) -> (Vec<(String, Type)>, Vec<(String, Type)>) {
+    ) -> (Columns, Columns) {
         let mut account_columns: Vec<(String, Type)> = Vec::new();
         let mut note = |name: &str| {
             if origins.get(name) == Some(&Origin::AccountColumn) && !account_columns.iter().any(|(n, _)| n == name) {

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::lower::{date_lit, exact_div};
-use super::source::Dataset;
+use super::source::Scan;
 use crate::config::{Agg, Check};
 use crate::engine::REASON;
 use crate::engine::UsagePass;
@@ -170,7 +170,7 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, plan: &Plan) -> 
 
 /// The usage pass on this machine: polars' streaming engine over the
 /// scanned files.
-pub struct LocalUsage<'a>(pub &'a Dataset);
+pub struct LocalUsage<'a>(pub &'a Scan);
 
 impl UsagePass for LocalUsage<'_> {
     fn read_by(&self) -> Option<String> {
@@ -225,7 +225,7 @@ impl UsagePass for LocalUsage<'_> {
 }
 
 /// The usage pass of a cycle as polars will run it: its optimized plan.
-pub fn describe(plan: &Plan, usage: &Dataset, as_of: NaiveDate) -> Result<String> {
+pub fn describe(plan: &Plan, usage: &Scan, as_of: NaiveDate) -> Result<String> {
     aggregate_usage(usage.frame.clone(), plan, as_of, plan.drops_negative_usage())
         .describe_optimized_plan()
         .ctx(|| "cannot describe the usage pass".into())

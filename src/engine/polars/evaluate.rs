@@ -9,9 +9,9 @@ use super::aggregates as features;
 use super::lower::date_lit;
 use super::quality::{self, Outcome};
 use super::rules;
-use super::source::Dataset;
+use super::source::Scan;
 use super::sum_u64;
-use crate::config::Check;
+use crate::config::{Check, Dataset};
 use crate::cycle::Cycle;
 use crate::engine::UsagePass;
 use crate::error::{Context, Result, SchemaError};
@@ -148,7 +148,7 @@ struct CycleAccounts {
 
 pub fn evaluate(
     plan: &Plan,
-    accounts: &Dataset,
+    accounts: &Scan,
     usage: &dyn UsagePass,
     as_of: NaiveDate,
     history: &History,
@@ -216,8 +216,11 @@ pub fn evaluate(
     outcome.enforce(
         plan,
         &[
-            ("accounts", frame.height() as u64 + outcome.dropped("accounts")),
-            ("usage", usage_rows_in_windows + undated_rows),
+            (
+                Dataset::Accounts,
+                frame.height() as u64 + outcome.dropped(Dataset::Accounts),
+            ),
+            (Dataset::Usage, usage_rows_in_windows + undated_rows),
         ],
     )?;
 
@@ -250,7 +253,7 @@ pub fn evaluate(
 
 /// Reads the accounts, selects the rows valid at `as_of` and runs the
 /// account checks.
-fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<CycleAccounts> {
+fn cycle_accounts(plan: &Plan, accounts: &Scan, as_of: NaiveDate) -> Result<CycleAccounts> {
     let mut outcome = Outcome::default();
     let has_snapshot_date = accounts.columns.iter().any(|c| c == "snapshot_date");
 
@@ -259,7 +262,7 @@ fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<C
     let rows = all_accounts.height() as u64;
     if rows == 0 {
         return Err(SchemaError::NoRows {
-            dataset: "accounts".into(),
+            dataset: Dataset::Accounts.to_string(),
             uri: accounts.uri.clone(),
             files: accounts.files.len(),
         }
@@ -294,7 +297,6 @@ fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<C
     let mut frame = quality::check_frame(
         candidates,
         Check::NullAccountId,
-        "accounts",
         col("account_id").is_null(),
         plan,
         &mut outcome,
@@ -322,7 +324,6 @@ fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<C
     frame = quality::check_frame(
         frame,
         Check::DuplicateAccountId,
-        "accounts",
         len()
             .over([col("account_id")])
             .ctx(|| format!("cannot run data check duplicate_account_id on `{}`", accounts.uri))?
@@ -338,7 +339,6 @@ fn cycle_accounts(plan: &Plan, accounts: &Dataset, as_of: NaiveDate) -> Result<C
     frame = quality::check_frame(
         frame,
         Check::NullCustomerSince,
-        "accounts",
         col("customer_since").is_null().and(not_churned.clone()),
         plan,
         &mut outcome,

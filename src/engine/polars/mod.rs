@@ -15,7 +15,7 @@ pub mod source;
 
 pub use evaluate::{Evaluation, History, evaluate, missing_previous};
 pub use history::read_history;
-pub use source::{Dataset, scan_accounts, scan_usage};
+pub use source::{Scan, scan_accounts, scan_usage};
 
 /// The total of a usage counter column ([`crate::engine::ROWS`], ...).
 fn sum_u64(frame: &::polars::prelude::DataFrame, column: &str) -> crate::error::Result<u64> {

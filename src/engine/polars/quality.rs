@@ -7,7 +7,7 @@ use polars::prelude::*;
 use chrono::NaiveDate;
 
 use super::sum_u64;
-use crate::config::{Check, Policy};
+use crate::config::{Check, Dataset, Policy};
 use crate::engine::UsagePass;
 use crate::error::{CheckFailure, Context, DataError, RatioFailure, Result};
 use crate::plan::Finding;
@@ -26,9 +26,12 @@ pub struct Outcome {
 impl Outcome {
     /// The rejected rows per dataset, each in one frame (the columns of
     /// several checks unioned), for `rejects/`.
-    pub fn rejects(&self) -> Result<Vec<(&'static str, DataFrame)>> {
+    pub fn rejects(&self) -> Result<Vec<(Dataset, DataFrame)>> {
         let mut out = Vec::new();
-        for (dataset, frames) in [("accounts", &self.rejected_accounts), ("usage", &self.rejected_usage)] {
+        for (dataset, frames) in [
+            (Dataset::Accounts, &self.rejected_accounts),
+            (Dataset::Usage, &self.rejected_usage),
+        ] {
             if frames.is_empty() {
                 continue;
             }
@@ -41,7 +44,7 @@ impl Outcome {
         Ok(out)
     }
 
-    pub fn dropped(&self, dataset: &str) -> u64 {
+    pub fn dropped(&self, dataset: Dataset) -> u64 {
         self.findings
             .iter()
             .filter(|f| f.dataset == dataset && f.policy == Policy::Drop)
@@ -51,14 +54,14 @@ impl Outcome {
 
     /// Fails the run when a check with the `error` policy found rows, or
     /// too large a share was dropped; names every failed check at once.
-    pub fn enforce(&self, plan: &Plan, totals: &[(&str, u64)]) -> Result<()> {
+    pub fn enforce(&self, plan: &Plan, totals: &[(Dataset, u64)]) -> Result<()> {
         let failures: Vec<CheckFailure> = self
             .findings
             .iter()
             .filter(|f| f.policy == Policy::Error && f.rows > 0)
             .map(|f| CheckFailure {
                 check: f.check.to_string(),
-                dataset: f.dataset.clone(),
+                dataset: f.dataset.to_string(),
                 rows: f.rows,
                 examples: f.examples.clone(),
             })
@@ -66,7 +69,7 @@ impl Outcome {
         let mut over_ratio = Vec::new();
         if let Some(max) = plan.max_reject_ratio {
             for (dataset, total) in totals {
-                let dropped = self.dropped(dataset);
+                let dropped = self.dropped(*dataset);
                 if *total > 0 && dropped as f64 / *total as f64 > max {
                     over_ratio.push(RatioFailure {
                         dataset: dataset.to_string(),
@@ -89,12 +92,12 @@ impl Outcome {
 pub fn check_frame(
     frame: DataFrame,
     check: Check,
-    dataset: &'static str,
     flagged: Expr,
     plan: &Plan,
     outcome: &mut Outcome,
 ) -> Result<DataFrame> {
     let policy = plan.policy(check);
+    let dataset = check.dataset();
     let flagged = flagged.fill_null(lit(false));
     let bad = frame
         .clone()
@@ -122,7 +125,7 @@ pub fn check_frame(
     }
     outcome.findings.push(Finding {
         check,
-        dataset: dataset.to_string(),
+        dataset,
         policy,
         rows: bad.height() as u64,
         examples,
@@ -168,7 +171,7 @@ pub fn account_values(mut frame: DataFrame, plan: &Plan, outcome: &mut Outcome) 
         (Check::NpsOutOfRange, col("nps").lt(lit(0)).or(col("nps").gt(lit(10)))),
     ];
     for (check, flagged) in checks {
-        frame = check_frame(frame, check, "accounts", flagged, plan, outcome)?;
+        frame = check_frame(frame, check, flagged, plan, outcome)?;
     }
     Ok(frame)
 }
@@ -255,7 +258,7 @@ pub fn usage_findings(
         }
         outcome.findings.push(Finding {
             check,
-            dataset: "usage".to_string(),
+            dataset: check.dataset(),
             policy,
             rows,
             examples,

@@ -4,31 +4,31 @@
 
 use polars::prelude::*;
 
-use crate::config::{ACCOUNT_COLUMNS, Input, Pipeline};
+use crate::config::{ACCOUNT_COLUMNS, Dataset, Input, Pipeline};
 use crate::error::{Context, Error, Result, SchemaError};
 use crate::expr::Type;
 use crate::storage::{InputFile, StorageOptions, polars_cloud_options, resolve_input};
 
-/// A dataset: its files and a lazy scan with checked columns.
-pub struct Dataset {
-    pub name: &'static str,
+/// An input dataset scanned: its files and a lazy scan with checked columns.
+pub struct Scan {
+    pub dataset: Dataset,
     pub uri: String,
     pub files: Vec<InputFile>,
     pub frame: LazyFrame,
     /// The columns of the data, after mapping to our names.
     pub columns: Vec<String>,
-    /// Those of [`Dataset::columns`] that the data has (the others were
+    /// Those of [`Scan::columns`] that the data has (the others were
     /// added as nulls).
     pub in_data: Vec<String>,
     /// The data's own names of the columns read, for re-reading one file.
     source_columns: Vec<String>,
-    /// Of each column in [`Dataset::columns`] that the data has: the data's
+    /// Of each column in [`Scan::columns`] that the data has: the data's
     /// own name and type, from which another engine conforms it the same way.
     pub sources: Vec<SourceColumn>,
     options: StorageOptions,
 }
 
-impl Dataset {
+impl Scan {
     /// The first and the last date of the dataset's `date` column (the
     /// usage), in one pass.
     pub fn span(&self) -> Result<crate::plan::UsageSpan> {
@@ -87,7 +87,7 @@ impl Dataset {
             });
             if let Err(e) = alone {
                 return SchemaError::Unreadable {
-                    dataset: self.name.to_string(),
+                    dataset: self.dataset.to_string(),
                     file: file.uri.clone(),
                     cause: first_line(&e.to_string()).to_string(),
                 }
@@ -95,7 +95,7 @@ impl Dataset {
             }
         }
         Error::Polars {
-            context: format!("cannot read {} `{}`", self.name, self.uri),
+            context: format!("cannot read {} `{}`", self.dataset, self.uri),
             source: error,
         }
     }
@@ -107,7 +107,7 @@ pub struct SourceColumn {
     pub name: String,
     pub source: String,
     pub found: DataType,
-    /// The type [`Dataset::frame`] gives it.
+    /// The type [`Scan::frame`] gives it.
     pub conformed: DataType,
 }
 
@@ -128,7 +128,7 @@ fn scan_files(files: &[InputFile], options: &StorageOptions) -> Result<LazyFrame
 
 /// Reads each file's schema, so that a bad file is named, and returns the
 /// schema they share.
-fn file_schemas(dataset: &str, files: &[InputFile], options: &StorageOptions) -> Result<Schema> {
+fn file_schemas(dataset: Dataset, files: &[InputFile], options: &StorageOptions) -> Result<Schema> {
     let mut first: Option<(String, Schema)> = None;
     for file in files {
         let mut lf = scan_files(std::slice::from_ref(file), options)?;
@@ -167,7 +167,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// What the pipeline needs of one column, and how to make the data fit.
-fn conform(dataset: &str, file: &str, column: &str, want: Type, found: &DataType, names: &[String]) -> Result<Expr> {
+fn conform(dataset: Dataset, file: &str, column: &str, want: Type, found: &DataType, names: &[String]) -> Result<Expr> {
     let c = col(column);
     let bad = |expected: &str, hint: &str| -> Error {
         SchemaError::WrongType {
@@ -220,7 +220,7 @@ fn conformed(want: Type, found: &DataType) -> DataType {
     }
 }
 
-fn renamed(input: &Input, schema: &Schema, dataset: &str, file: &str) -> Result<(Vec<Expr>, Vec<String>)> {
+fn renamed(input: &Input, schema: &Schema, dataset: Dataset, file: &str) -> Result<(Vec<Expr>, Vec<String>)> {
     // Our name for each column of the data.
     let ours = |theirs: &str| -> String {
         input
@@ -268,8 +268,8 @@ fn renamed(input: &Input, schema: &Schema, dataset: &str, file: &str) -> Result<
 /// The accounts dataset, with the columns the pipeline uses conformed to
 /// their types. Optional standard columns that the data lacks are added as
 /// nulls (a warning says so).
-pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
-    let dataset = "accounts";
+pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Scan> {
+    let dataset = Dataset::Accounts;
     let opened = open(dataset, uri, &pipeline.accounts, pipeline)?;
     let (file, names, mapped) = (opened.files[0].uri.as_str(), &opened.names, &opened.mapped);
 
@@ -315,7 +315,7 @@ pub fn scan_accounts(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
                     .map(|h| format!("\n  help: {h} ({fix})"))
                     .unwrap_or_default();
                 return Err(SchemaError::MissingColumn {
-                    dataset: "accounts".into(),
+                    dataset: Dataset::Accounts.to_string(),
                     file: file.to_string(),
                     column: source.to_string(),
                     expected: type_name(*ty).to_string(),
@@ -353,8 +353,8 @@ struct Opened {
     mapped: Schema,
 }
 
-fn open(dataset: &'static str, uri: &str, input: &Input, pipeline: &Pipeline) -> Result<Opened> {
-    let files = resolve_input(dataset, uri, &pipeline.storage)?;
+fn open(dataset: Dataset, uri: &str, input: &Input, pipeline: &Pipeline) -> Result<Opened> {
+    let files = resolve_input(dataset.name(), uri, &pipeline.storage)?;
     let schema = file_schemas(dataset, &files, &pipeline.storage)?;
     let (renames, names) = renamed(input, &schema, dataset, &files[0].uri)?;
     let mapped: Schema = names
@@ -373,14 +373,14 @@ fn open(dataset: &'static str, uri: &str, input: &Input, pipeline: &Pipeline) ->
 
 /// The checked scan of a dataset: its columns renamed, then conformed.
 fn finish(
-    dataset: &'static str,
+    dataset: Dataset,
     uri: &str,
     opened: Opened,
     exprs: Vec<Expr>,
     columns: Vec<String>,
     input: &Input,
     pipeline: &Pipeline,
-) -> Result<Dataset> {
+) -> Result<Scan> {
     let frame = scan_files(&opened.files, &pipeline.storage)?
         .select(opened.renames)
         .select(exprs);
@@ -390,8 +390,8 @@ fn finish(
         .filter(|c| opened.schema.get(input.source_name(c)).is_some())
         .cloned()
         .collect();
-    Ok(Dataset {
-        name: dataset,
+    Ok(Scan {
+        dataset,
         uri: uri.to_string(),
         files: opened.files,
         frame,
@@ -424,8 +424,8 @@ fn type_name(ty: Type) -> &'static str {
 
 /// The usage dataset: `account_id`, `date` and the metrics the aggregates
 /// read, with timestamps truncated to dates.
-pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
-    let dataset = "usage";
+pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Scan> {
+    let dataset = Dataset::Usage;
     let opened = open(dataset, uri, &pipeline.usage, pipeline)?;
     let (file, names, mapped) = (opened.files[0].uri.as_str(), &opened.names, &opened.mapped);
     let mut needed = vec![("account_id".to_string(), Type::Str), ("date".to_string(), Type::Date)];
@@ -453,7 +453,7 @@ pub fn scan_usage(pipeline: &Pipeline, uri: &str) -> Result<Dataset> {
                 .map(|h| format!("\n  help: {h} (map it in [inputs.usage] columns)"))
                 .unwrap_or_default();
             return Err(SchemaError::MissingColumn {
-                dataset: "usage".into(),
+                dataset: Dataset::Usage.to_string(),
                 file: file.to_string(),
                 column: source.to_string(),
                 expected: type_name(*ty).to_string(),

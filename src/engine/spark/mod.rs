@@ -19,7 +19,7 @@ use spark_connect_core::ChannelBuilder;
 
 use crate::config::Check;
 use crate::engine::UsagePass;
-use crate::engine::polars::Dataset;
+use crate::engine::polars::Scan;
 use crate::engine::polars::aggregates::per_day;
 use crate::error::{Context, Error, Result};
 use crate::plan::Plan;
@@ -94,7 +94,7 @@ pub struct SparkUsage<'a> {
     remote: String,
     /// The server's Spark version.
     version: String,
-    usage: &'a Dataset,
+    usage: &'a Scan,
     sql: sql::Usage,
     /// The undated rows do not depend on the cycle: asked once per run.
     undated: std::sync::OnceLock<DataFrame>,
@@ -103,7 +103,7 @@ pub struct SparkUsage<'a> {
 impl<'a> SparkUsage<'a> {
     /// Connects, failing fast when nothing answers at the remote's address
     /// (the client would otherwise retry for minutes).
-    pub fn connect(remote: &str, usage: &'a Dataset) -> Result<SparkUsage<'a>> {
+    pub fn connect(remote: &str, usage: &'a Scan) -> Result<SparkUsage<'a>> {
         let remote = Remote::parse(remote)?;
         let sql = sql::Usage::new(usage)?;
         let shown = remote.shown();
@@ -259,7 +259,7 @@ fn interrupt_when_stopped(session: SparkSession, remote: String) {
 
 /// Spark must read the files quadrant lists and records in the manifest:
 /// no more (a file without a `.parquet` name in a folder), no fewer.
-fn same_files(usage: &Dataset, spark_files: &[String]) -> Result<()> {
+fn same_files(usage: &Scan, spark_files: &[String]) -> Result<()> {
     use std::collections::BTreeSet;
     let ours: BTreeSet<String> = usage
         .files

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use polars::prelude::DataType;
 
 use crate::config::{Agg, Check};
-use crate::engine::polars::Dataset;
+use crate::engine::polars::Scan;
 use crate::engine::{NEGATIVE_ROWS, REASON, ROWS};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, UsageRows, window};
@@ -34,7 +34,7 @@ pub struct Usage {
 }
 
 impl Usage {
-    pub fn new(usage: &Dataset) -> Result<Usage> {
+    pub fn new(usage: &Scan) -> Result<Usage> {
         let path = spark_path(&usage.uri)?;
         let mut select = Vec::new();
         let mut columns = Vec::new();

@@ -48,6 +48,7 @@ use super::layout;
 use super::lock;
 use super::manifest::{CompareManifest, Manifest, OutputFile, OutputKind, Replaced};
 use super::protocol::{self, CycleFormat, Inspected};
+use crate::config::Dataset;
 use crate::cycle::Cycle;
 use crate::error::{ConflictError, Context, Error, Result, SnapshotError};
 use crate::storage::Store;
@@ -61,12 +62,12 @@ const CYCLE: &str = "cycle";
 /// The tables a cycle's commit touches.
 struct Tables<'a> {
     segments: Table<'a>,
-    rejects: Vec<(&'static str, Table<'a>)>,
+    rejects: Vec<(Dataset, Table<'a>)>,
 }
 
 fn open_tables(store: &Store) -> Result<Tables<'_>> {
     let mut rejects = Vec::new();
-    for dataset in layout::DATASETS {
+    for dataset in Dataset::ALL {
         rejects.push((dataset, Table::open(store, &layout::rejects_table(dataset))?));
     }
     Ok(Tables {
@@ -89,7 +90,7 @@ struct State {
     stale: Vec<ObjectMeta>,
     /// Rejects tables whose files for the cycle are not the committed
     /// run's: (dataset, the committed run's file, if it has one).
-    unpublished: Vec<(&'static str, Option<OutputFile>)>,
+    unpublished: Vec<(Dataset, Option<OutputFile>)>,
     /// `_manifest.json` is missing or describes another run.
     manifest_lags: bool,
     dead_lock: bool,
@@ -499,7 +500,7 @@ pub struct Vacuumed {
 /// so a run in progress keeps its files.
 pub fn vacuum(store: &Store, retain_hours: Option<u64>, force: bool, dry_run: bool) -> Result<Vec<Vacuumed>> {
     let mut tables = vec![layout::SEGMENTS.to_string()];
-    tables.extend(layout::DATASETS.iter().map(|d| layout::rejects_table(d)));
+    tables.extend(Dataset::ALL.map(layout::rejects_table));
     tables.extend(layout::COMPARE_TABLES.iter().map(|t| layout::compare_delta_table(t)));
     let mut done = Vec::new();
     for rel in tables {
