@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::cli::ExplainArgs;
 use crate::engine::polars as engine;
 use crate::error::{Context, Error, Result};
-use crate::snapshot::Manifest;
+use crate::snapshot::{Manifest, Snapshots};
 use crate::terminal;
 
 use super::{Settings, parse_cycle, parse_date};
@@ -158,59 +158,72 @@ fn why_absent(setup: &Settings, account: &str, as_of: chrono::NaiveDate, ids: &[
     }
 }
 
-pub fn explain(args: ExplainArgs) -> Result<()> {
-    let setup = Settings::resolve(&args.locations)?;
-    let snapshots = setup.snapshots()?;
-    let store = snapshots.store();
+/// The snapshot an account is explained in, with the plan that made it.
+struct Explained {
+    plan: crate::plan::Plan,
+    frame: DataFrame,
+    as_of: chrono::NaiveDate,
+    cycle: String,
+    /// Where the rows come from: a committed run, or the inputs.
+    source: String,
+}
+
+/// A committed snapshot is explained with the plan that made it; an
+/// uncommitted cycle is computed from the inputs.
+fn explained(setup: &Settings, snapshots: &Snapshots, args: &ExplainArgs) -> Result<Explained> {
     let manifest: Option<Manifest> = match &args.cycle {
         Some(c) => snapshots.committed_run(&parse_cycle(c)?)?,
         None => snapshots.list_committed()?.pop(),
     };
-    // A committed snapshot is explained with the plan that made it;
-    // an uncommitted cycle is computed from the inputs.
-    let (plan, frame, as_of, cycle, source) = match manifest {
-        Some(m) => {
-            let plan = m.recorded_plan()?;
-            let frame = snapshots
-                .scan_committed(&m)?
-                .collect()
-                .ctx(|| format!("cannot read the snapshot of {}", m.cycle))?;
-            let as_of = parse_date("as_of", &m.as_of)?;
-            (
-                plan,
-                frame,
-                as_of,
-                m.cycle.clone(),
-                format!("committed run {}", m.run_id),
-            )
-        }
-        None => {
-            let Some(c) = &args.cycle else {
-                return Err(Error::config(format!(
-                    "no committed snapshots under {}: pass --cycle to explain from the inputs",
-                    store.uri()
-                )));
-            };
-            let cycle = parse_cycle(c)?;
-            let inputs = super::CycleInputs::open(&setup, &args.engine, &setup.accounts_uri, &setup.usage_uri)?;
-            let pass = inputs.pass()?;
-            let (eval, _) = super::evaluate_cycle(
-                &setup,
-                &snapshots,
-                &inputs.accounts,
-                pass.as_ref(),
-                (cycle, cycle.as_of()),
-                false,
-            )?;
-            (
-                setup.plan.clone(),
-                eval.snapshot,
-                cycle.as_of(),
-                cycle.to_string(),
-                "not committed: computed from the inputs".to_string(),
-            )
-        }
+    if let Some(m) = manifest {
+        let frame = snapshots
+            .scan_committed(&m)?
+            .collect()
+            .ctx(|| format!("cannot read the snapshot of {}", m.cycle))?;
+        return Ok(Explained {
+            plan: m.recorded_plan()?,
+            frame,
+            as_of: parse_date("as_of", &m.as_of)?,
+            cycle: m.cycle.clone(),
+            source: format!("committed run {}", m.run_id),
+        });
+    }
+    let Some(c) = &args.cycle else {
+        return Err(Error::config(format!(
+            "no committed snapshots under {}: pass --cycle to explain from the inputs",
+            snapshots.store().uri()
+        )));
     };
+    let cycle = parse_cycle(c)?;
+    let inputs = super::CycleInputs::open(setup, &args.engine, &setup.accounts_uri, &setup.usage_uri)?;
+    let pass = inputs.pass()?;
+    let (eval, _) = super::evaluate_cycle(
+        setup,
+        snapshots,
+        &inputs.accounts,
+        pass.as_ref(),
+        (cycle, cycle.as_of()),
+        false,
+    )?;
+    Ok(Explained {
+        plan: setup.plan.clone(),
+        frame: eval.snapshot,
+        as_of: cycle.as_of(),
+        cycle: cycle.to_string(),
+        source: "not committed: computed from the inputs".to_string(),
+    })
+}
+
+pub fn explain(args: ExplainArgs) -> Result<()> {
+    let setup = Settings::resolve(&args.locations)?;
+    let snapshots = setup.snapshots()?;
+    let Explained {
+        plan,
+        frame,
+        as_of,
+        cycle,
+        source,
+    } = explained(&setup, &snapshots, &args)?;
 
     let total = frame.height();
     let row_source = frame

@@ -1,5 +1,7 @@
 //! `quadrant run`: evaluates and commits one cycle or a range of cycles.
 
+use std::collections::BTreeMap;
+
 use chrono::{NaiveDate, Utc};
 use serde::Serialize;
 
@@ -72,71 +74,142 @@ impl RunSummary {
     }
 }
 
-pub fn run(args: RunArgs) -> Result<()> {
-    let setup = Settings::resolve(&args.locations)?;
-    let pipeline = &setup.pipeline;
-    let as_of_flag = args.as_of.as_deref().map(|v| parse_date("--as-of", v)).transpose()?;
-    let range = match &args.cycles {
-        Some(range) => {
-            let cycles = Cycle::parse_range(range).map_err(Error::config)?;
-            super::check_cadence(pipeline, cycles[0])?;
-            Some(cycles)
+/// What the flags ask for: one cycle, a range, or the latest the usage
+/// covers (`None` for both), and a preview's date.
+struct Request {
+    range: Option<Vec<Cycle>>,
+    single: Option<Cycle>,
+    as_of: Option<NaiveDate>,
+    /// `--as-of` inside the period: evaluated, summarized, not committed.
+    preview: bool,
+}
+
+impl Request {
+    fn resolve(args: &RunArgs, pipeline: &Pipeline) -> Result<Request> {
+        let as_of = args.as_of.as_deref().map(|v| parse_date("--as-of", v)).transpose()?;
+        let range = match &args.cycles {
+            Some(range) => {
+                let cycles = Cycle::parse_range(range).map_err(Error::config)?;
+                super::check_cadence(pipeline, cycles[0])?;
+                Some(cycles)
+            }
+            None => None,
+        };
+        // Under Dagster, the run's partition key is the cycle.
+        let partition = crate::integrations::pipes::get()
+            .and_then(|p| p.partition_key())
+            .filter(|_| range.is_none());
+        let mut single = args
+            .cycle
+            .as_deref()
+            .or(partition)
+            .map(|c| super::pipeline_cycle(pipeline, c))
+            .transpose()?;
+        // A date inside a period previews that period; committing always
+        // evaluates at the period's end.
+        if let Some(date) = as_of {
+            let cycle = *single.get_or_insert_with(|| Cycle::containing(pipeline.cadence, date));
+            if date < cycle.start() || date > cycle.as_of() {
+                return Err(Error::config(format!(
+                    "--as-of {date} lies outside cycle {cycle} ({} to {}): a cycle is evaluated at a date of its own period",
+                    cycle.start(),
+                    cycle.as_of()
+                )));
+            }
         }
-        None => None,
-    };
-    // Under Dagster, the run's partition key is the cycle.
-    let partition = crate::integrations::pipes::get()
-        .and_then(|p| p.partition_key())
-        .filter(|_| range.is_none());
-    let mut single = args
-        .cycle
-        .as_deref()
-        .or(partition)
-        .map(|c| super::pipeline_cycle(pipeline, c))
-        .transpose()?;
-    // A date inside a period previews that period; committing always
-    // evaluates at the period's end.
-    if let Some(date) = as_of_flag {
-        let cycle = *single.get_or_insert_with(|| Cycle::containing(pipeline.cadence, date));
-        if date < cycle.start() || date > cycle.as_of() {
+        let preview = match (as_of, single) {
+            (Some(date), Some(cycle)) => date != cycle.as_of(),
+            _ => false,
+        };
+        if args.to.is_some() && !preview {
             return Err(Error::config(format!(
-                "--as-of {date} lies outside cycle {cycle} ({} to {}): a cycle is evaluated at a date of its own period",
-                cycle.start(),
-                cycle.as_of()
+                "--to writes the rows of a preview: --as-of {} is the cycle's last day, which a run commits",
+                as_of.map(|d| d.to_string()).unwrap_or_default()
             )));
         }
+        Ok(Request {
+            range,
+            single,
+            as_of,
+            preview,
+        })
     }
-    let preview = match (as_of_flag, single) {
-        (Some(date), Some(cycle)) => date != cycle.as_of(),
-        _ => false,
-    };
-    if args.to.is_some() && !preview {
-        return Err(Error::config(format!(
-            "--to writes the rows of a preview: --as-of {} is the cycle's last day, which a run commits",
-            as_of_flag.map(|d| d.to_string()).unwrap_or_default()
-        )));
+
+    /// The first cycle asked for, if the flags name one.
+    fn first(&self) -> Option<Cycle> {
+        self.single.or(self.range.as_ref().and_then(|r| r.first().copied()))
     }
+
+    /// The cycles to run, once the usage's last date is known.
+    fn cycles(&self, pipeline: &Pipeline, span: UsageSpan) -> Vec<Cycle> {
+        match (&self.range, self.single) {
+            (Some(range), _) => range.clone(),
+            (None, Some(cycle)) => vec![cycle],
+            (None, None) => vec![latest_cycle(pipeline, span)],
+        }
+    }
+}
+
+/// The output root's snapshots, refused before any work when it holds
+/// another pipeline or (for one cycle) a cycle the run may not replace.
+fn open_root(setup: &Settings, request: &Request, replace: bool) -> Result<Snapshots> {
+    let pipeline = &setup.pipeline;
     let snapshots = Snapshots::for_run(setup.output()?, pipeline.output_format)?;
-    let store = snapshots.store();
     // One root, one pipeline: compare and report read one set of
     // segmentations (the same pipeline with other thresholds is normal).
     if let Some(other) = snapshots.pipeline_name()?.filter(|n| *n != pipeline.name) {
         return Err(Error::Refused(format!(
             "the output root {} holds snapshots of pipeline `{other}`, and this is pipeline `{}`: one root holds one pipeline, so that compare and report read one set of segmentations; write to another output root (--output), or give this pipeline the name `{other}` if it is that pipeline changed",
-            store.uri(),
+            snapshots.store().uri(),
             pipeline.name
         )));
     }
-    if let (Some(cycle), false) = (single, preview) {
+    if let (Some(cycle), false) = (request.single, request.preview) {
         // Fail before any work when the answer is known already.
-        snapshots.check_replaceable(&cycle, args.replace)?;
+        snapshots.check_replaceable(&cycle, replace)?;
     }
+    Ok(snapshots)
+}
+
+/// Later cycles that read the last one replaced: refused, or recomputed
+/// after it with --cascade, at the as_of each was committed with.
+fn with_dependents(
+    snapshots: &Snapshots,
+    mut cycles: Vec<Cycle>,
+    args: &RunArgs,
+) -> Result<(Vec<Cycle>, BTreeMap<Cycle, NaiveDate>)> {
+    let mut as_of_of = BTreeMap::new();
+    let Some(last) = cycles.last().copied().filter(|_| args.replace) else {
+        return Ok((cycles, as_of_of));
+    };
+    let dependents = dependents(snapshots, last)?;
+    if !dependents.is_empty() && !args.cascade {
+        let names: Vec<String> = dependents.iter().map(|(c, _)| c.to_string()).collect();
+        return Err(Error::config(format!(
+            "replacing {last} would leave {} stale: committed later, they read it through prev(...) or `_since`; pass --cascade to recompute them in order (each as a replace)",
+            names.join(", ")
+        )));
+    }
+    for (cycle, as_of) in dependents {
+        tracing::info!(%cycle, replaced = %last, "recomputed after the cycle it read (--cascade)");
+        as_of_of.insert(cycle, as_of);
+        cycles.push(cycle);
+    }
+    Ok((cycles, as_of_of))
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let setup = Settings::resolve(&args.locations)?;
+    let pipeline = &setup.pipeline;
+    let request = Request::resolve(&args, pipeline)?;
+    let preview = request.preview;
+    let snapshots = open_root(&setup, &request, args.replace)?;
 
     let lineage = Lineage::configure(args.lineage_url.as_deref()).filter(|_| !preview);
     let inputs = [setup.accounts_uri.as_str(), setup.usage_uri.as_str()];
     // The run failed before a cycle's run began: still say so.
     let failed_to_start = |e: Error| -> Error {
-        if let (Some(lineage), Some(cycle)) = (&lineage, single.or(range.as_ref().and_then(|r| r.first().copied()))) {
+        if let (Some(lineage), Some(cycle)) = (&lineage, request.first()) {
             LineageRun::start(lineage, &pipeline.name, &cycle, cycle.as_of(), &inputs).fail(&e.to_string());
         }
         e
@@ -144,39 +217,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let opened = super::CycleInputs::open(&setup, &args.engine, &setup.accounts_uri, &setup.usage_uri)
         .map_err(failed_to_start)?;
     let (accounts, usage) = (&opened.accounts, &opened.usage);
-    let (pass, span, cycles) = (|| -> Result<(Box<dyn UsagePass + '_>, UsageSpan, Vec<Cycle>)> {
-        let pass = opened.pass()?;
-        let span = pass.span()?;
-        let cycles = match (&range, single) {
-            (Some(range), _) => range.clone(),
-            (None, Some(cycle)) => vec![cycle],
-            (None, None) => vec![latest_cycle(pipeline, span)],
-        };
-        Ok((pass, span, cycles))
-    })()
-    .map_err(failed_to_start)?;
-
-    // Later cycles that read the last one replaced: refused, or recomputed
-    // after it with --cascade (at the as_of each was committed with).
-    let mut as_of_of = std::collections::BTreeMap::new();
-    let mut cycles = cycles;
-    if args.replace
-        && let Some(last) = cycles.last().copied()
-    {
-        let dependents = dependents(&snapshots, last)?;
-        if !dependents.is_empty() && !args.cascade {
-            let names: Vec<String> = dependents.iter().map(|(c, _)| c.to_string()).collect();
-            return Err(Error::config(format!(
-                "replacing {last} would leave {} stale: committed later, they read it through prev(...) or `_since`; pass --cascade to recompute them in order (each as a replace)",
-                names.join(", ")
-            )));
-        }
-        for (cycle, as_of) in dependents {
-            tracing::info!(%cycle, replaced = %last, "recomputed after the cycle it read (--cascade)");
-            as_of_of.insert(cycle, as_of);
-            cycles.push(cycle);
-        }
-    }
+    let (pass, span) = opened
+        .pass()
+        .and_then(|pass| pass.span().map(|span| (pass, span)))
+        .map_err(failed_to_start)?;
+    let (cycles, as_of_of) = with_dependents(&snapshots, request.cycles(pipeline, span), &args)?;
 
     let mut summaries = Vec::new();
     for cycle in cycles {
@@ -187,7 +232,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             tracing::info!(%cycle, run_id = %committed.run_id, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
                 skipped: true,
-                ..RunSummary::of(&committed, store, &cycle)
+                ..RunSummary::of(&committed, snapshots.store(), &cycle)
             });
             continue;
         }
@@ -197,7 +242,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let as_of = as_of_of
             .get(&cycle)
             .copied()
-            .or(as_of_flag)
+            .or(request.as_of)
             .unwrap_or_else(|| cycle.as_of());
         let lineage_run = lineage
             .as_ref()
