@@ -67,6 +67,8 @@ pub struct EngineArgs {
     pub spark_remote: Option<String>,
 }
 
+/// The value of `--engine`, as typed. `commands::engine` resolves it, with
+/// the Spark remote, into the engine layer's `engine::Choice`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EngineName {
     Polars,

@@ -50,7 +50,10 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 .map(|(label, cells)| std::iter::once(label.clone()).chain(cells.iter().map(cell)).collect())
                 .collect()
         };
-        crate::out!("{}", terminal::render(&header, &rows(&|c| c.accounts.to_string()), &right));
+        crate::out!(
+            "{}",
+            terminal::render(&header, &rows(&|c| c.accounts.to_string()), &right)
+        );
         crate::outln!("\n{}: ARR at {} -> ARR at {}", seg.name, from.cycle, to.cycle);
         crate::out!(
             "{}",
@@ -109,9 +112,17 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             terminal::money(b.starting_arr),
             b.accounts_start.to_string(),
         ],
-        vec!["+ new".to_string(), terminal::money(b.new_arr), b.accounts_new.to_string()],
+        vec![
+            "+ new".to_string(),
+            terminal::money(b.new_arr),
+            b.accounts_new.to_string(),
+        ],
         vec!["+ expansion".to_string(), terminal::money(b.expansion), String::new()],
-        vec!["- contraction".to_string(), terminal::money(b.contraction), String::new()],
+        vec![
+            "- contraction".to_string(),
+            terminal::money(b.contraction),
+            String::new(),
+        ],
         vec![
             "- churn".to_string(),
             terminal::money(b.churned_arr),
