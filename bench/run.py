@@ -19,6 +19,14 @@ ratio. It needs a release build with the Spark engine
 (cargo build --release --features spark). Peak RSS is quadrant's own: the
 Spark server's memory is its JVM's (docs/scale-out.md).
 
+--engine backfill runs quadrant on one cycle (2026-Q3), on a backfill of
+four (--cycles 2025-Q4..2026-Q3, a fresh root each round) and on a
+replace of the first of them with --cascade (which recomputes the three
+after it: a backfilled root is prepared, untimed, before each round), and
+reports each against the one cycle. Its data has 460 days of usage, so that
+2025-Q4's windows are covered. The backfill and the cascade must commit the
+same labels for every account of every cycle.
+
 --engine delta runs quadrant twice on the same data: committing Parquet
 snapshots and committing to a Delta Lake table (`[output] format = "delta"`,
 a fresh table each run), checks both commit the same labels, and reports the
@@ -36,11 +44,19 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEGMENTATIONS = ["wallet_share_matrix", "growth_risk", "size_contract", "touch_tier", "strategic_accounts"]
+# The whole default pipeline, as quadrant and the DuckDB peer compute it: the
+# sixth segmentation reads the others' labels and `_since`.
+ALL_COLUMNS = SEGMENTATIONS + ["re_evaluate_escalation"] + [f"{s}_since" for s in SEGMENTATIONS + ["re_evaluate_escalation"]]
+BACKFILL = ["2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"]
 AS_OF = "2026-09-30"
 
 
 def measure(cmd, env=None):
-    """Runs a command; returns (seconds, peak RSS in MiB) of that process alone."""
+    """Runs a command; returns (seconds, peak RSS in MiB) of that process alone.
+    A pair (prepare, cmd) runs `prepare` first, untimed."""
+    if isinstance(cmd, tuple):
+        measure(cmd[0], env)
+        cmd = cmd[1]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -60,11 +76,13 @@ def main():
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--quadrant", default=os.path.join(ROOT, "target", "release", "quadrant"))
     ap.add_argument("--only", help="comma-separated engines to run (quadrant,duckdb,polars,scan)")
-    ap.add_argument("--engine", choices=["peers", "spark", "delta"], default="peers",
+    ap.add_argument("--engine", choices=["peers", "spark", "delta", "backfill"], default="peers",
                     help="peers: against DuckDB, Python polars and a scan; spark: the usage pass on Spark against "
                     "polars; delta: Delta Lake output against Parquet output")
     ap.add_argument("--spark-remote", default=os.environ.get("SPARK_REMOTE"))
     a = ap.parse_args()
+    if a.engine == "backfill" and a.days == 365:
+        a.days = 460
     if a.engine == "spark" and not a.spark_remote:
         sys.exit("--engine spark needs --spark-remote sc://HOST:PORT (or SPARK_REMOTE)")
     if not os.path.exists(a.quadrant):
@@ -110,6 +128,17 @@ def main():
             "quadrant-delta": lambda run: [a.quadrant, "-q", "run", "--pipeline", delta_toml]
             + engines["quadrant"](run)[3:-1] + [os.path.join(work, f"d{run}")],
         }
+    if a.engine == "backfill":
+        one = engines["quadrant"]
+        engines = {
+            "quadrant": one,
+            "quadrant-backfill": lambda run: one(run)[:3] + ["--cycles", f"{BACKFILL[0]}..{BACKFILL[-1]}"]
+            + one(run)[5:-1] + [os.path.join(work, f"b{run}")],
+            "quadrant-cascade": lambda run: (
+                one(run)[:3] + ["--cycles", f"{BACKFILL[0]}..{BACKFILL[-1]}"] + one(run)[5:-1] + [os.path.join(work, f"c{run}")],
+                one(run)[:3] + ["--cycle", BACKFILL[0], "--replace", "--cascade"] + one(run)[5:-1] + [os.path.join(work, f"c{run}")],
+            ),
+        }
     if a.only:
         engines = {k: v for k, v in engines.items() if k in a.only.split(",")}
 
@@ -124,6 +153,12 @@ def main():
     import polars as pl
 
     frames = {}
+    if a.engine == "backfill":
+        for cycle in BACKFILL:
+            read = lambda folder: pl.read_parquet(os.path.join(work, folder, "segments", f"cycle={cycle}", "*.parquet"))
+            b, c = (read(f).select(["account_id", *ALL_COLUMNS]).sort("account_id") for f in ("b0", "c0"))
+            if not b.equals(c):
+                sys.exit(f"the backfill and the cascade disagree on cycle {cycle}")
     for name, folder in (("quadrant", "q0"), ("quadrant-spark", "s0"), ("quadrant-delta", "d0")):
         if name in engines:
             partition = os.path.join(work, folder, "segments", "cycle=2026-Q3")
@@ -134,11 +169,14 @@ def main():
             frames[peer] = pl.read_parquet(os.path.join(work, f"{peer}0.parquet"))
     names = list(frames)
     for other in names[1:]:
-        base = frames[names[0]].select(["account_id", *SEGMENTATIONS]).sort("account_id")
-        cmp = frames[other].select(["account_id", *SEGMENTATIONS]).sort("account_id")
+        # The Python polars peer computes the five frameworks; DuckDB the
+        # whole pipeline, compared column for column.
+        columns = SEGMENTATIONS if "polars" in (names[0], other) else ALL_COLUMNS
+        base = frames[names[0]].select(["account_id", *columns]).sort("account_id")
+        cmp = frames[other].select(["account_id", *columns]).sort("account_id")
         if base.height != cmp.height or not base.equals(cmp):
             joined = base.join(cmp, on="account_id", how="full", suffix="_other")
-            diff = joined.filter(pl.any_horizontal([pl.col(s).ne_missing(pl.col(f"{s}_other")) for s in SEGMENTATIONS]))
+            diff = joined.filter(pl.any_horizontal([pl.col(s).ne_missing(pl.col(f"{s}_other")) for s in columns]))
             sys.exit(f"{names[0]} and {other} disagree on {diff.height} accounts ({base.height} vs {cmp.height} rows):\n{diff.head(5)}")
     accounts_in_cycle = frames[names[0]].height if names else 0
     shutil.rmtree(work, ignore_errors=True)

@@ -222,13 +222,42 @@ pub fn run(args: RunArgs) -> Result<()> {
         .and_then(|pass| pass.span().map(|span| (pass, span)))
         .map_err(failed_to_start)?;
     let (cycles, as_of_of) = with_dependents(&snapshots, request.cycles(pipeline, span), &args)?;
+    // A range skips the cycles committed before; the others are evaluated
+    // at the end of their period, or at the as_of they were committed with
+    // (--cascade), or at --as-of.
+    let mut committed = BTreeMap::new();
+    if args.cycles.is_some() && !args.replace {
+        for cycle in &cycles {
+            if let Some(m) = snapshots.committed_run(cycle)? {
+                committed.insert(*cycle, m);
+            }
+        }
+    }
+    let as_of_for = |cycle: Cycle| {
+        as_of_of
+            .get(&cycle)
+            .copied()
+            .or(request.as_of)
+            .unwrap_or_else(|| cycle.as_of())
+    };
+    // A backfill reads the usage once: the aggregates of every cycle it
+    // evaluates come from one pass.
+    let as_ofs: Vec<NaiveDate> = cycles
+        .iter()
+        .filter(|c| !committed.contains_key(*c))
+        .map(|c| as_of_for(*c))
+        .collect();
+    let prepared;
+    let pass: &dyn UsagePass = if as_ofs.len() > 1 {
+        prepared = crate::engine::Prepared::new(pass.as_ref(), &setup.plan, &as_ofs).map_err(failed_to_start)?;
+        &prepared
+    } else {
+        pass.as_ref()
+    };
 
     let mut summaries = Vec::new();
     for cycle in cycles {
-        if args.cycles.is_some()
-            && !args.replace
-            && let Some(committed) = snapshots.committed_run(&cycle)?
-        {
+        if let Some(committed) = committed.remove(&cycle) {
             tracing::info!(%cycle, run_id = %committed.run_id, "already committed: skipped (pass --replace to recompute)");
             summaries.push(RunSummary {
                 skipped: true,
@@ -239,11 +268,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         // Every log line of this cycle's work names it once, through the span.
         let cycle_span = tracing::info_span!("cycle", %cycle);
         let _enter = cycle_span.enter();
-        let as_of = as_of_of
-            .get(&cycle)
-            .copied()
-            .or(request.as_of)
-            .unwrap_or_else(|| cycle.as_of());
+        let as_of = as_of_for(cycle);
         let lineage_run = lineage
             .as_ref()
             .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
@@ -253,7 +278,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             .check(&cycle, pass.uri(), args.allow_incomplete_usage)
             .and_then(|coverage| {
                 super::check_freshness(pipeline, accounts, cycle, as_of, preview)?;
-                let inputs = (accounts, (usage, pass.as_ref()));
+                let inputs = (accounts, (usage, pass));
                 let when = (cycle, as_of, coverage);
                 if preview {
                     run_preview(&setup, &snapshots, inputs, when, args.to.as_deref())

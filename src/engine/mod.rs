@@ -10,6 +10,9 @@ pub mod polars;
 #[cfg(feature = "spark")]
 pub mod spark;
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+
 use ::polars::prelude::DataFrame;
 use chrono::NaiveDate;
 
@@ -45,6 +48,14 @@ pub trait UsagePass: Sync {
     /// with a negative metric are left out of the aggregates (still counted).
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame>;
 
+    /// [`UsagePass::aggregate`] for each of several cycles, in order. An
+    /// engine that can serves them all from one pass over the usage (a
+    /// backfill's windows are all known before the usage is read); by
+    /// default one pass per cycle.
+    fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
+        as_ofs.iter().map(|d| self.aggregate(plan, *d, drop_negative)).collect()
+    }
+
     /// Usage rows without a date, counted per account id (column
     /// [`ROWS`]).
     fn undated(&self) -> Result<DataFrame>;
@@ -54,6 +65,64 @@ pub trait UsagePass: Sync {
     /// `unknown_ids` holds the account ids of the usage that the accounts do
     /// not know (for [`Check::UnknownAccountUsage`]).
     fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame>;
+}
+
+/// A usage pass whose aggregates for a backfill's cycles were computed
+/// before they are asked for, in one pass ([`UsagePass::aggregate_cycles`]);
+/// the rows without a date, which no cycle's window holds, are read once.
+/// Everything else is the inner pass's.
+pub struct Prepared<'a> {
+    inner: &'a dyn UsagePass,
+    drop_negative: bool,
+    grouped: Mutex<BTreeMap<NaiveDate, DataFrame>>,
+    undated: OnceLock<DataFrame>,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(inner: &'a dyn UsagePass, plan: &Plan, as_ofs: &[NaiveDate]) -> Result<Prepared<'a>> {
+        let drop_negative = plan.drops_negative_usage();
+        let frames = inner.aggregate_cycles(plan, as_ofs, drop_negative)?;
+        Ok(Prepared {
+            inner,
+            drop_negative,
+            grouped: Mutex::new(as_ofs.iter().copied().zip(frames).collect()),
+            undated: OnceLock::new(),
+        })
+    }
+}
+
+impl UsagePass for Prepared<'_> {
+    fn read_by(&self) -> Option<String> {
+        self.inner.read_by()
+    }
+
+    fn uri(&self) -> &str {
+        self.inner.uri()
+    }
+
+    fn span(&self) -> Result<UsageSpan> {
+        self.inner.span()
+    }
+
+    fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {
+        let ready = self.grouped.lock().unwrap_or_else(|e| e.into_inner()).remove(&as_of);
+        match ready {
+            Some(frame) if drop_negative == self.drop_negative => Ok(frame),
+            _ => self.inner.aggregate(plan, as_of, drop_negative),
+        }
+    }
+
+    fn undated(&self) -> Result<DataFrame> {
+        if let Some(frame) = self.undated.get() {
+            return Ok(frame.clone());
+        }
+        let frame = self.inner.undated()?;
+        Ok(self.undated.get_or_init(|| frame).clone())
+    }
+
+    fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame> {
+        self.inner.rejected(plan, as_of, check, unknown_ids)
+    }
 }
 
 /// Which engine computes the usage pass, as the user asked for it.

@@ -2,6 +2,7 @@
 //! row-by-row reference computed here from the same files.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -317,4 +318,155 @@ fn backfills_read_accounts_as_they_were() {
     );
     let now = read_parquet(&glob_partition(later.path(), "2026-Q3")[0]);
     assert_ne!(now.height(), snapshot.height());
+}
+
+/// The rejected rows of a cycle, by dataset, in a stable order.
+fn rejected(out: &Path, cycle: &str) -> BTreeMap<String, DataFrame> {
+    let mut found = BTreeMap::new();
+    for dataset in ["accounts", "usage"] {
+        let dir = out.join(format!("rejects/cycle={cycle}/dataset={dataset}"));
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries {
+            let frame = read_parquet(&e.unwrap().path());
+            let columns: Vec<String> = frame.get_column_names().iter().map(|c| c.to_string()).collect();
+            let sorted = frame
+                .sort(columns, SortMultipleOptions::default().with_nulls_last(true))
+                .unwrap();
+            found.insert(dataset.to_string(), sorted);
+        }
+    }
+    found
+}
+
+/// A backfill computes every cycle's aggregates in one pass over the usage,
+/// and commits exactly what running the cycles one by one commits: the same
+/// rows and values (every aggregate function, offsets, `prev`, `_since` and
+/// hysteresis of the default pipeline), the same rejected rows of dirty
+/// usage spread over the cycles, the same findings and coverage.
+#[test]
+fn a_backfill_reads_the_usage_once_and_commits_what_cycle_by_cycle_runs_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cycles = [
+        ("2025-Q4", "2025-12-31"),
+        ("2026-Q1", "2026-03-31"),
+        ("2026-Q2", "2026-06-30"),
+        ("2026-Q3", "2026-09-30"),
+    ];
+    // Inside the 30-day window (offset 10) of each cycle, and of the default
+    // pipeline's windows.
+    let inside = |k: usize| date_days(cycles[k].1) - 15;
+    let fixture = read_parquet(&root().join("fixtures/usage/part-00000.parquet"));
+    let dirty = df! {
+        "account_id" => [Some("A0000001"), Some("ZZZ0001"), None, Some("A0000002"), Some("A0000003"), Some("A0000003")],
+        "date" => [Some(inside(0)), Some(inside(1)), Some(inside(2)), None, Some(inside(3)), Some(inside(3))],
+        "active_users" => [Some(3i64), Some(1), Some(1), Some(1), Some(-2), Some(4)],
+        "events" => [Some(-5i64), Some(1), Some(1), Some(1), Some(2), None],
+    }
+    .unwrap()
+    .lazy()
+    .with_column(col("date").cast(DataType::Date))
+    .collect()
+    .unwrap();
+    let mut usage = concat([fixture.lazy(), dirty.lazy()], UnionArgs::default())
+        .unwrap()
+        .collect()
+        .unwrap();
+    write_parquet(&mut usage, &tmp.path().join("usage/part-0.parquet"));
+    let usage_uri = format!("{}/usage/", tmp.path().display());
+    let quality = "[quality]\nnull_usage_account_id = \"drop\"\nnull_usage_date = \"drop\"\nunknown_account_usage = \"drop\"\nnegative_usage = \"drop\"\n";
+    let default = std::fs::read_to_string(root().join("pipelines/default.toml"))
+        .unwrap()
+        .replace("null_usage_account_id = \"error\"", "null_usage_account_id = \"drop\"")
+        .replace("null_usage_date = \"error\"", "null_usage_date = \"drop\"")
+        .replace("unknown_account_usage = \"warn\"", "unknown_account_usage = \"drop\"")
+        .replace("negative_usage = \"error\"", "negative_usage = \"drop\"");
+    assert!(
+        default.contains("negative_usage = \"drop\""),
+        "the default pipeline's checks were rewritten"
+    );
+    for (name, text) in [("windows", format!("{PIPELINE}{quality}")), ("default", default)] {
+        let pipeline = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&pipeline, text).unwrap();
+        let backfill = tmp.path().join(format!("{name}-backfill"));
+        let one_by_one = tmp.path().join(format!("{name}-one-by-one"));
+        let args = |out: &Path| {
+            vec![
+                "run".to_string(),
+                "--pipeline".into(),
+                pipeline.to_string_lossy().into_owned(),
+                "--usage".into(),
+                usage_uri.clone(),
+                "--output".into(),
+                out.to_string_lossy().into_owned(),
+            ]
+        };
+        let mut all = args(&backfill);
+        all.extend(["--cycles".to_string(), format!("{}..{}", cycles[0].0, cycles[3].0)]);
+        let o = run(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        expect_code(&o, 0);
+        assert_eq!(
+            stderr(&o)
+                .matches("aggregated the usage of 4 cycles in one pass")
+                .count(),
+            1,
+            "{name}: one pass for the backfill: {}",
+            stderr(&o)
+        );
+        for (cycle, _) in cycles {
+            let mut one = args(&one_by_one);
+            one.extend(["--cycle".to_string(), cycle.to_string()]);
+            let o = run(&one.iter().map(String::as_str).collect::<Vec<_>>());
+            expect_code(&o, 0);
+            assert!(!stderr(&o).contains("in one pass"), "{}", stderr(&o));
+        }
+        for (cycle, _) in cycles {
+            // Run ids aside, every column value for value.
+            let rows = |out: &Path| glob_rows(out, cycle).unwrap().drop("run_id").unwrap();
+            let (a, b) = (rows(&backfill), rows(&one_by_one));
+            assert!(a.height() > 0);
+            assert_eq!(a.get_column_names(), b.get_column_names(), "{name} {cycle}");
+            for column in a.get_column_names() {
+                let (x, y) = (a.column(column).unwrap(), b.column(column).unwrap());
+                assert!(
+                    x.as_materialized_series().equals_missing(y.as_materialized_series()),
+                    "{name} {cycle}: column `{column}` differs"
+                );
+            }
+            let (ra, rb) = (rejected(&backfill, cycle), rejected(&one_by_one, cycle));
+            assert_eq!(
+                ra.keys().collect::<Vec<_>>(),
+                rb.keys().collect::<Vec<_>>(),
+                "{name} {cycle}"
+            );
+            for (dataset, frame) in &ra {
+                assert!(
+                    frame.equals_missing(&rb[dataset]),
+                    "{name} {cycle} {dataset}:\n{frame}\n{}",
+                    rb[dataset]
+                );
+            }
+            let (ma, mb) = (
+                manifest(&backfill, cycle).unwrap(),
+                manifest(&one_by_one, cycle).unwrap(),
+            );
+            for key in ["rows", "quality", "coverage", "inputs", "segmentations", "previous"] {
+                let strip = |m: &serde_json::Value| {
+                    let mut v = m[key].clone();
+                    if let Some(p) = v.as_object_mut() {
+                        p.remove("run_id");
+                    }
+                    v
+                };
+                assert_eq!(strip(&ma), strip(&mb), "{name} {cycle}: manifest `{key}`");
+            }
+        }
+        // The dirty rows were found in the cycles they fall in.
+        let usage_rejects: usize = cycles
+            .iter()
+            .map(|(c, _)| rejected(&backfill, c).get("usage").map_or(0, |f| f.height()))
+            .sum();
+        assert!(usage_rejects >= 4, "{name}: {usage_rejects} usage rows rejected");
+    }
 }

@@ -52,6 +52,131 @@ pub fn in_range(usage: LazyFrame, plan: &Plan, as_of: NaiveDate) -> LazyFrame {
 /// plain aggregations, which polars' streaming engine runs in bounded memory.
 pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> LazyFrame {
     let negative = negative_metric(plan);
+    let (mut masks, mut aggs) = windowed(plan, as_of, drop_negative, &negative, "");
+    aggs.push(len().cast(DataType::Int64).alias(ROWS));
+    aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
+    masks.push(negative.alias(NEGATIVE_ROWS));
+    let grouped = in_range(usage, plan, as_of)
+        .with_columns(masks)
+        .group_by([col("account_id")])
+        .agg(aggs);
+    per_day(grouped, plan)
+}
+
+/// [`aggregate_usage`] for several cycles in one pass over the usage: one
+/// streaming group-by over the rows in any cycle's range, with each cycle's
+/// windows masked by their own dates, then split into one frame per
+/// `as_of` ([`split_cycles`]), each holding exactly the accounts, values and
+/// counters that [`aggregate_usage`] gives for it (a row outside a cycle's
+/// windows adds nothing to that cycle's aggregates).
+pub fn aggregate_cycles(
+    usage: &Scan,
+    plan: &Plan,
+    as_ofs: &[NaiveDate],
+    drop_negative: bool,
+) -> Result<Vec<DataFrame>> {
+    let negative = negative_metric(plan);
+    let ranges: Vec<(NaiveDate, NaiveDate)> = as_ofs.iter().filter_map(|d| plan.usage_range(*d)).collect();
+    let (Some(after), Some(through)) = (ranges.iter().map(|r| r.0).min(), ranges.iter().map(|r| r.1).max()) else {
+        // No aggregates: no cycle reads a usage row.
+        return as_ofs
+            .iter()
+            .map(|d| {
+                aggregate_usage(usage.frame.clone(), plan, *d, drop_negative)
+                    .collect()
+                    .map_err(|e| usage.read_error(e))
+            })
+            .collect();
+    };
+    let in_cycle = |as_of: NaiveDate| match plan.usage_range(as_of) {
+        Some((after, through)) => col("date")
+            .gt(date_lit(after))
+            .and(col("date").lt_eq(date_lit(through))),
+        None => lit(false),
+    };
+    let (mut masks, mut aggs) = (Vec::new(), Vec::new());
+    masks.push(negative.clone().alias(NEGATIVE_ROWS));
+    for (k, as_of) in as_ofs.iter().enumerate() {
+        let suffix = cycle_suffix(k);
+        let (m, g) = windowed(plan, *as_of, drop_negative, &negative, &suffix);
+        masks.extend(m);
+        aggs.extend(g);
+        let rows = format!("{ROWS}{suffix}");
+        masks.push(in_cycle(*as_of).alias(rows.as_str()));
+        aggs.push(col(rows.as_str()).sum().cast(DataType::Int64).alias(rows.as_str()));
+        aggs.push(
+            col(rows.as_str())
+                .and(col(NEGATIVE_ROWS))
+                .sum()
+                .cast(DataType::Int64)
+                .alias(format!("{NEGATIVE_ROWS}{suffix}")),
+        );
+    }
+    let wide = usage
+        .frame
+        .clone()
+        .filter(
+            col("date")
+                .gt(date_lit(after))
+                .and(col("date").lt_eq(date_lit(through))),
+        )
+        .with_columns(masks)
+        .group_by([col("account_id")])
+        .agg(aggs)
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
+        .map_err(|e| usage.read_error(e))?;
+    split_cycles(&wide, plan, as_ofs.len())
+}
+
+/// The suffix of cycle `k`'s columns in a pass over several cycles.
+pub fn cycle_suffix(k: usize) -> String {
+    format!("__cycle_{k}")
+}
+
+/// Splits the grouped usage of several cycles (each aggregate and counter
+/// once per cycle, named with [`cycle_suffix`]) into one frame per cycle,
+/// as the pass of that cycle alone gives it: the accounts with a row in its
+/// range, the aggregates under their own names, `per_day` divided.
+pub fn split_cycles(wide: &DataFrame, plan: &Plan, cycles: usize) -> Result<Vec<DataFrame>> {
+    (0..cycles)
+        .map(|k| {
+            let suffix = cycle_suffix(k);
+            let rows = format!("{ROWS}{suffix}");
+            let columns: Vec<Expr> = std::iter::once(col("account_id"))
+                .chain(
+                    plan.aggregates
+                        .iter()
+                        .map(|a| col(format!("{}{suffix}", a.name)).alias(a.name.as_str())),
+                )
+                .chain([
+                    col(rows.as_str()).alias(ROWS),
+                    col(format!("{NEGATIVE_ROWS}{suffix}")).alias(NEGATIVE_ROWS),
+                ])
+                .collect();
+            per_day(
+                wide.clone()
+                    .lazy()
+                    .filter(col(rows.as_str()).gt(lit(0)))
+                    .select(columns),
+                plan,
+            )
+            .collect()
+            .ctx(|| "cannot split the usage aggregates by cycle".into())
+        })
+        .collect()
+}
+
+/// Every aggregate of a cycle evaluated at `as_of`: the masked columns
+/// (named `__window_<i><suffix>`) and their grouped reductions (named after
+/// the aggregate, with `suffix`).
+fn windowed(
+    plan: &Plan,
+    as_of: NaiveDate,
+    drop_negative: bool,
+    negative: &Expr,
+    suffix: &str,
+) -> (Vec<Expr>, Vec<Expr>) {
     let mut masks = Vec::new();
     let mut aggs: Vec<Expr> = Vec::new();
     for (i, a) in plan.aggregates.iter().enumerate() {
@@ -62,7 +187,7 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
         if drop_negative {
             keep = keep.and(negative.clone().not());
         }
-        let masked = format!("__window_{i}");
+        let masked = format!("__window_{i}{suffix}");
         let value = col(a.column.as_str());
         // Sums add zero for a row outside the window and counts add a false,
         // so their masked columns carry no nulls the group-by must skip.
@@ -84,7 +209,7 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
             // per group fails in polars 0.55 once two `last` aggregates share
             // the group-by.)
             Agg::Last => {
-                let dated = format!("__window_{i}_date");
+                let dated = format!("__window_{i}{suffix}_date");
                 masks.push(
                     when(keep.and(col(a.column.as_str()).is_not_null()))
                         .then(col("date"))
@@ -98,16 +223,9 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
             Agg::PerDay => m.sum(),
         };
         masks.push(value.alias(masked.as_str()));
-        aggs.push(agg.alias(a.name.as_str()));
+        aggs.push(agg.alias(format!("{}{suffix}", a.name)));
     }
-    aggs.push(len().cast(DataType::Int64).alias(ROWS));
-    aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
-    masks.push(negative.alias(NEGATIVE_ROWS));
-    let grouped = in_range(usage, plan, as_of)
-        .with_columns(masks)
-        .group_by([col("account_id")])
-        .agg(aggs);
-    per_day(grouped, plan)
+    (masks, aggs)
 }
 
 /// Divides each `per_day` aggregate, grouped as a sum, by its window: the
@@ -190,6 +308,17 @@ impl UsagePass for LocalUsage<'_> {
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
             .map_err(|e| self.0.read_error(e))
+    }
+
+    fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
+        let started = std::time::Instant::now();
+        let frames = aggregate_cycles(self.0, plan, as_ofs, drop_negative)?;
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "aggregated the usage of {} cycles in one pass",
+            as_ofs.len()
+        );
+        Ok(frames)
     }
 
     fn undated(&self) -> Result<DataFrame> {

@@ -20,7 +20,7 @@ use spark_connect_core::ChannelBuilder;
 use crate::config::Check;
 use crate::engine::UsagePass;
 use crate::engine::polars::Scan;
-use crate::engine::polars::aggregates::per_day;
+use crate::engine::polars::aggregates::{per_day, split_cycles};
 use crate::error::{Context, Error, Result};
 use crate::plan::Plan;
 
@@ -194,6 +194,14 @@ impl UsagePass for SparkUsage<'_> {
         per_day(grouped.lazy(), plan)
             .collect()
             .ctx(|| "cannot divide the per_day aggregates".into())
+    }
+
+    fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
+        let wide = self.run(
+            "the usage aggregates of the cycles",
+            self.sql.aggregate_cycles(plan, as_ofs, drop_negative),
+        )?;
+        split_cycles(&wide, plan, as_ofs.len())
     }
 
     fn undated(&self) -> Result<DataFrame> {

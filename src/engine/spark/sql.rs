@@ -11,6 +11,7 @@ use polars::prelude::DataType;
 
 use crate::config::{Agg, Check};
 use crate::engine::polars::Scan;
+use crate::engine::polars::aggregates::cycle_suffix;
 use crate::engine::{NEGATIVE_ROWS, REASON, ROWS};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, UsageRows, window};
@@ -90,6 +91,71 @@ impl Usage {
         let negative = self.negative(plan);
         let mut select = vec!["account_id".to_string()];
         let mut columns = vec![("account_id".to_string(), DataType::String)];
+        self.windowed(plan, as_of, drop_negative, "", (&mut select, &mut columns));
+        select.push(format!("COUNT(*) AS {}", ident(ROWS)));
+        select.push(format!("COUNT_IF({negative}) AS {}", ident(NEGATIVE_ROWS)));
+        columns.push((ROWS.into(), DataType::Int64));
+        columns.push((NEGATIVE_ROWS.into(), DataType::Int64));
+        Query {
+            sql: format!(
+                "SELECT {}\nFROM {}\nWHERE {}\nGROUP BY account_id",
+                select.join(",\n  "),
+                self.source,
+                Self::in_range(plan, as_of)
+            ),
+            columns,
+        }
+    }
+
+    /// The grouped usage of several cycles in one query, as polars'
+    /// `aggregates::aggregate_cycles` computes it: every aggregate and
+    /// counter once per cycle, named with `cycle_suffix`, over the rows in
+    /// any cycle's range (split per cycle by `split_cycles`).
+    pub fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Query {
+        let negative = self.negative(plan);
+        let mut select = vec!["account_id".to_string()];
+        let mut columns = vec![("account_id".to_string(), DataType::String)];
+        let mut ranges = Vec::new();
+        for (k, as_of) in as_ofs.iter().enumerate() {
+            let suffix = cycle_suffix(k);
+            self.windowed(plan, *as_of, drop_negative, &suffix, (&mut select, &mut columns));
+            let in_cycle = Self::in_range(plan, *as_of);
+            let (rows, negative_rows) = (format!("{ROWS}{suffix}"), format!("{NEGATIVE_ROWS}{suffix}"));
+            select.push(format!("COUNT_IF({in_cycle}) AS {}", ident(&rows)));
+            select.push(format!(
+                "COUNT_IF({in_cycle} AND {negative}) AS {}",
+                ident(&negative_rows)
+            ));
+            columns.push((rows, DataType::Int64));
+            columns.push((negative_rows, DataType::Int64));
+            ranges.push(format!("({in_cycle})"));
+        }
+        let any = if ranges.is_empty() {
+            "FALSE".to_string()
+        } else {
+            ranges.join(" OR ")
+        };
+        Query {
+            sql: format!(
+                "SELECT {}\nFROM {}\nWHERE {any}\nGROUP BY account_id",
+                select.join(",\n  "),
+                self.source,
+            ),
+            columns,
+        }
+    }
+
+    /// Every aggregate of a cycle evaluated at `as_of`, named with `suffix`:
+    /// its select expression and its column.
+    fn windowed(
+        &self,
+        plan: &Plan,
+        as_of: NaiveDate,
+        drop_negative: bool,
+        suffix: &str,
+        (select, columns): (&mut Vec<String>, &mut Vec<(String, DataType)>),
+    ) {
+        let negative = self.negative(plan);
         for a in &plan.aggregates {
             let (after, through) = window(a, as_of);
             let mut keep = between(after, through);
@@ -118,21 +184,9 @@ impl Usage {
                     metric,
                 ),
             };
-            select.push(format!("{expr} AS {}", ident(&a.name)));
-            columns.push((a.name.clone(), ty));
-        }
-        select.push(format!("COUNT(*) AS {}", ident(ROWS)));
-        select.push(format!("COUNT_IF({negative}) AS {}", ident(NEGATIVE_ROWS)));
-        columns.push((ROWS.into(), DataType::Int64));
-        columns.push((NEGATIVE_ROWS.into(), DataType::Int64));
-        Query {
-            sql: format!(
-                "SELECT {}\nFROM {}\nWHERE {}\nGROUP BY account_id",
-                select.join(",\n  "),
-                self.source,
-                Self::in_range(plan, as_of)
-            ),
-            columns,
+            let name = format!("{}{suffix}", a.name);
+            select.push(format!("{expr} AS {}", ident(&name)));
+            columns.push((name, ty));
         }
     }
 
