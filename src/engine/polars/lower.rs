@@ -53,31 +53,51 @@ pub fn exact_div(l: Expr, r: Expr) -> Expr {
 /// `2026-11`, and the fiscal `FY2027`, `FY2027-H1`, `FY2027-Q1`,
 /// `FY2027-M01`) to the cycle of the same cadence that holds `as_of`: 0 in
 /// the same cycle, 1 in the next. Null for null or what is not a cycle id.
+///
+/// Computed in Rust per value: as polars expressions, every branch sliced
+/// and parsed every row.
 fn cycles_since(c: Expr, as_of: NaiveDate) -> Expr {
     use chrono::Datelike;
     let fiscal = crate::cycle::fiscal_month(as_of);
-    let since = |id: Expr, (y, m): (i32, u32)| {
-        let (y, m) = (y as i64, m as i64);
-        let int = |offset: i64, length: u64| id.clone().str().slice(lit(offset), lit(length)).cast(DataType::Int64);
-        let year = int(0, 4);
-        let kind = id.clone().str().slice(lit(5), lit(1u64));
-        let length = id.clone().str().len_chars();
-        when(length.clone().eq(lit(4)))
-            .then(lit(y) - year.clone())
-            .when(length.clone().eq(lit(7)).and(kind.clone().eq(lit("Q"))))
-            .then(lit(y * 4 + (m - 1) / 3) - (year.clone() * lit(4) + int(6, 1) - lit(1)))
-            .when(length.clone().eq(lit(7)).and(kind.clone().eq(lit("H"))))
-            .then(lit(y * 2 + (m - 1) / 6) - (year.clone() * lit(2) + int(6, 1) - lit(1)))
-            .when(length.clone().eq(lit(8)).and(kind.eq(lit("M"))))
-            .then(lit(y * 12 + m - 1) - (year.clone() * lit(12) + int(6, 2) - lit(1)))
-            .when(length.eq(lit(7)))
-            .then(lit(y * 12 + m - 1) - (year * lit(12) + int(5, 2) - lit(1)))
-            .otherwise(null())
+    let calendar = (as_of.year(), as_of.month());
+    c.apply(
+        move |column: Column| {
+            let ids = column.as_materialized_series().str()?;
+            let out: Int64Chunked = ids
+                .iter()
+                .map(|id| {
+                    let id = id?;
+                    match id.strip_prefix("FY") {
+                        Some(rest) => cycles_between(&rest.chars().take(8).collect::<String>(), fiscal),
+                        None => cycles_between(id, calendar),
+                    }
+                })
+                .collect();
+            Ok(out.with_name(ids.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Int64)),
+    )
+}
+
+/// Cycles from cycle id `id` (without `FY`) to the cycle of the same
+/// cadence holding year `y`, month `m`; `None` for what is not a cycle id.
+fn cycles_between(id: &str, (y, m): (i32, u32)) -> Option<i64> {
+    let (y, m) = (y as i64, m as i64);
+    let chars: Vec<char> = id.chars().collect();
+    let int = |from: usize, length: usize| -> Option<i64> {
+        let part: String = chars.iter().skip(from).take(length).collect();
+        part.parse().ok()
     };
-    let fy = c.clone().str().starts_with(lit("FY"));
-    when(fy)
-        .then(since(c.clone().str().slice(lit(2), lit(8u64)), fiscal))
-        .otherwise(since(c, (as_of.year(), as_of.month())))
+    let kind = chars.get(5).copied();
+    let year = int(0, 4);
+    match (chars.len(), kind) {
+        (4, _) => Some(y - year?),
+        (7, Some('Q')) => Some(y * 4 + (m - 1) / 3 - (year? * 4 + int(6, 1)? - 1)),
+        (7, Some('H')) => Some(y * 2 + (m - 1) / 6 - (year? * 2 + int(6, 1)? - 1)),
+        (8, Some('M')) => Some(y * 12 + m - 1 - (year? * 12 + int(6, 2)? - 1)),
+        (7, _) => Some(y * 12 + m - 1 - (year? * 12 + int(5, 2)? - 1)),
+        _ => None,
+    }
 }
 
 /// A date as a polars literal.
@@ -271,19 +291,35 @@ fn pareto_running_sum(x: Expr) -> Expr {
 /// when `g >= 0.5`, in that order of operations. Null when there are no
 /// values. (polars' own quantile counts nulls into the index and always
 /// interpolates from below, so it can be one unit in the last place off.)
+///
+/// One sort of the non-null values in Rust, the value broadcast to every
+/// row: in polars expressions the sorted column is one expression per use
+/// (the count, both neighbours), and each was sorted again.
 fn quantile_linear(x: Expr, q: f64) -> Expr {
-    let sorted = float(x).drop_nulls().sort(SortOptions::default());
-    let n = float(sorted.clone().len());
-    let h = (n - lit(1.0)) * lit(q);
-    let low = h.clone().floor();
-    let g = h - low.clone();
-    let at = |i: Expr| sorted.clone().get(i.cast(IDX_DTYPE), true);
-    let a = at(low.clone());
-    let b = coalesce(&[at(low + lit(1.0)), a.clone()]);
-    let diff = b.clone() - a.clone();
-    when(g.clone().gt_eq(lit(0.5)))
-        .then(b - diff.clone() * (lit(1.0) - g.clone()))
-        .otherwise(a + diff * g)
+    float(x).apply(
+        move |column: Column| {
+            let x = column.as_materialized_series().f64()?;
+            let mut sorted: Vec<f64> = x.iter().flatten().collect();
+            // Ascending, NaN last as polars sorts it.
+            sorted.sort_unstable_by(|p, q| descending(*q, *p));
+            let value = (!sorted.is_empty()).then(|| {
+                let h = (sorted.len() as f64 - 1.0) * q;
+                let low = h.floor();
+                let g = h - low;
+                let a = sorted[low as usize];
+                let b = sorted.get(low as usize + 1).copied().unwrap_or(a);
+                let diff = b - a;
+                if g >= 0.5 { b - diff * (1.0 - g) } else { a + diff * g }
+            });
+            let value = value.map_or(AnyValue::Null, AnyValue::Float64);
+            Ok(Column::new_scalar(
+                x.name().clone(),
+                Scalar::new(DataType::Float64, value),
+                x.len(),
+            ))
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::Float64)),
+    )
 }
 
 /// Larger first; NaN before every number.
