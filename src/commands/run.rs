@@ -240,20 +240,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             .or(request.as_of)
             .unwrap_or_else(|| cycle.as_of())
     };
-    // A backfill reads the usage once: the aggregates of every cycle it
-    // evaluates come from one pass.
+    // A backfill reads the rows without a date once, and on an engine that
+    // can, the usage of every cycle it evaluates in one pass.
     let as_ofs: Vec<NaiveDate> = cycles
         .iter()
         .filter(|c| !committed.contains_key(*c))
         .map(|c| as_of_for(*c))
         .collect();
-    let prepared;
-    let pass: &dyn UsagePass = if as_ofs.len() > 1 {
-        prepared = crate::engine::Prepared::new(pass.as_ref(), &setup.plan, &as_ofs).map_err(failed_to_start)?;
-        &prepared
-    } else {
-        pass.as_ref()
-    };
+    let prepared = crate::engine::Prepared::new(pass.as_ref(), &as_ofs);
+    let pass: &dyn UsagePass = &prepared;
 
     let mut summaries = Vec::new();
     for cycle in cycles {

@@ -48,9 +48,15 @@ pub trait UsagePass: Sync {
     /// with a negative metric are left out of the aggregates (still counted).
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame>;
 
-    /// [`UsagePass::aggregate`] for each of several cycles, in order. An
-    /// engine that can serves them all from one pass over the usage (a
-    /// backfill's windows are all known before the usage is read); by
+    /// Whether [`UsagePass::aggregate_cycles`] reads the usage once for all
+    /// the cycles. On polars it does not: one group-by with every cycle's
+    /// windows masked measured no faster than a pass per cycle
+    /// (docs/performance.md).
+    fn aggregates_cycles_in_one_pass(&self) -> bool {
+        false
+    }
+
+    /// [`UsagePass::aggregate`] for each of several cycles, in order; by
     /// default one pass per cycle.
     fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
         as_ofs.iter().map(|d| self.aggregate(plan, *d, drop_negative)).collect()
@@ -67,27 +73,29 @@ pub trait UsagePass: Sync {
     fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame>;
 }
 
-/// A usage pass whose aggregates for a backfill's cycles were computed
-/// before they are asked for, in one pass ([`UsagePass::aggregate_cycles`]);
-/// the rows without a date, which no cycle's window holds, are read once.
-/// Everything else is the inner pass's.
+/// A usage pass for the cycles of a backfill. An engine that computes
+/// several cycles' aggregates in one pass
+/// ([`UsagePass::aggregates_cycles_in_one_pass`]: Spark, one query) computes
+/// them all when the first is asked for and serves each cycle its own;
+/// another computes each when asked. The rows without a date, which no
+/// cycle's window holds, are read once. Everything else is the inner
+/// pass's.
 pub struct Prepared<'a> {
     inner: &'a dyn UsagePass,
-    drop_negative: bool,
-    grouped: Mutex<BTreeMap<NaiveDate, DataFrame>>,
+    as_ofs: Vec<NaiveDate>,
+    grouped: Mutex<Option<BTreeMap<NaiveDate, DataFrame>>>,
     undated: OnceLock<DataFrame>,
 }
 
 impl<'a> Prepared<'a> {
-    pub fn new(inner: &'a dyn UsagePass, plan: &Plan, as_ofs: &[NaiveDate]) -> Result<Prepared<'a>> {
-        let drop_negative = plan.drops_negative_usage();
-        let frames = inner.aggregate_cycles(plan, as_ofs, drop_negative)?;
-        Ok(Prepared {
+    /// For the cycles evaluated at `as_ofs`, in order.
+    pub fn new(inner: &'a dyn UsagePass, as_ofs: &[NaiveDate]) -> Prepared<'a> {
+        Prepared {
             inner,
-            drop_negative,
-            grouped: Mutex::new(as_ofs.iter().copied().zip(frames).collect()),
+            as_ofs: as_ofs.to_vec(),
+            grouped: Mutex::new(None),
             undated: OnceLock::new(),
-        })
+        }
     }
 }
 
@@ -105,10 +113,17 @@ impl UsagePass for Prepared<'_> {
     }
 
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {
-        let ready = self.grouped.lock().unwrap_or_else(|e| e.into_inner()).remove(&as_of);
-        match ready {
-            Some(frame) if drop_negative == self.drop_negative => Ok(frame),
-            _ => self.inner.aggregate(plan, as_of, drop_negative),
+        if !self.inner.aggregates_cycles_in_one_pass() || !self.as_ofs.contains(&as_of) {
+            return self.inner.aggregate(plan, as_of, drop_negative);
+        }
+        let mut grouped = self.grouped.lock().unwrap_or_else(|e| e.into_inner());
+        if grouped.is_none() {
+            let frames = self.inner.aggregate_cycles(plan, &self.as_ofs, drop_negative)?;
+            *grouped = Some(self.as_ofs.iter().copied().zip(frames).collect());
+        }
+        match grouped.as_mut().and_then(|g| g.remove(&as_of)) {
+            Some(frame) => Ok(frame),
+            None => self.inner.aggregate(plan, as_of, drop_negative),
         }
     }
 

@@ -52,7 +52,54 @@ pub fn in_range(usage: LazyFrame, plan: &Plan, as_of: NaiveDate) -> LazyFrame {
 /// plain aggregations, which polars' streaming engine runs in bounded memory.
 pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> LazyFrame {
     let negative = negative_metric(plan);
-    let (mut masks, mut aggs) = windowed(plan, as_of, drop_negative, &negative, "");
+    let mut masks = Vec::new();
+    let mut aggs: Vec<Expr> = Vec::new();
+    for (i, a) in plan.aggregates.iter().enumerate() {
+        let (after, through) = window(a, as_of);
+        let mut keep = col("date")
+            .gt(date_lit(after))
+            .and(col("date").lt_eq(date_lit(through)));
+        if drop_negative {
+            keep = keep.and(negative.clone().not());
+        }
+        let masked = format!("__window_{i}");
+        let value = col(a.column.as_str());
+        // Sums add zero for a row outside the window and counts add a false,
+        // so their masked columns carry no nulls the group-by must skip.
+        let value = match a.agg {
+            Agg::Sum | Agg::PerDay => when(keep.clone()).then(value).otherwise(lit(0)),
+            Agg::Count => keep.clone().and(value.is_not_null()),
+            _ => when(keep.clone()).then(value).otherwise(lit(NULL)),
+        };
+        let m = col(masked.as_str());
+        let agg = match a.agg {
+            Agg::Sum => m.sum(),
+            Agg::Count => m.sum().cast(DataType::Int64),
+            Agg::Mean => m.mean(),
+            Agg::Min => m.min(),
+            Agg::Max => m.max(),
+            Agg::NUnique => m.drop_nulls().n_unique().cast(DataType::Int64),
+            // The latest non-null value; on a tie of dates the largest: the
+            // largest value among the rows on the latest date. (A sort_by
+            // per group fails in polars 0.55 once two `last` aggregates share
+            // the group-by.)
+            Agg::Last => {
+                let dated = format!("__window_{i}_date");
+                masks.push(
+                    when(keep.and(col(a.column.as_str()).is_not_null()))
+                        .then(col("date"))
+                        .otherwise(lit(NULL))
+                        .alias(dated.as_str()),
+                );
+                let d = col(dated.as_str());
+                m.filter(d.clone().eq(d.max())).max()
+            }
+            // Divided by the window after grouping (see `per_day`).
+            Agg::PerDay => m.sum(),
+        };
+        masks.push(value.alias(masked.as_str()));
+        aggs.push(agg.alias(a.name.as_str()));
+    }
     aggs.push(len().cast(DataType::Int64).alias(ROWS));
     aggs.push(col(NEGATIVE_ROWS).sum().cast(DataType::Int64).alias(NEGATIVE_ROWS));
     masks.push(negative.alias(NEGATIVE_ROWS));
@@ -63,73 +110,8 @@ pub fn aggregate_usage(usage: LazyFrame, plan: &Plan, as_of: NaiveDate, drop_neg
     per_day(grouped, plan)
 }
 
-/// [`aggregate_usage`] for several cycles in one pass over the usage: one
-/// streaming group-by over the rows in any cycle's range, with each cycle's
-/// windows masked by their own dates, then split into one frame per
-/// `as_of` ([`split_cycles`]), each holding exactly the accounts, values and
-/// counters that [`aggregate_usage`] gives for it (a row outside a cycle's
-/// windows adds nothing to that cycle's aggregates).
-pub fn aggregate_cycles(
-    usage: &Scan,
-    plan: &Plan,
-    as_ofs: &[NaiveDate],
-    drop_negative: bool,
-) -> Result<Vec<DataFrame>> {
-    let negative = negative_metric(plan);
-    let ranges: Vec<(NaiveDate, NaiveDate)> = as_ofs.iter().filter_map(|d| plan.usage_range(*d)).collect();
-    let (Some(after), Some(through)) = (ranges.iter().map(|r| r.0).min(), ranges.iter().map(|r| r.1).max()) else {
-        // No aggregates: no cycle reads a usage row.
-        return as_ofs
-            .iter()
-            .map(|d| {
-                aggregate_usage(usage.frame.clone(), plan, *d, drop_negative)
-                    .collect()
-                    .map_err(|e| usage.read_error(e))
-            })
-            .collect();
-    };
-    let in_cycle = |as_of: NaiveDate| match plan.usage_range(as_of) {
-        Some((after, through)) => col("date")
-            .gt(date_lit(after))
-            .and(col("date").lt_eq(date_lit(through))),
-        None => lit(false),
-    };
-    let (mut masks, mut aggs) = (Vec::new(), Vec::new());
-    masks.push(negative.clone().alias(NEGATIVE_ROWS));
-    for (k, as_of) in as_ofs.iter().enumerate() {
-        let suffix = cycle_suffix(k);
-        let (m, g) = windowed(plan, *as_of, drop_negative, &negative, &suffix);
-        masks.extend(m);
-        aggs.extend(g);
-        let rows = format!("{ROWS}{suffix}");
-        masks.push(in_cycle(*as_of).alias(rows.as_str()));
-        aggs.push(col(rows.as_str()).sum().cast(DataType::Int64).alias(rows.as_str()));
-        aggs.push(
-            col(rows.as_str())
-                .and(col(NEGATIVE_ROWS))
-                .sum()
-                .cast(DataType::Int64)
-                .alias(format!("{NEGATIVE_ROWS}{suffix}")),
-        );
-    }
-    let wide = usage
-        .frame
-        .clone()
-        .filter(
-            col("date")
-                .gt(date_lit(after))
-                .and(col("date").lt_eq(date_lit(through))),
-        )
-        .with_columns(masks)
-        .group_by([col("account_id")])
-        .agg(aggs)
-        .collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
-        .map_err(|e| usage.read_error(e))?;
-    split_cycles(&wide, plan, as_ofs.len())
-}
-
-/// The suffix of cycle `k`'s columns in a pass over several cycles.
+/// The suffix of cycle `k`'s columns in a pass over several cycles (the
+/// Spark engine's one query for a backfill).
 pub fn cycle_suffix(k: usize) -> String {
     format!("__cycle_{k}")
 }
@@ -165,67 +147,6 @@ pub fn split_cycles(wide: &DataFrame, plan: &Plan, cycles: usize) -> Result<Vec<
             .ctx(|| "cannot split the usage aggregates by cycle".into())
         })
         .collect()
-}
-
-/// Every aggregate of a cycle evaluated at `as_of`: the masked columns
-/// (named `__window_<i><suffix>`) and their grouped reductions (named after
-/// the aggregate, with `suffix`).
-fn windowed(
-    plan: &Plan,
-    as_of: NaiveDate,
-    drop_negative: bool,
-    negative: &Expr,
-    suffix: &str,
-) -> (Vec<Expr>, Vec<Expr>) {
-    let mut masks = Vec::new();
-    let mut aggs: Vec<Expr> = Vec::new();
-    for (i, a) in plan.aggregates.iter().enumerate() {
-        let (after, through) = window(a, as_of);
-        let mut keep = col("date")
-            .gt(date_lit(after))
-            .and(col("date").lt_eq(date_lit(through)));
-        if drop_negative {
-            keep = keep.and(negative.clone().not());
-        }
-        let masked = format!("__window_{i}{suffix}");
-        let value = col(a.column.as_str());
-        // Sums add zero for a row outside the window and counts add a false,
-        // so their masked columns carry no nulls the group-by must skip.
-        let value = match a.agg {
-            Agg::Sum | Agg::PerDay => when(keep.clone()).then(value).otherwise(lit(0)),
-            Agg::Count => keep.clone().and(value.is_not_null()),
-            _ => when(keep.clone()).then(value).otherwise(lit(NULL)),
-        };
-        let m = col(masked.as_str());
-        let agg = match a.agg {
-            Agg::Sum => m.sum(),
-            Agg::Count => m.sum().cast(DataType::Int64),
-            Agg::Mean => m.mean(),
-            Agg::Min => m.min(),
-            Agg::Max => m.max(),
-            Agg::NUnique => m.drop_nulls().n_unique().cast(DataType::Int64),
-            // The latest non-null value; on a tie of dates the largest: the
-            // largest value among the rows on the latest date. (A sort_by
-            // per group fails in polars 0.55 once two `last` aggregates share
-            // the group-by.)
-            Agg::Last => {
-                let dated = format!("__window_{i}{suffix}_date");
-                masks.push(
-                    when(keep.and(col(a.column.as_str()).is_not_null()))
-                        .then(col("date"))
-                        .otherwise(lit(NULL))
-                        .alias(dated.as_str()),
-                );
-                let d = col(dated.as_str());
-                m.filter(d.clone().eq(d.max())).max()
-            }
-            // Divided by the window after grouping (see `per_day`).
-            Agg::PerDay => m.sum(),
-        };
-        masks.push(value.alias(masked.as_str()));
-        aggs.push(agg.alias(format!("{}{suffix}", a.name)));
-    }
-    (masks, aggs)
 }
 
 /// Divides each `per_day` aggregate, grouped as a sum, by its window: the
@@ -308,17 +229,6 @@ impl UsagePass for LocalUsage<'_> {
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
             .map_err(|e| self.0.read_error(e))
-    }
-
-    fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
-        let started = std::time::Instant::now();
-        let frames = aggregate_cycles(self.0, plan, as_ofs, drop_negative)?;
-        tracing::info!(
-            seconds = started.elapsed().as_secs_f64(),
-            "aggregated the usage of {} cycles in one pass",
-            as_ofs.len()
-        );
-        Ok(frames)
     }
 
     fn undated(&self) -> Result<DataFrame> {

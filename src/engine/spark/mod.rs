@@ -196,7 +196,14 @@ impl UsagePass for SparkUsage<'_> {
             .ctx(|| "cannot divide the per_day aggregates".into())
     }
 
+    /// One query for a backfill: Spark reads the usage where it lives once,
+    /// not once per cycle.
+    fn aggregates_cycles_in_one_pass(&self) -> bool {
+        true
+    }
+
     fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
+        tracing::info!("one Spark query for the usage of {} cycles", as_ofs.len());
         let wide = self.run(
             "the usage aggregates of the cycles",
             self.sql.aggregate_cycles(plan, as_ofs, drop_negative),
