@@ -2,10 +2,26 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `quadrant --version`: what this binary is and what it was built with.
+pub static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let engines = if cfg!(feature = "spark") {
+        "polars, spark (Spark Connect)"
+    } else {
+        "polars (built without the Spark engine: --features spark)"
+    };
+    format!(
+        "{}\ncommit: {}\nengines: {engines}\ntable formats: parquet, delta\npolars: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("QUADRANT_COMMIT"),
+        polars::VERSION,
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "quadrant",
     version,
+    long_version = LONG_VERSION.as_str(),
     about = "Segments a B2B customer base once per review cycle: Parquet in, immutable partitioned snapshots out."
 )]
 pub struct Cli {
@@ -105,6 +121,19 @@ pub enum Command {
     /// would move, per segmentation, and which rules' counts change.
     /// Commits nothing.
     Diff(DiffArgs),
+    /// Print a shell completion script: `quadrant completions bash >
+    /// /etc/bash_completion.d/quadrant` (zsh: a file `_quadrant` on
+    /// `$fpath`; fish: `~/.config/fish/completions/quadrant.fish`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `quadrant man > quadrant.1; man ./quadrant.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,19 @@ pub fn run(command: Command) -> Result<()> {
         Command::Plan(args) => plan::plan(args),
         Command::Vacuum(args) => vacuum::vacuum(args),
         Command::Diff(args) => diff::diff(args),
+        Command::Completions(args) => {
+            let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(args.shell, &mut command, "quadrant", &mut out);
+            Ok(())
+        }
+        Command::Man => {
+            let command = <crate::cli::Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(command)
+                .render(&mut out)
+                .map_err(|e| Error::io("write the man page", "stdout", e))
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod delta;
 mod friction;
 mod history;
 mod http;
+mod install;
 mod lost;
 mod nulls;
 mod peers;
