@@ -426,3 +426,101 @@ fn the_summary_file_holds_the_json_summary() {
             .ends_with("segments/cycle=2026-Q3")
     );
 }
+
+/// The wheel `scripts/test` builds with maturin and installs into a fresh
+/// virtualenv (`QUADRANT_TEST_INSTALLED`): its `quadrant` is the one the
+/// Dagster and Airflow examples find on PATH when `QUADRANT_BIN` is not set,
+/// as on a worker whose image ran `pip install quadrant`; both commit the
+/// cycle with it.
+#[test]
+fn the_installed_wheel_runs_both_orchestrator_examples_from_the_path() {
+    let installed = std::path::PathBuf::from(std::env::var("QUADRANT_TEST_INSTALLED").expect(
+        "QUADRANT_TEST_INSTALLED is not set: run the tests with `bash scripts/test`, which builds the wheel and installs it",
+    ));
+    assert!(
+        !installed.starts_with(root().join("target/debug")) && !installed.starts_with(root().join("target/release"))
+    );
+    let bin = installed.parent().unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    // The installed binary is this checkout's, built without the Spark engine.
+    let version = std::process::Command::new(&installed)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = stdout(&version);
+    let ours = stdout(&run(&["--version"]));
+    assert_eq!(
+        version.lines().take(2).collect::<Vec<_>>(),
+        ours.lines().take(2).collect::<Vec<_>>(),
+        "{version}"
+    );
+    assert!(version.contains("built without the Spark engine"), "{version}");
+
+    // The Python with Dagster that the other tests use, found before the
+    // wheel's virtualenv (which has a python3 of its own) goes first on PATH.
+    let python3 = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("python3"))
+        .find(|p| p.is_file())
+        .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dagster_out = tmp.path().join("dagster");
+    let o = std::process::Command::new(python3)
+        .arg(root().join("tests/clients/dagster_run.py"))
+        .arg("2026-Q3")
+        .current_dir(root())
+        .env_remove("QUADRANT_BIN")
+        .env("PATH", &path)
+        .env("QUADRANT_OUTPUT", &dagster_out)
+        .env("DAGSTER_HOME", tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(seen["success"], true, "{seen}");
+    assert!(
+        manifest(&dagster_out, "2026-Q3").is_some(),
+        "Dagster's run committed the cycle"
+    );
+
+    let python = std::env::var("QUADRANT_AIRFLOW_PYTHON").expect("QUADRANT_AIRFLOW_PYTHON: run `bash scripts/test`");
+    let airflow_out = tmp.path().join("airflow");
+    let cases = serde_json::json!([{
+        "name": "committed",
+        "logical_date": "2026-10-01T06:00:00",
+        "env": {
+            "QUADRANT_OUTPUT": airflow_out.to_str().unwrap(),
+            "QUADRANT_PIPELINE": root().join("pipelines/default.toml").to_str().unwrap(),
+        },
+    }]);
+    let mut child = std::process::Command::new(python)
+        .current_dir(root())
+        .arg(root().join("tests/clients/airflow_task.py"))
+        .env_remove("QUADRANT_BIN")
+        .env("PATH", &path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cases.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let printed = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{printed}");
+    let seen: serde_json::Value = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no result from the Airflow driver:\n{printed}"));
+    assert_eq!(seen["committed"]["state"], "success", "{seen}");
+    assert_eq!(seen["committed"]["xcom"]["summary"]["cycle"], "2026-Q3", "{seen}");
+    assert!(
+        manifest(&airflow_out, "2026-Q3").is_some(),
+        "Airflow's task committed the cycle"
+    );
+}
