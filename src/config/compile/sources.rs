@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::Compiler;
 use crate::config::raw::{self, RawPipeline};
 use crate::config::*;
-use crate::error::did_you_mean;
+use crate::error::nearest;
 
 impl Compiler<'_> {
     /// `[output]`: a root, free of credentials, and a table format.
@@ -20,7 +20,10 @@ impl Compiler<'_> {
         match &raw.format {
             None => Format::default(),
             Some(f) => f.get_ref().parse().unwrap_or_else(|message: String| {
-                let suggestion = did_you_mean(f.get_ref(), Format::NAMES.iter().copied());
+                // A TOML string value: suggested as it is written.
+                let suggestion = nearest(f.get_ref(), Format::NAMES.iter().copied())
+                    .first()
+                    .map(|n| format!("did you mean \"{n}\"?"));
                 self.problem(f.span().start, format!("[output] {message}"), suggestion);
                 Format::default()
             }),
