@@ -204,6 +204,34 @@ fn airflow_loads_the_example_dag() {
     assert_eq!(seen["cycles"], serde_json::json!(["2025-Q1", "2025-Q2", "2025-Q4"]));
 }
 
+/// Runs `tests/clients/airflow_task.py` (Airflow's own task runner over the
+/// example DAG) on `cases` with `python`: what it saw, and all it printed.
+fn airflow_task(mut python: std::process::Command, cases: &serde_json::Value) -> (serde_json::Value, String) {
+    let mut child = python
+        .current_dir(root())
+        .arg(root().join("tests/clients/airflow_task.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cases.to_string().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let printed = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{printed}");
+    let seen = stdout(&o)
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .unwrap_or_else(|| panic!("no result from the Airflow driver:\n{printed}"));
+    (seen, printed)
+}
+
 /// The example DAG executed by Airflow (`dag.test()`, Airflow's own task
 /// runner and retry logic, the DAG's `retries`), its task running the real
 /// binary: exit 0 succeeds and pushes the summary to XCom; 4 (a second run of
@@ -297,28 +325,7 @@ fn airflow_runs_the_dag_task_and_maps_exit_codes_to_retries() {
         ),
     ]);
 
-    let mut child = std::process::Command::new(python)
-        .current_dir(root())
-        .arg(root().join("tests/clients/airflow_task.py"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cases.to_string().as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let printed = format!("{}{}", stdout(&o), stderr(&o));
-    assert!(o.status.success(), "{printed}");
-    let seen: serde_json::Value = stdout(&o)
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap_or_else(|| panic!("no result from the Airflow driver:\n{printed}"));
+    let (seen, printed) = airflow_task(std::process::Command::new(python), &cases);
 
     // The DAG's own retries, which exit 1 uses up and the others do not touch.
     let retries = seen["committed"]["retries"].as_u64().unwrap();
@@ -493,30 +500,9 @@ fn the_installed_wheel_runs_both_orchestrator_examples_from_the_path() {
             "QUADRANT_PIPELINE": root().join("pipelines/default.toml").to_str().unwrap(),
         },
     }]);
-    let mut child = std::process::Command::new(python)
-        .current_dir(root())
-        .arg(root().join("tests/clients/airflow_task.py"))
-        .env_remove("QUADRANT_BIN")
-        .env("PATH", &path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(cases.to_string().as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let printed = format!("{}{}", stdout(&o), stderr(&o));
-    assert!(o.status.success(), "{printed}");
-    let seen: serde_json::Value = stdout(&o)
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .unwrap_or_else(|| panic!("no result from the Airflow driver:\n{printed}"));
+    let mut airflow = std::process::Command::new(python);
+    airflow.env_remove("QUADRANT_BIN").env("PATH", &path);
+    let (seen, _) = airflow_task(airflow, &cases);
     assert_eq!(seen["committed"]["state"], "success", "{seen}");
     assert_eq!(seen["committed"]["xcom"]["summary"]["cycle"], "2026-Q3", "{seen}");
     assert!(
