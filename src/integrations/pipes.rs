@@ -59,8 +59,12 @@ impl Pipes {
     fn send(&self, method: &str, params: Value) {
         let line = json!({ "__dagster_pipes_version": PROTOCOL, "method": method, "params": params });
         if let Ok(mut file) = self.messages.lock() {
-            let line = crate::redact::text(&line.to_string()).into_owned();
-            let _ = writeln!(file, "{line}").and_then(|()| file.flush());
+            // One write with its newline: Dagster tails the file line by
+            // line, and a line seen before its newline (`writeln!` writes
+            // the two apart) was taken as a message, the newline then as a
+            // broken one, and the messages after it were lost.
+            let line = format!("{}\n", crate::redact::text(&line.to_string()));
+            let _ = file.write_all(line.as_bytes()).and_then(|()| file.flush());
         }
     }
 
