@@ -797,3 +797,49 @@ fn peak_memory_does_not_grow_with_the_usage_history() {
         "peak RSS {long} MiB with ten years of usage against {short} MiB with 180 days"
     );
 }
+
+/// The snapshot does not depend on the number of threads polars runs on:
+/// the same rows in the same order, value for value (run_id aside), at 1, 2
+/// and 3 threads, for a backfill of two quarters on a generated book large
+/// enough to be split across threads.
+#[test]
+fn the_snapshot_is_the_same_at_one_two_and_three_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    expect_code(
+        &run(&[
+            "generate",
+            "--out",
+            data.to_str().unwrap(),
+            "--accounts",
+            "3000",
+            "--seed",
+            "7",
+            "--history",
+        ]),
+        0,
+    );
+    let committed = |threads: &str| {
+        let out = tmp.path().join(format!("out-{threads}"));
+        let o = quadrant()
+            .env("POLARS_MAX_THREADS", threads)
+            .args(["run", "--cycles", "2026-Q2..2026-Q3", "--accounts"])
+            .arg(data.join("accounts.parquet"))
+            .arg("--usage")
+            .arg(data.join("usage"))
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        expect_code(&o, 0);
+        ["2026-Q2", "2026-Q3"].map(|c| glob_rows(&out, c).unwrap().drop("run_id").unwrap())
+    };
+    let one = committed("1");
+    assert!(one[1].height() >= 2500, "{}", one[1].height());
+    for threads in ["2", "3"] {
+        let other = committed(threads);
+        for (a, b) in one.iter().zip(&other) {
+            assert!(a.equals_missing(b), "{threads} threads: {a:?}\n{b:?}");
+        }
+    }
+}
