@@ -476,10 +476,23 @@ impl Store {
         if self.is_local() || meta.e_tag.is_none() {
             return self.put(path, bytes, false);
         }
+        let mut version = meta.version.clone();
+        if version.is_none() && self.cloud == Some(Cloud::Gcs) {
+            // GCS updates on the object's generation, which object_store's
+            // listing does not give: read it, and if the object is no longer
+            // the one `meta` describes, it changed. (A listing may give the
+            // ETag without the quotes a HEAD gives.)
+            let unquoted = |m: &ObjectMeta| m.e_tag.as_deref().map(|t| t.trim_matches('"').to_string());
+            match block_on(self.inner.head(path)) {
+                Ok(now) if unquoted(&now) == unquoted(meta) => version = now.version,
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e).map_err(self.error(format!("cannot read `{}`", self.uri_of(path)))),
+            }
+        }
         let opts = PutOptions {
             mode: PutMode::Update(object_store::UpdateVersion {
                 e_tag: meta.e_tag.clone(),
-                version: meta.version.clone(),
+                version,
             }),
             ..Default::default()
         };
@@ -515,7 +528,19 @@ impl Store {
     /// Copies an object within the store, replacing any object at `to` in
     /// one step.
     pub fn copy(&self, from: &Path, to: &Path) -> Result<()> {
-        block_on(self.inner.copy(from, to)).map_err(self.error(format!(
+        use object_store::{CopyMode, CopyOptions};
+        // object_store 0.13.2 sends GCS's two copy modes the wrong way round:
+        // an overwrite goes out create-only (`x-goog-if-generation-match: 0`,
+        // refused when `to` exists) and a create-only copy as an overwrite
+        // (apache/arrow-rs-object-store#712, fixed after 0.13.2). Asking it
+        // for the other mode sends what this method means;
+        // `stores::a_copy_replaces_the_object_on_every_store` fails when
+        // object_store is upgraded past the fix.
+        let mode = match self.cloud {
+            Some(Cloud::Gcs) => CopyMode::Create,
+            _ => CopyMode::Overwrite,
+        };
+        block_on(self.inner.copy_opts(from, to, CopyOptions::new().with_mode(mode))).map_err(self.error(format!(
             "cannot copy `{}` to `{}`",
             self.uri_of(from),
             self.uri_of(to)
@@ -524,9 +549,16 @@ impl Store {
 
     /// Deletes an object; one that is already gone is not an error.
     pub fn delete(&self, path: &Path) -> Result<()> {
-        match block_on(self.inner.delete(path)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).map_err(self.error(format!("cannot delete `{}`", self.uri_of(path)))),
+        // A delete can be repeated. object_store retries S3's and Azure's
+        // after a lost answer, but not GCS's (not marked idempotent there):
+        // a transport error is tried again here.
+        let mut tries = 0;
+        loop {
+            match block_on(self.inner.delete(path)) {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
+                Err(object_store::Error::Generic { .. }) if tries < 3 => tries += 1,
+                Err(e) => return Err(e).map_err(self.error(format!("cannot delete `{}`", self.uri_of(path)))),
+            }
         }
     }
 

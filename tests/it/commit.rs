@@ -211,6 +211,7 @@ fn two_concurrent_runs_one_commits_the_other_exits_4() {
             let target = match target.name() {
                 "local" => Target::local(),
                 "s3" => Target::s3(),
+                "gcs" => Target::gcs(),
                 _ => Target::azure(),
             };
             let a = spawn_run(&target, None, false);
@@ -308,7 +309,7 @@ fn a_lock_from_another_host_is_honoured_until_its_lease_ends() {
 /// the lock.
 #[test]
 fn a_replace_loses_to_another_writers_change_of_the_data_file() {
-    for target in [Target::s3(), Target::azure()] {
+    for target in Target::remotes() {
         let name = target.name();
         expect_code(&run_on(&target, &[]), 0);
         // The other writer's file: another run of the cycle, elsewhere.
@@ -350,7 +351,7 @@ fn the_same_inputs_give_the_same_rows_on_every_store() {
     let local = Target::local();
     expect_code(&run_on(&local, &[]), 0);
     let want = local.glob_rows(CYCLE).unwrap().drop("run_id").unwrap();
-    for target in [Target::s3(), Target::azure()] {
+    for target in Target::remotes() {
         expect_code(&run_on(&target, &[]), 0);
         let got = target.glob_rows(CYCLE).unwrap().drop("run_id").unwrap();
         assert!(got.equals_missing(&want), "{}", target.name());

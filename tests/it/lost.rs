@@ -1,8 +1,8 @@
 //! Writes that succeed but answer an error: the store does what was asked,
 //! then the answer is lost (a dropped connection) or is an error (`503`,
 //! as S3's SlowDown and Azure's ServerBusy are sent after success), and
-//! the client retries. A loopback proxy in front of the S3 (moto) or Azure
-//! (Azurite) test server passes each request on, reads the server's answer,
+//! the client retries. A loopback proxy in front of the S3 (moto), GCS
+//! (fake-gcs-server) or Azure (Azurite) test server passes each request on, reads the server's answer,
 //! and then, for the writes it picks, drops the connection or answers 503
 //! instead. Every command must find out what is stored rather than guess:
 //! its own object means done, and nothing it committed is deleted. The same
@@ -79,6 +79,7 @@ impl Proxy {
     fn env(&self, store: Store) -> (&'static str, String) {
         match store {
             Store::S3 => ("AWS_ENDPOINT_URL", format!("http://{}", self.addr)),
+            Store::Gcs => ("GOOGLE_BASE_URL", format!("http://{}", self.addr)),
             Store::Azure => ("AZURITE_BLOB_STORAGE_URL", format!("http://{}", self.addr)),
         }
     }
@@ -89,8 +90,8 @@ fn pick(mode: Mode, request_line: &str, writes: &AtomicUsize, failed: &Mutex<Vec
     let after = match mode {
         Mode::Fail { needle, count, after } => {
             let hits = failed.lock().unwrap().len();
-            // S3 sends `=` in a key as `%3D`.
-            let line = request_line.replace("%3D", "=");
+            // S3 sends `=` in a key as `%3D`; GCS escapes `/`, `-`, `_` too.
+            let line = quadrant::redact::percent_decode(request_line);
             (line.contains(needle) && hits < count).then_some(after)
         }
         Mode::Rate { percent } => {
@@ -161,6 +162,7 @@ fn serve(
 #[derive(Clone, Copy, Debug)]
 enum Store {
     S3,
+    Gcs,
     Azure,
 }
 
@@ -168,6 +170,7 @@ impl Store {
     fn target(self) -> Target {
         match self {
             Store::S3 => Target::s3(),
+            Store::Gcs => Target::gcs(),
             Store::Azure => Target::azure(),
         }
     }
@@ -176,6 +179,7 @@ impl Store {
     fn upstream(self) -> SocketAddr {
         let var = match self {
             Store::S3 => "AWS_ENDPOINT_URL",
+            Store::Gcs => "QUADRANT_TEST_GCS_URL",
             Store::Azure => "AZURITE_BLOB_STORAGE_URL",
         };
         let url = std::env::var(var).unwrap_or_else(|_| panic!("scripts/test sets {var}"));
@@ -392,6 +396,16 @@ fn each_conditional_write_answered_with_an_error_after_success_on_s3_delta() {
 }
 
 #[test]
+fn each_conditional_write_answered_with_an_error_after_success_on_gcs_parquet() {
+    each_conditional_write_is_settled_by_reading_back(Store::Gcs, Format::Parquet);
+}
+
+#[test]
+fn each_conditional_write_answered_with_an_error_after_success_on_gcs_delta() {
+    each_conditional_write_is_settled_by_reading_back(Store::Gcs, Format::Delta);
+}
+
+#[test]
 fn each_conditional_write_answered_with_an_error_after_success_on_azure_parquet() {
     each_conditional_write_is_settled_by_reading_back(Store::Azure, Format::Parquet);
 }
@@ -402,7 +416,7 @@ fn each_conditional_write_answered_with_an_error_after_success_on_azure_delta() 
 }
 
 /// 30% of all writes answered by a lost answer or a 503 after the store
-/// performed them: on S3 and Azure, in both formats, every command of the
+/// performed them: on S3, GCS and Azure, in both formats, every command of the
 /// book exits 0 and readers see exactly what the local disk holds.
 #[test]
 fn thirty_percent_of_writes_answered_with_an_error_after_success() {
@@ -410,7 +424,7 @@ fn thirty_percent_of_writes_answered_with_an_error_after_success() {
         let dir = tempfile::tempdir().unwrap();
         let inputs = book_inputs(dir.path(), format);
         let want = reference(format, &inputs);
-        for store in [Store::S3, Store::Azure] {
+        for store in [Store::S3, Store::Gcs, Store::Azure] {
             let target = store.target();
             let mut failed = 0;
             for args in BOOK {

@@ -11,6 +11,7 @@ use std::process::Stdio;
 
 use polars::prelude::*;
 
+use crate::target::Target;
 use crate::*;
 
 /// The Spark Connect server of the test run.
@@ -167,10 +168,15 @@ fn with_policy(pipeline: &Path, policy: &str, to: &Path) -> PathBuf {
 }
 
 fn commit(pipeline: &Path, data: &Path, out: &Path, engine: &[&str]) {
+    commit_usage(pipeline, data, data.join("usage-dirty/").to_str().unwrap(), out, engine);
+}
+
+/// `commit` with the usage read from `usage` (a folder or a store's URI).
+fn commit_usage(pipeline: &Path, data: &Path, usage: &str, out: &Path, engine: &[&str]) {
     let o = quadrant()
         .args(["run", "--pipeline", pipeline.to_str().unwrap()])
         .args(["--accounts", data.join("accounts.parquet").to_str().unwrap()])
-        .args(["--usage", data.join("usage-dirty/").to_str().unwrap()])
+        .args(["--usage", usage])
         .args(["--output", out.to_str().unwrap(), "--cycles", CYCLES])
         .args(engine)
         .output()
@@ -287,6 +293,114 @@ fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
             }
         }
     }
+}
+
+/// Usage in object storage, read by the Spark server's own Hadoop
+/// connectors (S3A against moto, ABFS against Azurite; the credentials are
+/// the server's, quadrant sends none): over a backfill of dirty usage,
+/// `--engine spark` commits what polars commits from the same files on the
+/// local disk, for the shipped pipeline and one with every aggregate; and a
+/// file in the store that Spark would read and quadrant does not list is
+/// refused, naming it, with nothing written.
+#[test]
+fn spark_reads_the_usage_from_s3_and_azure_as_polars_does_from_local_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    book(&data);
+    let spark = remote();
+    let (s3, azure) = (Target::s3(), Target::azure());
+    let prefix = |t: &Target| {
+        t.uri()
+            .split_once("://")
+            .unwrap()
+            .1
+            .split_once('/')
+            .unwrap()
+            .1
+            .to_string()
+    };
+    // Hadoop's ABFS names an Azure folder by container and account host.
+    let abfs = format!(
+        "abfs://quadrant-test@devstoreaccount1.dfs.core.windows.net/{}",
+        prefix(&azure)
+    );
+    let stores = [(&s3, s3.uri()), (&azure, abfs)];
+    for (target, _) in &stores {
+        for part in ["part-0.parquet", "part-1.parquet", "part-2.parquet"] {
+            target.upload(&data.join("usage-dirty").join(part), &format!("usage-dirty/{part}"));
+        }
+    }
+    let pipelines = [
+        (root().join("pipelines/default.toml"), 0.0),
+        (root().join("tests/spark/every_aggregate.toml"), 1e-12),
+    ];
+    for (pipeline, rel) in &pipelines {
+        let p = with_policy(pipeline, "drop", tmp.path());
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let by_polars = tmp.path().join(format!("{name}-polars"));
+        commit(&p, &data, &by_polars, &[]);
+        for (target, root_uri) in &stores {
+            let what = format!("{name} from {}", target.name());
+            let usage = format!("{root_uri}/usage-dirty/");
+            let by_spark = tmp.path().join(format!("{name}-spark-{}", target.name()));
+            commit_usage(
+                &p,
+                &data,
+                &usage,
+                &by_spark,
+                &["--engine", "spark", "--spark-remote", &spark],
+            );
+            for cycle in CYCLE_NAMES {
+                let what = format!("{what} {cycle}");
+                let snapshot = |out: &Path| {
+                    let frame = read_parquet(&out.join(format!("segments/cycle={cycle}/part-0.parquet")));
+                    frame.drop("run_id").unwrap()
+                };
+                let a = snapshot(&by_polars);
+                assert!(a.height() > 100, "{what}: {} accounts", a.height());
+                assert_same(&what, &a, &snapshot(&by_spark), *rel);
+                let (ma, mb) = (
+                    manifest(&by_polars, cycle).unwrap(),
+                    manifest(&by_spark, cycle).unwrap(),
+                );
+                assert_eq!(ma["quality"], mb["quality"], "{what}: data-check counts");
+                assert_eq!(ma["inputs"]["usage"]["rows"], mb["inputs"]["usage"]["rows"], "{what}");
+                let files: Vec<&str> = mb["inputs"]["usage"]["files"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f["uri"].as_str().unwrap())
+                    .collect();
+                assert_eq!(files.len(), 3, "{what}: {files:?}");
+                assert!(
+                    files.iter().all(|f| f.starts_with(root_uri.as_str())),
+                    "{what}: {files:?}"
+                );
+                let rejects = format!("rejects/cycle={cycle}/dataset=usage/part-0.parquet");
+                let (ra, rb) = (by_polars.join(&rejects), by_spark.join(&rejects));
+                assert_same(
+                    &format!("{what} rejects"),
+                    &sorted(read_parquet(&ra)),
+                    &sorted(read_parquet(&rb)),
+                    0.0,
+                );
+            }
+        }
+    }
+
+    // A Parquet file without a `.parquet` name: Spark's listing of the
+    // folder would read it, quadrant's does not.
+    s3.upload(&data.join("usage-dirty/part-1.parquet"), "usage-dirty/part-1-copy");
+    let out = tmp.path().join("refused");
+    let o = run_on_spark()
+        .args(["--usage", &format!("{}/usage-dirty/", s3.uri()), "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    expect_code(&o, 2);
+    assert!(stderr(&o).contains("Spark only: s3a://"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("usage-dirty/part-1-copy"), "{}", stderr(&o));
+    assert!(tree(&out).is_empty());
 }
 
 #[test]

@@ -21,7 +21,7 @@ fn inputs_explain_and_cycles_work_on_every_store() {
     let local = Target::local();
     expect_code(&run(&["run", "--cycle", "2026-Q3", "--output", &local.uri()]), 0);
     let want = local.glob_rows("2026-Q3").unwrap().drop("run_id").unwrap();
-    for target in [Target::s3(), Target::azure()] {
+    for target in Target::remotes() {
         let (accounts, usage) = upload_fixtures(&target);
         let out = format!("{}/out", target.uri());
         let o = run(&[
@@ -116,7 +116,11 @@ fn storage_options_in_the_pipeline_file_reach_the_store() {
 
 #[test]
 fn a_missing_bucket_fails_fast_with_exit_1_and_says_what_to_check() {
-    for uri in ["s3://no-such-bucket-quadrant/x", "az://nosuchcontainer/x"] {
+    for uri in [
+        "s3://no-such-bucket-quadrant/x",
+        "gs://no-such-bucket-quadrant/x",
+        "az://nosuchcontainer/x",
+    ] {
         let started = std::time::Instant::now();
         let o = quadrant()
             .args(["run", "--cycle", "2026-Q3", "--output", uri])
@@ -150,6 +154,24 @@ fn create_only_puts_are_honoured_by_every_store() {
         assert_eq!(store.get(&path).unwrap().unwrap().as_ref(), b"a", "{}", target.name());
         store.delete(&path).unwrap();
         assert!(store.get(&path).unwrap().is_none());
+    }
+}
+
+/// Repair publishes a dead run's staged files by copying them over
+/// whatever is at the published name: every store must replace it.
+#[test]
+fn a_copy_replaces_the_object_on_every_store() {
+    for target in Target::all() {
+        let store = quadrant::storage::Store::open(&target.uri(), &Default::default()).unwrap();
+        let (from, to) = (store.path("staged/a.json"), store.path("published/a.json"));
+        store.put(&from, "new".into(), false).unwrap();
+        store.copy(&from, &to).unwrap();
+        assert_eq!(store.get(&to).unwrap().unwrap().as_ref(), b"new", "{}", target.name());
+        store.put(&to, "old".into(), false).unwrap();
+        store
+            .copy(&from, &to)
+            .unwrap_or_else(|e| panic!("{}: {e}", target.name()));
+        assert_eq!(store.get(&to).unwrap().unwrap().as_ref(), b"new", "{}", target.name());
     }
 }
 
@@ -216,4 +238,38 @@ fn transient_store_failures_are_retried_and_persistent_ones_fail_with_exit_1() {
     assert!(down.refused() >= 7 && down.passed() == 0, "refused {}", down.refused());
     assert!(started.elapsed() < std::time::Duration::from_secs(90));
     assert!(other.files().is_empty(), "{:?}", other.files());
+}
+
+/// `scripts/test` runs the tests in a network namespace with only loopback
+/// (`unshare -n`): no client can leave the machine, and one that would (a
+/// cloud client without credentials asks the metadata address
+/// 169.254.169.254) fails at once instead. Only a run that was explicitly
+/// allowed the machine's network (QUADRANT_TEST_ALLOW_NETWORK=1, for
+/// machines without namespaces) is exempt.
+#[test]
+fn the_tests_reach_only_loopback() {
+    if std::env::var("QUADRANT_TEST_NETNS").as_deref() != Ok("loopback") {
+        assert_eq!(
+            std::env::var("QUADRANT_TEST_ALLOW_NETWORK").as_deref(),
+            Ok("1"),
+            "run the tests with `bash scripts/test`, which runs them in a network namespace with only loopback"
+        );
+        return;
+    }
+    // This process's interfaces (/sys/class/net shows the namespace /sys
+    // was mounted in).
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    let mut interfaces: Vec<&str> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    interfaces.sort();
+    assert_eq!(interfaces, ["lo"]);
+    let started = std::time::Instant::now();
+    let metadata: std::net::SocketAddr = "169.254.169.254:80".parse().unwrap();
+    let e = std::net::TcpStream::connect_timeout(&metadata, std::time::Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NetworkUnreachable, "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }

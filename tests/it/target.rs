@@ -1,6 +1,6 @@
 //! Where a test writes snapshots: a local folder, or a fresh prefix on the
-//! S3 (moto) and Azure (Azurite) servers that `scripts/test` starts on
-//! loopback. Reads go through quadrant's own storage layer, as a BI tool
+//! S3 (moto), Google Cloud Storage (fake-gcs-server) and Azure (Azurite)
+//! servers that `scripts/test` starts on loopback. Reads go through quadrant's own storage layer, as a BI tool
 //! would read the store.
 
 use std::io::Cursor;
@@ -29,7 +29,9 @@ fn unique() -> String {
 
 fn remote(var: &str, name: &'static str) -> Target {
     let base = std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests with `bash scripts/test`, which starts the S3 and Azure test servers")
+        panic!(
+            "{var} is not set: run the tests with `bash scripts/test`, which starts the S3, GCS and Azure test servers"
+        )
     });
     Target::Remote {
         uri: format!("{}/{}", base.trim_end_matches('/'), unique()),
@@ -37,7 +39,7 @@ fn remote(var: &str, name: &'static str) -> Target {
     }
 }
 
-/// The settings that send every S3 and Azure request to the test servers
+/// The settings that send every S3, GCS and Azure request to the test servers
 /// that `scripts/test` starts, checked to be on loopback: a command run
 /// with them never leaves the machine, whatever the environment holds
 /// (without them, a client falls back to the real cloud and, lacking
@@ -46,18 +48,28 @@ pub fn loopback_stores() -> Vec<(&'static str, String)> {
     let endpoint = |var: &str| {
         let url = std::env::var(var).unwrap_or_else(|_| {
             panic!(
-                "{var} is not set: run the tests with `bash scripts/test`, which starts the S3 and Azure test servers"
+                "{var} is not set: run the tests with `bash scripts/test`, which starts the S3, GCS and Azure test servers"
             )
         });
         assert!(url.starts_with("http://127.0.0.1:"), "{var}={url} is not on loopback");
         url
     };
+    // The GCS client reads its endpoint from the service-account file.
+    let service_account = std::env::var("GOOGLE_SERVICE_ACCOUNT").expect("scripts/test sets GOOGLE_SERVICE_ACCOUNT");
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&service_account).unwrap()).unwrap();
+    assert_eq!(
+        file["gcs_base_url"].as_str(),
+        Some(endpoint("QUADRANT_TEST_GCS_URL").as_str())
+    );
+    assert_eq!(file["disable_oauth"], true, "{service_account} must turn OAuth off");
     vec![
         ("AWS_ENDPOINT_URL", endpoint("AWS_ENDPOINT_URL")),
         ("AWS_REGION", "us-east-1".into()),
         ("AWS_ALLOW_HTTP", "true".into()),
         ("AWS_ACCESS_KEY_ID", "quadrant-test-key-id".into()),
         ("AWS_SECRET_ACCESS_KEY", "quadrant-test-secret-key".into()),
+        ("GOOGLE_SERVICE_ACCOUNT", service_account),
+        ("GOOGLE_ALLOW_HTTP", "true".into()),
         ("AZURE_STORAGE_USE_EMULATOR", "true".into()),
         ("AZURITE_BLOB_STORAGE_URL", endpoint("AZURITE_BLOB_STORAGE_URL")),
         ("AZURE_ALLOW_HTTP", "true".into()),
@@ -77,9 +89,20 @@ impl Target {
         remote("QUADRANT_TEST_AZURE", "azure")
     }
 
-    /// The local folder, S3 and Azure.
+    pub fn gcs() -> Target {
+        remote("QUADRANT_TEST_GCS", "gcs")
+    }
+
+    /// The object stores: S3, Google Cloud Storage and Azure.
+    pub fn remotes() -> Vec<Target> {
+        vec![Target::s3(), Target::gcs(), Target::azure()]
+    }
+
+    /// The local folder and every object store.
     pub fn all() -> Vec<Target> {
-        vec![Target::local(), Target::s3(), Target::azure()]
+        let mut all = vec![Target::local()];
+        all.extend(Target::remotes());
+        all
     }
 
     pub fn name(&self) -> &'static str {
