@@ -716,3 +716,91 @@ fn a_delta_table_naming_a_missing_file_is_named_and_repaired_by_a_replace() {
         0,
     );
 }
+
+/// What Delta Lake's own Spark reader sees of tables under the target
+/// (tests/delta/spark_reader.py: delta-spark 4.4.0 on Spark 4.2.0, one
+/// session for all of them), each `rel` or `rel@VERSION`.
+fn read_delta_with_spark(target: &Target, tables: &[String]) -> Vec<Value> {
+    let python = std::env::var("QUADRANT_TEST_DELTA_SPARK_PYTHON")
+        .expect("scripts/test installs Delta Lake's Spark reader and sets QUADRANT_TEST_DELTA_SPARK_PYTHON");
+    let o = std::process::Command::new(python)
+        .arg(root().join("tests/delta/spark_reader.py"))
+        .args(tables.iter().map(|t| format!("{}/{t}", target.uri())))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}: {}", target.name(), stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+/// Delta Lake's own Spark implementation, the reader of Databricks, Fabric
+/// and most Delta users (stricter than delta-rs about protocol, partition
+/// values and statistics), reads what delta-rs reads of quadrant's tables,
+/// on the local disk and on S3: rows per cycle and run, the history (one
+/// commit per run, the replace an overwrite of its cycle), `VERSION AS OF`
+/// before the replace, and the rejects table.
+#[test]
+fn delta_lakes_spark_reader_reads_what_delta_rs_reads() {
+    let inputs = tempfile::tempdir().unwrap();
+    let (dirty, accounts) = dirty_inputs(inputs.path(), &["A0000001", "A0000002"]);
+    let pipeline = delta_pipeline(inputs.path(), std::path::Path::new(&dirty));
+    for target in [Target::local(), Target::s3()] {
+        let name = target.name();
+        for extra in [
+            &["--cycle", "2026-Q2"][..],
+            &["--cycle", CYCLE],
+            &["--cycle", CYCLE, "--replace", "--accounts", &accounts],
+        ] {
+            expect_code(&run_delta(&target, &pipeline, extra), 0);
+        }
+        let segments = read_delta(&target, "segments", None).unwrap();
+        let latest = segments["version"].as_u64().unwrap();
+        let before = read_delta(&target, "segments", Some(latest - 1)).unwrap();
+        let rejects = read_delta(&target, "rejects/accounts", None).unwrap();
+        let tables = [
+            "segments".to_string(),
+            format!("segments@{}", latest - 1),
+            "rejects/accounts".to_string(),
+        ];
+        let spark = read_delta_with_spark(&target, &tables);
+        for (what, by_spark, by_delta_rs) in [
+            ("segments", &spark[0], &segments),
+            ("segments before the replace", &spark[1], &before),
+            ("rejects/accounts", &spark[2], &rejects),
+        ] {
+            assert_eq!(by_spark["version"], by_delta_rs["version"], "{name} {what}");
+            assert_eq!(by_spark["partitions"], by_delta_rs["partitions"], "{name} {what}");
+            assert_eq!(
+                by_spark["partition_columns"], by_delta_rs["partition_columns"],
+                "{name} {what}"
+            );
+        }
+        assert_ne!(delta_run(Some(&segments), CYCLE), delta_run(Some(&before), CYCLE));
+        assert!(spark[2]["partitions"][CYCLE].is_object(), "{name}: {}", spark[2]);
+        let history = |seen: &Value| -> Vec<(Value, Value, Value)> {
+            seen["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| (h["version"].clone(), h["operation"].clone(), h["mode"].clone()))
+                .collect()
+        };
+        assert_eq!(history(&spark[0]), history(&segments), "{name}: the history");
+        let replace = spark[0]["history"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(replace["mode"], "Overwrite", "{name}: {replace}");
+        assert_eq!(replace["predicate"], format!("cycle = '{CYCLE}'"), "{name}");
+        let second = delta_run(Some(&segments), CYCLE).unwrap();
+        assert!(
+            replace["userMetadata"].as_str().unwrap().contains(&second),
+            "{name}: {replace}"
+        );
+        for (column, kind) in [
+            ("as_of", "date"),
+            ("account_id", "string"),
+            ("arr", "double"),
+            ("employees", "bigint"),
+            ("cycle", "string"),
+        ] {
+            assert_eq!(spark[0]["types"][column], kind, "{name}: {column}");
+        }
+    }
+}
