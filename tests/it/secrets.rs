@@ -66,14 +66,17 @@ fn run_with(env: &[(&str, &str)], args: &[&str], secrets: &[&str], code: i32, sc
         let summary = scratch.join(format!("summary-{format}.json"));
         let messages = scratch.join(format!("pipes-{format}.jsonl"));
         let mut cmd = quadrant();
-        cmd.env(
-            "DAGSTER_PIPES_CONTEXT",
-            pipes_param(serde_json::json!({ "env": { "asset_keys": ["segments"] } })),
-        )
-        .env(
-            "DAGSTER_PIPES_MESSAGES",
-            pipes_param(serde_json::json!({ "path": messages })),
-        );
+        // The GCS emulator's service account (scripts/test) would take the
+        // place of the credentials under test.
+        cmd.env_remove("GOOGLE_SERVICE_ACCOUNT")
+            .env(
+                "DAGSTER_PIPES_CONTEXT",
+                pipes_param(serde_json::json!({ "env": { "asset_keys": ["segments"] } })),
+            )
+            .env(
+                "DAGSTER_PIPES_MESSAGES",
+                pipes_param(serde_json::json!({ "path": messages })),
+            );
         // Never the default `out/` of the project, which the README's
         // first command may have committed.
         let output = scratch.join("out");
