@@ -551,12 +551,12 @@ impl Store {
     pub fn delete(&self, path: &Path) -> Result<()> {
         // A delete can be repeated. object_store retries S3's and Azure's
         // after a lost answer, but not GCS's (not marked idempotent there):
-        // a transport error is tried again here.
+        // on GCS an error is tried again here.
         let mut tries = 0;
         loop {
             match block_on(self.inner.delete(path)) {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => return Ok(()),
-                Err(object_store::Error::Generic { .. }) if tries < 3 => tries += 1,
+                Err(object_store::Error::Generic { .. }) if self.cloud == Some(Cloud::Gcs) && tries < 3 => tries += 1,
                 Err(e) => return Err(e).map_err(self.error(format!("cannot delete `{}`", self.uri_of(path)))),
             }
         }

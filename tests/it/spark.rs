@@ -226,6 +226,34 @@ fn sorted(frame: DataFrame) -> DataFrame {
         .unwrap()
 }
 
+/// One cycle committed by polars and by Spark agree: the snapshot (floats
+/// within `rel`), the data-check counts, the usage rows and the rejected
+/// rows. Returns both manifests and polars' rejected usage rows.
+#[track_caller]
+fn assert_same_cycle(
+    what: &str,
+    by_polars: &Path,
+    by_spark: &Path,
+    cycle: &str,
+    rel: f64,
+) -> (serde_json::Value, serde_json::Value, DataFrame) {
+    let snapshot = |out: &Path| {
+        let frame = read_parquet(&out.join(format!("segments/cycle={cycle}/part-0.parquet")));
+        frame.drop("run_id").unwrap()
+    };
+    let a = snapshot(by_polars);
+    assert!(a.height() > 100, "{what}: {} accounts", a.height());
+    assert_same(what, &a, &snapshot(by_spark), rel);
+    let (ma, mb) = (manifest(by_polars, cycle).unwrap(), manifest(by_spark, cycle).unwrap());
+    assert_eq!(ma["quality"], mb["quality"], "{what}: data-check counts");
+    assert_eq!(ma["inputs"]["usage"]["rows"], mb["inputs"]["usage"]["rows"], "{what}");
+    let rejects = format!("rejects/cycle={cycle}/dataset=usage/part-0.parquet");
+    let ra = sorted(read_parquet(&by_polars.join(&rejects)));
+    let rb = sorted(read_parquet(&by_spark.join(&rejects)));
+    assert_same(&format!("{what} rejects"), &ra, &rb, 0.0);
+    (ma, mb, ra)
+}
+
 #[test]
 fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
     let tmp = tempfile::tempdir().unwrap();
@@ -254,20 +282,7 @@ fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
             commit(&p, &data, &by_spark, &["--engine", "spark", "--spark-remote", &spark]);
             for cycle in CYCLE_NAMES {
                 let what = format!("{name} {cycle}");
-                let snapshot = |out: &Path| {
-                    let frame = read_parquet(&out.join(format!("segments/cycle={cycle}/part-0.parquet")));
-                    frame.drop("run_id").unwrap()
-                };
-                let (a, b) = (snapshot(&by_polars), snapshot(&by_spark));
-                assert!(a.height() > 100, "{what}: {} accounts", a.height());
-                assert_same(&what, &a, &b, *rel);
-
-                let (ma, mb) = (
-                    manifest(&by_polars, cycle).unwrap(),
-                    manifest(&by_spark, cycle).unwrap(),
-                );
-                assert_eq!(ma["quality"], mb["quality"], "{what}: data-check counts");
-                assert_eq!(ma["inputs"]["usage"]["rows"], mb["inputs"]["usage"]["rows"], "{what}");
+                let (ma, mb, ra) = assert_same_cycle(&what, &by_polars, &by_spark, cycle, *rel);
                 assert_eq!(ma["inputs"]["usage"]["files"], mb["inputs"]["usage"]["files"], "{what}");
                 assert!(ma["inputs"]["usage"].get("read_by").is_none(), "{what}");
                 let read_by = mb["inputs"]["usage"]["read_by"].as_str().unwrap_or_default();
@@ -283,13 +298,8 @@ fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
                     .map(|f| f["check"].as_str().unwrap())
                     .collect();
                 assert_eq!(found.len(), 4, "{what}: every usage check finds rows: {found:?}");
-
-                let rejects = format!("rejects/cycle={cycle}/dataset=usage/part-0.parquet");
-                let (ra, rb) = (by_polars.join(&rejects), by_spark.join(&rejects));
-                let (ra, rb) = (sorted(read_parquet(&ra)), sorted(read_parquet(&rb)));
                 let reasons = ra.column("reason").unwrap().n_unique().unwrap();
                 assert_eq!(reasons, if policy == "drop" { 4 } else { 1 }, "{what}: {ra}");
-                assert_same(&format!("{what} rejects"), &ra, &rb, 0.0);
             }
         }
     }
@@ -352,19 +362,7 @@ fn spark_reads_the_usage_from_s3_and_azure_as_polars_does_from_local_files() {
             );
             for cycle in CYCLE_NAMES {
                 let what = format!("{what} {cycle}");
-                let snapshot = |out: &Path| {
-                    let frame = read_parquet(&out.join(format!("segments/cycle={cycle}/part-0.parquet")));
-                    frame.drop("run_id").unwrap()
-                };
-                let a = snapshot(&by_polars);
-                assert!(a.height() > 100, "{what}: {} accounts", a.height());
-                assert_same(&what, &a, &snapshot(&by_spark), *rel);
-                let (ma, mb) = (
-                    manifest(&by_polars, cycle).unwrap(),
-                    manifest(&by_spark, cycle).unwrap(),
-                );
-                assert_eq!(ma["quality"], mb["quality"], "{what}: data-check counts");
-                assert_eq!(ma["inputs"]["usage"]["rows"], mb["inputs"]["usage"]["rows"], "{what}");
+                let (_, mb, _) = assert_same_cycle(&what, &by_polars, &by_spark, cycle, *rel);
                 let files: Vec<&str> = mb["inputs"]["usage"]["files"]
                     .as_array()
                     .unwrap()
@@ -375,14 +373,6 @@ fn spark_reads_the_usage_from_s3_and_azure_as_polars_does_from_local_files() {
                 assert!(
                     files.iter().all(|f| f.starts_with(root_uri.as_str())),
                     "{what}: {files:?}"
-                );
-                let rejects = format!("rejects/cycle={cycle}/dataset=usage/part-0.parquet");
-                let (ra, rb) = (by_polars.join(&rejects), by_spark.join(&rejects));
-                assert_same(
-                    &format!("{what} rejects"),
-                    &sorted(read_parquet(&ra)),
-                    &sorted(read_parquet(&rb)),
-                    0.0,
                 );
             }
         }
