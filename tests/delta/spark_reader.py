@@ -2,7 +2,8 @@
 (delta-spark, the reader of Databricks and most Delta users), in one local
 SparkSession, and prints what it sees as JSON, one object per table, in the
 shape of tests/delta/reader.py (delta-rs) so that a test can compare them:
-the version, rows per partition and run, Spark's column types, the history.
+the version, rows per partition and run, the null values per partition
+and column, Spark's column types, the history.
 
     python tests/delta/spark_reader.py TABLE_URI[@VERSION] ...
 
@@ -19,6 +20,7 @@ import sys
 import tempfile
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 
 def session(s3):
@@ -79,6 +81,13 @@ def read(spark, arg):
     for row in frame.groupBy(*(keys + runs)).count().collect():
         key = "/".join(str(row[k]) for k in keys)
         partitions.setdefault(key, {})[row["run_id"] if runs else "*"] = row["count"]
+    nulls = {}
+    columns = [c for c in frame.columns if c not in keys]
+    if keys and columns:
+        counts = frame.groupBy(*keys).agg(*[F.count_if(F.col(f"`{c}`").isNull()).alias(c) for c in columns])
+        for row in counts.collect():
+            key = "/".join(str(row[k]) for k in keys)
+            nulls[key] = {c: row[c] for c in columns if row[c]}
     history = []
     for h in spark.sql(f"DESCRIBE HISTORY delta.`{quoted}`").orderBy("version").collect():
         params = h["operationParameters"] or {}
@@ -97,6 +106,7 @@ def read(spark, arg):
         "version": int(version) if version else latest,
         "partition_columns": list(detail["partitionColumns"]),
         "partitions": partitions,
+        "nulls": nulls,
         "types": {f.name: f.dataType.simpleString() for f in frame.schema.fields},
         "history": history,
     }

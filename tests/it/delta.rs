@@ -804,3 +804,131 @@ fn delta_lakes_spark_reader_reads_what_delta_rs_reads() {
         }
     }
 }
+
+/// Delta Lake's Spark reader on the rest of what quadrant writes: a table
+/// whose schema grew (the older cycle reads the new column as null), read
+/// through a checkpoint after a dozen commits, and the compare tables
+/// (partitioned by `from` and `to`): the same version, rows, nulls and
+/// partition columns as delta-rs.
+#[test]
+fn delta_lakes_spark_reader_reads_grown_checkpointed_and_compare_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = default_delta_pipeline(dir.path());
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    let at = text.find("\n[[segmentations]]").unwrap();
+    let grown = dir.path().join("grown.toml");
+    let band = "\n[[features]]\nname = \"arr_band\"\nexpr = \"arr / 1000\"\n";
+    std::fs::write(&grown, format!("{}{band}{}", &text[..at], &text[at..])).unwrap();
+    let grown = grown.to_string_lossy().into_owned();
+    let target = Target::local();
+    expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
+    expect_code(&run_delta(&target, &grown, &["--cycle", CYCLE]), 0);
+    for _ in 0..10 {
+        expect_code(&run_delta(&target, &grown, &["--cycle", CYCLE, "--replace"]), 0);
+    }
+    assert!(
+        target
+            .files()
+            .contains(&"segments/_delta_log/00000000000000000009.checkpoint.parquet".to_string()),
+        "{:?}",
+        target.files()
+    );
+    expect_code(
+        &run(&["compare", "--from", "2026-Q2", "--to", CYCLE, "--output", &target.uri()]),
+        0,
+    );
+    let tables = [
+        "segments",
+        "compare/transitions",
+        "compare/retention",
+        "compare/bridge",
+        "compare/moves",
+    ];
+    let spark = read_delta_with_spark(&target, &tables.map(String::from));
+    for (table, by_spark) in tables.iter().zip(&spark) {
+        let by_delta_rs = read_delta(&target, table, None).unwrap();
+        for key in ["version", "partitions", "partition_columns", "nulls"] {
+            assert_eq!(by_spark[key], by_delta_rs[key], "{table}: {key}");
+        }
+    }
+    assert_eq!(
+        spark[0]["version"], 12,
+        "two runs and ten replaces after the table was made"
+    );
+    assert_eq!(spark[0]["types"]["arr_band"], "double");
+    let q2 = spark[0]["partitions"]["2026-Q2"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert_eq!(&spark[0]["nulls"]["2026-Q2"]["arr_band"], q2, "{}", spark[0]["nulls"]);
+    assert!(spark[0]["nulls"][CYCLE]["arr_band"].is_null());
+    assert_eq!(spark[1]["partition_columns"], serde_json::json!(["from", "to"]));
+}
+
+/// A Delta writer in Spark (Delta Lake's own) that commits to the cycle's
+/// partition while a run waits before its data: the run exits 4, removes
+/// its file, and the other writer's rows stand, for Spark and delta-rs.
+#[test]
+fn a_delta_commit_loses_to_a_spark_writers_commit_in_its_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = default_delta_pipeline(dir.path());
+    let target = Target::local();
+    expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
+    let python = std::env::var("QUADRANT_TEST_DELTA_SPARK_PYTHON").expect("scripts/test sets it");
+    let mut writer = std::process::Command::new(python)
+        .arg(root().join("tests/delta/spark_writer.py"))
+        .args([&format!("{}/segments", target.uri()), "2026-Q2", CYCLE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(writer.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+
+    let mut child = quadrant();
+    child
+        .args([
+            "run",
+            "--pipeline",
+            &pipeline,
+            "--output",
+            &target.uri(),
+            "--cycle",
+            CYCLE,
+        ])
+        .env("QUADRANT_PAUSE_AT", "before-data")
+        .env("QUADRANT_PAUSE_SECONDS", "30")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = child.spawn().unwrap();
+    wait_for_pause(&mut child, "before-data");
+    let started = std::time::Instant::now();
+    std::io::Write::write_all(writer.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    line.clear();
+    std::io::BufRead::read_line(&mut said, &mut line).unwrap();
+    assert_eq!(line.trim(), "done");
+    assert!(writer.wait().unwrap().success());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the Spark writer committed while the run waited"
+    );
+    let o = child.wait_with_output().unwrap();
+    expect_code(&o, 4);
+
+    let seen = read_delta(&target, "segments", None).unwrap();
+    let theirs = delta_run(Some(&seen), "2026-Q2");
+    assert_eq!(delta_run(Some(&seen), CYCLE), theirs, "the Spark writer's rows stand");
+    let spark = read_delta_with_spark(&target, &["segments".to_string()]);
+    assert_eq!(spark[0]["partitions"], seen["partitions"]);
+    assert_eq!(spark[0]["version"], seen["version"]);
+    assert_eq!(
+        target.partition_files(CYCLE).len(),
+        1,
+        "the losing run removed its file: {:?}",
+        target.files()
+    );
+}
