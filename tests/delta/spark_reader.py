@@ -7,9 +7,10 @@ and column, Spark's column types, the history.
 
     python tests/delta/spark_reader.py TABLE_URI[@VERSION] ...
 
-Paths are local or s3:// (read as s3a:// with the S3A connector jars in
+Paths are local, s3:// (read as s3a:// with the S3A connector jars in
 QUADRANT_TEST_SPARK_JARS, against AWS_ENDPOINT_URL with the AWS_* keys, as
-scripts/test sets them for moto). Delta's jars are in
+scripts/test sets them for moto) or az:// (read as abfs:// against
+AZURITE_BLOB_STORAGE_URL with Azurite's well-known key). Delta's jars are in
 QUADRANT_TEST_DELTA_SPARK_JARS.
 """
 
@@ -23,9 +24,24 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 
-def session(s3):
+# Azurite's well-known development account and key.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def hadoop_path(uri):
+    """The path Hadoop's connectors read for a test store's URI."""
+    if uri.startswith("s3://"):
+        return "s3a://" + uri[len("s3://") :]
+    if uri.startswith("az://"):
+        container, _, rest = uri[len("az://") :].partition("/")
+        return f"abfs://{container}@{AZURITE_ACCOUNT}.dfs.core.windows.net/{rest}"
+    return uri
+
+
+def session(s3, azure=False):
     jars = sorted(glob.glob(os.path.join(os.environ["QUADRANT_TEST_DELTA_SPARK_JARS"], "*.jar")))
-    if s3:
+    if s3 or azure:
         jars += sorted(glob.glob(os.path.join(os.environ["QUADRANT_TEST_SPARK_JARS"], "*.jar")))
     tmp = tempfile.mkdtemp(prefix="delta-spark-reader-")
     b = (
@@ -61,6 +77,19 @@ def session(s3):
                 "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider",
             )
         )
+    if azure:
+        # ABFS in its Blob-endpoint mode against Azurite (as scripts/test
+        # configures the Spark Connect server).
+        endpoint = os.environ["AZURITE_BLOB_STORAGE_URL"].removeprefix("http://").rstrip("/")
+        b = (
+            b.config("spark.hadoop.fs.azure.abfs.endpoint", endpoint)
+            .config("spark.hadoop.fs.azure.always.use.https", "false")
+            .config("spark.hadoop.fs.azure.account.hns.enabled", "false")
+            .config("spark.hadoop.fs.azure.fns.account.service.type", "BLOB")
+            .config("spark.hadoop.fs.azure.ingress.service.type", "BLOB")
+            .config("spark.hadoop.fs.azure.networking.library", "JDK_HTTP_URL_CONNECTION")
+            .config(f"spark.hadoop.fs.azure.account.key.{AZURITE_ACCOUNT}.dfs.core.windows.net", AZURITE_KEY)
+        )
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
@@ -68,7 +97,7 @@ def session(s3):
 
 def read(spark, arg):
     uri, _, version = arg.partition("@")
-    path = "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri
+    path = hadoop_path(uri)
     reader = spark.read.format("delta")
     if version:
         reader = reader.option("versionAsOf", int(version))
@@ -114,7 +143,7 @@ def read(spark, arg):
 
 def main():
     args = sys.argv[1:]
-    spark = session(any(a.startswith("s3://") for a in args))
+    spark = session(any(a.startswith("s3://") for a in args), any(a.startswith("az://") for a in args))
     try:
         print(json.dumps([read(spark, a) for a in args]))
     finally:

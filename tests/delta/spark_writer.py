@@ -14,11 +14,11 @@ import sys
 from pyspark.sql import functions as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from spark_reader import session  # noqa: E402
+from spark_reader import hadoop_path, session  # noqa: E402
 
 uri, source, target = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
-path = "s3a://" + uri[len("s3://") :] if uri.startswith("s3://") else uri
-spark = session(path.startswith("s3a://"))
+path = hadoop_path(uri)
+spark = session(path.startswith("s3a://"), path.startswith("abfs://"))
 try:
     print("ready", flush=True)
     sys.stdin.readline()
