@@ -306,14 +306,15 @@ fn spark_commits_what_polars_commits_for_every_pipeline_policy_and_cycle() {
 }
 
 /// Usage in object storage, read by the Spark server's own Hadoop
-/// connectors (S3A against moto, ABFS against Azurite; the credentials are
-/// the server's, quadrant sends none): over a backfill of dirty usage,
+/// connectors (S3A against moto, ABFS against Azurite, Google's GCS
+/// connector against fake-gcs-server; the credentials are the server's,
+/// quadrant sends none): over a backfill of dirty usage,
 /// `--engine spark` commits what polars commits from the same files on the
 /// local disk, for the shipped pipeline and one with every aggregate; and a
 /// file in the store that Spark would read and quadrant does not list is
 /// refused, naming it, with nothing written.
 #[test]
-fn spark_reads_the_usage_from_s3_and_azure_as_polars_does_from_local_files() {
+fn spark_reads_the_usage_from_s3_azure_and_gcs_as_polars_does_from_local_files() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     book(&data);
@@ -334,7 +335,8 @@ fn spark_reads_the_usage_from_s3_and_azure_as_polars_does_from_local_files() {
         "abfs://quadrant-test@devstoreaccount1.dfs.core.windows.net/{}",
         prefix(&azure)
     );
-    let stores = [(&s3, s3.uri()), (&azure, abfs)];
+    let gcs = Target::gcs();
+    let stores = [(&s3, s3.uri()), (&azure, abfs), (&gcs, gcs.uri())];
     for (target, _) in &stores {
         for part in ["part-0.parquet", "part-1.parquet", "part-2.parquet"] {
             target.upload(&data.join("usage-dirty").join(part), &format!("usage-dirty/{part}"));
@@ -380,17 +382,24 @@ fn spark_reads_the_usage_from_s3_and_azure_as_polars_does_from_local_files() {
 
     // A Parquet file without a `.parquet` name: Spark's listing of the
     // folder would read it, quadrant's does not.
-    s3.upload(&data.join("usage-dirty/part-1.parquet"), "usage-dirty/part-1-copy");
-    let out = tmp.path().join("refused");
-    let o = run_on_spark()
-        .args(["--usage", &format!("{}/usage-dirty/", s3.uri()), "--output"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    expect_code(&o, 2);
-    assert!(stderr(&o).contains("Spark only: s3a://"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("usage-dirty/part-1-copy"), "{}", stderr(&o));
-    assert!(tree(&out).is_empty());
+    for ((target, root_uri), read_as) in stores.iter().zip(["s3a://", "abfs://", "gs://"]) {
+        target.upload(&data.join("usage-dirty/part-1.parquet"), "usage-dirty/part-1-copy");
+        let out = tmp.path().join(format!("refused-{}", target.name()));
+        let o = run_on_spark()
+            .args(["--usage", &format!("{root_uri}/usage-dirty/"), "--output"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        expect_code(&o, 2);
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("Spark only: {read_as}")),
+            "{}: {err}",
+            target.name()
+        );
+        assert!(err.contains("usage-dirty/part-1-copy"), "{}: {err}", target.name());
+        assert!(tree(&out).is_empty());
+    }
 }
 
 #[test]
