@@ -10,7 +10,9 @@ and column, Spark's column types, the history.
 Paths are local, s3:// (read as s3a:// with the S3A connector jars in
 QUADRANT_TEST_SPARK_JARS, against AWS_ENDPOINT_URL with the AWS_* keys, as
 scripts/test sets them for moto) or az:// (read as abfs:// against
-AZURITE_BLOB_STORAGE_URL with Azurite's well-known key). Delta's jars are in
+AZURITE_BLOB_STORAGE_URL with Azurite's well-known key) or gs:// (with
+Google's GCS connector against fake-gcs-server's JSON API at
+QUADRANT_TEST_GCS_JSON_URL). Delta's jars are in
 QUADRANT_TEST_DELTA_SPARK_JARS.
 """
 
@@ -39,9 +41,9 @@ def hadoop_path(uri):
     return uri
 
 
-def session(s3, azure=False):
+def session(s3, azure=False, gcs=False):
     jars = sorted(glob.glob(os.path.join(os.environ["QUADRANT_TEST_DELTA_SPARK_JARS"], "*.jar")))
-    if s3 or azure:
+    if s3 or azure or gcs:
         jars += sorted(glob.glob(os.path.join(os.environ["QUADRANT_TEST_SPARK_JARS"], "*.jar")))
     tmp = tempfile.mkdtemp(prefix="delta-spark-reader-")
     b = (
@@ -89,6 +91,20 @@ def session(s3, azure=False):
             .config("spark.hadoop.fs.azure.ingress.service.type", "BLOB")
             .config("spark.hadoop.fs.azure.networking.library", "JDK_HTTP_URL_CONNECTION")
             .config(f"spark.hadoop.fs.azure.account.key.{AZURITE_ACCOUNT}.dfs.core.windows.net", AZURITE_KEY)
+        )
+    if gcs:
+        # Google's GCS connector against fake-gcs-server's JSON API (as
+        # scripts/test configures the Spark Connect server).
+        b = (
+            b.config("spark.hadoop.fs.gs.impl", "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem")
+            .config("spark.hadoop.fs.gs.storage.root.url", os.environ["QUADRANT_TEST_GCS_JSON_URL"] + "/")
+            .config("spark.hadoop.fs.gs.auth.type", "UNAUTHENTICATED")
+            .config("spark.hadoop.fs.gs.project.id", "quadrant-test")
+            .config("spark.hadoop.fs.gs.block.size", "67108864")
+            .config("spark.hadoop.fs.gs.rewrite.max.chunk.size", "536870912")
+            .config("spark.hadoop.fs.gs.outputstream.buffer.size", "8388608")
+            .config("spark.hadoop.fs.gs.inputstream.inplace.seek.limit", "8388608")
+            .config("spark.hadoop.fs.gs.inputstream.min.range.request.size", "2097152")
         )
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
@@ -143,7 +159,7 @@ def read(spark, arg):
 
 def main():
     args = sys.argv[1:]
-    spark = session(any(a.startswith("s3://") for a in args), any(a.startswith("az://") for a in args))
+    spark = session(*(any(a.startswith(scheme) for a in args) for scheme in ("s3://", "az://", "gs://")))
     try:
         print(json.dumps([read(spark, a) for a in args]))
     finally:

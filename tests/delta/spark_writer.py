@@ -18,7 +18,7 @@ from spark_reader import hadoop_path, session  # noqa: E402
 
 uri, source, target = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
 path = hadoop_path(uri)
-spark = session(path.startswith("s3a://"), path.startswith("abfs://"))
+spark = session(path.startswith("s3a://"), path.startswith("abfs://"), path.startswith("gs://"))
 try:
     print("ready", flush=True)
     sys.stdin.readline()

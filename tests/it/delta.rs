@@ -735,7 +735,7 @@ fn read_delta_with_spark(target: &Target, tables: &[String]) -> Vec<Value> {
 /// Delta Lake's own Spark implementation, the reader of Databricks, Fabric
 /// and most Delta users (stricter than delta-rs about protocol, partition
 /// values and statistics), reads what delta-rs reads of quadrant's tables,
-/// on the local disk, on S3 and on Azure: rows per cycle and run, the history (one
+/// on the local disk and on every store: rows per cycle and run, the history (one
 /// commit per run, the replace an overwrite of its cycle), `VERSION AS OF`
 /// before the replace, and the rejects table.
 #[test]
@@ -743,7 +743,7 @@ fn delta_lakes_spark_reader_reads_what_delta_rs_reads() {
     let inputs = tempfile::tempdir().unwrap();
     let (dirty, accounts) = dirty_inputs(inputs.path(), &["A0000001", "A0000002"]);
     let pipeline = delta_pipeline(inputs.path(), std::path::Path::new(&dirty));
-    for target in [Target::local(), Target::s3(), Target::azure()] {
+    for target in Target::all() {
         let name = target.name();
         for extra in [
             &["--cycle", "2026-Q2"][..],
