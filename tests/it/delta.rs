@@ -90,6 +90,30 @@ fn spawn_delta(target: &Target, pipeline: &str, extra: &[&str], pause_at: Option
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
+/// A run of `CYCLE` that waits `seconds` before writing its data (the
+/// moment another writer commits to the cycle), then goes on; returned once
+/// it waits.
+fn run_waiting_before_data(target: &Target, pipeline: &str, seconds: u32) -> Child {
+    let mut child = quadrant();
+    child
+        .args([
+            "run",
+            "--pipeline",
+            pipeline,
+            "--output",
+            &target.uri(),
+            "--cycle",
+            CYCLE,
+        ])
+        .env("QUADRANT_PAUSE_AT", "before-data")
+        .env("QUADRANT_PAUSE_SECONDS", seconds.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = child.spawn().unwrap();
+    wait_for_pause(&mut child, "before-data");
+    child
+}
+
 fn cycles_json(target: &Target) -> Vec<Value> {
     let o = run(&["cycles", "--output", &target.uri(), "--json"]);
     expect_code(&o, 0);
@@ -354,23 +378,7 @@ fn a_delta_commit_loses_to_another_writers_commit_in_its_cycle() {
     for target in Target::all() {
         let name = target.name();
         expect_code(&run_delta(&target, &pipeline, &["--cycle", "2026-Q2"]), 0);
-        let mut child = quadrant();
-        child
-            .args([
-                "run",
-                "--pipeline",
-                &pipeline,
-                "--output",
-                &target.uri(),
-                "--cycle",
-                CYCLE,
-            ])
-            .env("QUADRANT_PAUSE_AT", "before-data")
-            .env("QUADRANT_PAUSE_SECONDS", "6")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = child.spawn().unwrap();
-        wait_for_pause(&mut child, "before-data");
+        let child = run_waiting_before_data(&target, &pipeline, 6);
         // Another writer appends 2026-Q2's rows as 2026-Q3.
         let o = std::process::Command::new("python3")
             .arg(root().join("tests/delta/other_writer.py"))
@@ -889,23 +897,7 @@ fn a_delta_commit_loses_to_a_spark_writers_commit_in_its_cycle() {
     std::io::BufRead::read_line(&mut said, &mut line).unwrap();
     assert_eq!(line.trim(), "ready");
 
-    let mut child = quadrant();
-    child
-        .args([
-            "run",
-            "--pipeline",
-            &pipeline,
-            "--output",
-            &target.uri(),
-            "--cycle",
-            CYCLE,
-        ])
-        .env("QUADRANT_PAUSE_AT", "before-data")
-        .env("QUADRANT_PAUSE_SECONDS", "30")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = child.spawn().unwrap();
-    wait_for_pause(&mut child, "before-data");
+    let child = run_waiting_before_data(&target, &pipeline, 30);
     let started = std::time::Instant::now();
     std::io::Write::write_all(writer.stdin.as_mut().unwrap(), b"go\n").unwrap();
     line.clear();
