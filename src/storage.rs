@@ -469,6 +469,12 @@ impl Store {
         block_on(self.inner.get_range(path, range)).map_err(self.error(format!("cannot read `{}`", self.uri_of(path))))
     }
 
+    /// Reads several byte ranges of an object (near ones in one request).
+    pub fn get_ranges(&self, path: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<Bytes>> {
+        block_on(self.inner.get_ranges(path, ranges))
+            .map_err(self.error(format!("cannot read `{}`", self.uri_of(path))))
+    }
+
     /// Overwrites an object only if it is still the version `meta` describes
     /// (`Ok(false)` when it changed). Stores without conditional updates
     /// (the local disk) overwrite: callers hold the cycle's lock anyway.

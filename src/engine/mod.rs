@@ -153,7 +153,7 @@ impl Choice {
     /// The usage pass over a scanned usage dataset.
     pub fn usage_pass<'a>(&self, usage: &'a polars::Scan) -> Result<Box<dyn UsagePass + 'a>> {
         match self {
-            Choice::Polars => Ok(Box::new(polars::aggregates::LocalUsage(usage))),
+            Choice::Polars => Ok(Box::new(polars::aggregates::LocalUsage::new(usage)?)),
             #[cfg(feature = "spark")]
             Choice::Spark { remote } => Ok(Box::new(spark::SparkUsage::connect(remote, usage)?)),
             #[cfg(not(feature = "spark"))]

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::lower::{date_lit, exact_div};
+use super::parquet_pass::ParquetPass;
 use super::source::Scan;
 use crate::config::{Agg, Check};
 use crate::engine::REASON;
@@ -207,9 +208,22 @@ pub fn join_aggregates(accounts: LazyFrame, grouped: LazyFrame, plan: &Plan) -> 
     }
 }
 
-/// The usage pass on this machine: polars' streaming engine over the
-/// scanned files.
-pub struct LocalUsage<'a>(pub &'a Scan);
+/// The usage pass on this machine: the Parquet files read directly
+/// ([`ParquetPass`]), every cycle of the run in one pass, or polars'
+/// streaming engine over the scan when a file needs its conforming.
+pub struct LocalUsage<'a> {
+    scan: &'a Scan,
+    direct: Option<ParquetPass>,
+}
+
+impl<'a> LocalUsage<'a> {
+    pub fn new(scan: &'a Scan) -> Result<LocalUsage<'a>> {
+        Ok(LocalUsage {
+            scan,
+            direct: ParquetPass::open(scan)?,
+        })
+    }
+}
 
 impl UsagePass for LocalUsage<'_> {
     fn read_by(&self) -> Option<String> {
@@ -217,29 +231,44 @@ impl UsagePass for LocalUsage<'_> {
     }
 
     fn uri(&self) -> &str {
-        &self.0.uri
+        &self.scan.uri
     }
 
     fn span(&self) -> Result<crate::plan::UsageSpan> {
-        self.0.span()
+        self.scan.span()
     }
 
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {
-        aggregate_usage(self.0.frame.clone(), plan, as_of, drop_negative)
+        if let Some(direct) = &self.direct {
+            let mut frames = direct.aggregate_cycles(plan, &[as_of], drop_negative)?;
+            return Ok(frames.remove(0));
+        }
+        aggregate_usage(self.scan.frame.clone(), plan, as_of, drop_negative)
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
-            .map_err(|e| self.0.read_error(e))
+            .map_err(|e| self.scan.read_error(e))
+    }
+
+    fn aggregates_cycles_in_one_pass(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    fn aggregate_cycles(&self, plan: &Plan, as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Vec<DataFrame>> {
+        match &self.direct {
+            Some(direct) => direct.aggregate_cycles(plan, as_ofs, drop_negative),
+            None => as_ofs.iter().map(|d| self.aggregate(plan, *d, drop_negative)).collect(),
+        }
     }
 
     fn undated(&self) -> Result<DataFrame> {
-        undated(self.0.frame.clone())
+        undated(self.scan.frame.clone())
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
-            .map_err(|e| self.0.read_error(e))
+            .map_err(|e| self.scan.read_error(e))
     }
 
     fn rejected(&self, plan: &Plan, as_of: NaiveDate, check: Check, unknown_ids: &DataFrame) -> Result<DataFrame> {
-        let usage = self.0.frame.clone();
+        let usage = self.scan.frame.clone();
         let rows = in_range(usage.clone(), plan, as_of);
         let Some(which) = UsageRows::of(check) else {
             return Ok(DataFrame::empty());
@@ -259,12 +288,16 @@ impl UsagePass for LocalUsage<'_> {
             .with_column(lit(check.name()).alias(REASON))
             .collect_with_engine(Engine::Streaming)
             .map(|r| r.unwrap_single())
-            .ctx(|| format!("cannot read rejected usage rows of `{}`", self.0.uri))
+            .ctx(|| format!("cannot read rejected usage rows of `{}`", self.scan.uri))
     }
 }
 
-/// The usage pass of a cycle as polars will run it: its optimized plan.
+/// The usage pass of a cycle as it will run: the direct read of the
+/// Parquet files, or polars' optimized plan.
 pub fn describe(plan: &Plan, usage: &Scan, as_of: NaiveDate) -> Result<String> {
+    if let Some(direct) = ParquetPass::open(usage)? {
+        return Ok(direct.describe(plan, as_of));
+    }
     aggregate_usage(usage.frame.clone(), plan, as_of, plan.drops_negative_usage())
         .describe_optimized_plan()
         .ctx(|| "cannot describe the usage pass".into())

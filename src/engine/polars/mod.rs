@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod features;
 pub mod history;
 pub mod lower;
+pub mod parquet_pass;
 pub mod quality;
 pub mod rules;
 pub mod source;

@@ -75,6 +75,11 @@ impl Scan {
         }
     }
 
+    /// The storage options the dataset is read with.
+    pub fn options(&self) -> &StorageOptions {
+        &self.options
+    }
+
     /// Turns a failure to read the dataset into an error that names the
     /// file at fault: each file is read alone until one fails.
     pub fn read_error(&self, error: PolarsError) -> Error {
