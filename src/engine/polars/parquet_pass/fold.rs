@@ -1,0 +1,720 @@
+//! The fold of usage rows into per-account totals, for every cycle of a
+//! pass: runs of rows of one account between window bounds, added to each
+//! cycle's and aggregate's accumulators, and row groups' totals merged.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, ArrayRef, Date32Array, DictionaryArray};
+use arrow_schema::DataType as ArrowType;
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use crate::config::Agg;
+use crate::engine::{NEGATIVE_ROWS, ROWS};
+use crate::error::{Context, Result};
+use crate::plan::{Plan, window};
+
+/// A metric the aggregates read: our name, the file's name, and whether it
+/// is conformed to integers (else to floating point).
+pub(super) struct Metric {
+    pub(super) name: String,
+    pub(super) source: String,
+    /// Conformed to integers (else to floating point).
+    pub(super) integer: bool,
+}
+
+/// What a run of rows of one account in one interval adds up to, per metric.
+struct Run {
+    slot: u32,
+    interval: usize,
+    rows: i64,
+    negative: i64,
+    metrics: Vec<RunStats>,
+}
+
+impl Run {
+    fn new(slot: u32, interval: usize, values: &[Values]) -> Run {
+        Run {
+            slot,
+            interval,
+            rows: 0,
+            negative: 0,
+            metrics: values
+                .iter()
+                .map(|v| match v {
+                    Values::Int(_) => RunStats::Int(Stats::default()),
+                    Values::Float(_) => RunStats::Float(Stats::default()),
+                })
+                .collect(),
+        }
+    }
+}
+
+enum RunStats {
+    Int(Stats<i64>),
+    Float(Stats<f64>),
+}
+
+/// The non-null values of a metric in a run (less the negative rows when
+/// they are dropped).
+#[derive(Default)]
+struct Stats<T> {
+    sum: T,
+    /// The values added as floating point, for `mean`.
+    float_sum: f64,
+    count: i64,
+    min: Option<T>,
+    max: Option<T>,
+    last: Option<(i32, T)>,
+}
+
+impl<T: Value> Stats<T> {
+    fn add(&mut self, day: i32, v: T) {
+        self.sum = self.sum.plus(v);
+        self.float_sum += v.as_f64();
+        self.count += 1;
+        if self.min.is_none_or(|m| v < m) {
+            self.min = Some(v);
+        }
+        if self.max.is_none_or(|m| v > m) {
+            self.max = Some(v);
+        }
+        if later(Some((day, v)), self.last) {
+            self.last = Some((day, v));
+        }
+    }
+}
+
+/// Marks the rows whose value is not null and `below` zero.
+fn flag_negative<T: Copy>(
+    negative: &mut [bool],
+    values: &[T],
+    nulls: Option<&arrow_buffer::NullBuffer>,
+    below: impl Fn(T) -> bool,
+) {
+    match nulls.filter(|n| n.null_count() > 0) {
+        None => negative.iter_mut().zip(values).for_each(|(n, &v)| *n |= below(v)),
+        Some(nulls) => (0..values.len()).for_each(|i| negative[i] |= nulls.is_valid(i) && below(values[i])),
+    }
+}
+
+pub(super) fn epoch_days(date: NaiveDate) -> i32 {
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+/// What the cycles of a pass fold. Their windows' bounds cut the dates
+/// into intervals `(bounds[j], bounds[j + 1]]`; each window and each
+/// cycle's range is a span of consecutive intervals.
+pub(super) struct Folds {
+    pub(super) cycles: Vec<Fold>,
+    bounds: Vec<i32>,
+    drop_negative: bool,
+    /// Whether some aggregate is an `n_unique`.
+    distinct: bool,
+}
+
+impl Folds {
+    pub(super) fn new(plan: &Plan, metrics: &[Metric], as_ofs: &[NaiveDate], drop_negative: bool) -> Result<Folds> {
+        let mut cycles: Vec<Fold> = as_ofs
+            .iter()
+            .map(|a| Fold::new(plan, metrics, *a))
+            .collect::<Result<_>>()?;
+        let mut bounds: Vec<i32> = cycles
+            .iter()
+            .flat_map(|c| c.range.into_iter().chain(c.aggregates.iter().map(|a| a.window)))
+            .flat_map(|(after, through)| [after, through])
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let span = |(after, through): (i32, i32)| {
+            let at = |d: i32| bounds.binary_search(&d).expect("every bound is listed");
+            (at(after), at(through))
+        };
+        for c in &mut cycles {
+            c.intervals = c.range.map(span);
+            for a in &mut c.aggregates {
+                a.intervals = span(a.window);
+            }
+        }
+        let distinct = plan.aggregates.iter().any(|a| a.agg == Agg::NUnique);
+        Ok(Folds {
+            cycles,
+            bounds,
+            drop_negative,
+            distinct,
+        })
+    }
+
+    /// The interval of a day inside the first and the last bound.
+    fn interval(&self, day: i32) -> usize {
+        self.bounds.partition_point(|&b| b < day) - 1
+    }
+}
+
+/// What one cycle folds: its range of dates and each aggregate's window,
+/// as days since the epoch, `(after, through]`, and as intervals.
+pub(super) struct Fold {
+    pub(super) range: Option<(i32, i32)>,
+    intervals: Option<(usize, usize)>,
+    aggregates: Vec<Spec>,
+}
+
+pub(super) struct Spec {
+    agg: Agg,
+    /// Index into [`ParquetPass::metrics`].
+    metric: usize,
+    integer: bool,
+    window: (i32, i32),
+    intervals: (usize, usize),
+}
+
+impl Fold {
+    fn new(plan: &Plan, metrics: &[Metric], as_of: NaiveDate) -> Result<Fold> {
+        let days = |(a, t): (NaiveDate, NaiveDate)| (epoch_days(a), epoch_days(t));
+        let aggregates = plan
+            .aggregates
+            .iter()
+            .map(|a| {
+                let metric = metrics.iter().position(|m| m.name == a.column).ok_or_else(|| {
+                    crate::error::Error::config(format!(
+                        "aggregate `{}` reads `{}`, which the usage scan lacks",
+                        a.name, a.column
+                    ))
+                })?;
+                Ok(Spec {
+                    agg: a.agg,
+                    metric,
+                    integer: metrics[metric].integer,
+                    window: days(window(a, as_of)),
+                    intervals: (0, 0),
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Fold {
+            range: plan.usage_range(as_of).map(days),
+            intervals: None,
+            aggregates,
+        })
+    }
+}
+
+/// A metric's values in one batch, conformed as the scan conforms them.
+pub(super) enum Values {
+    Int(arrow_array::Int64Array),
+    Float(arrow_array::Float64Array),
+}
+
+/// The accumulators of the account ids met so far: one slot per id (and
+/// one for the null id), each cycle's counters and aggregates indexed by
+/// slot.
+pub(super) struct Totals {
+    ids: Vec<Option<Box<str>>>,
+    index: PlHashMap<Box<str>, u32>,
+    null_slot: Option<u32>,
+    cycles: Vec<CycleTotals>,
+    /// The last dictionary of ids seen, and the slot of each of its values.
+    dictionary: Option<(ArrayRef, Vec<u32>)>,
+}
+
+struct CycleTotals {
+    rows: Vec<i64>,
+    negative: Vec<i64>,
+    aggregates: Vec<Acc>,
+}
+
+impl Totals {
+    pub(super) fn new(folds: &[Fold]) -> Totals {
+        Totals {
+            ids: Vec::new(),
+            index: PlHashMap::new(),
+            null_slot: None,
+            cycles: folds
+                .iter()
+                .map(|f| CycleTotals {
+                    rows: Vec::new(),
+                    negative: Vec::new(),
+                    aggregates: f.aggregates.iter().map(|s| Acc::new(s.agg, s.integer)).collect(),
+                })
+                .collect(),
+            dictionary: None,
+        }
+    }
+
+    fn slot(&mut self, id: Option<&str>) -> u32 {
+        let next = self.ids.len() as u32;
+        let slot = match id {
+            None => *self.null_slot.get_or_insert(next),
+            Some(id) => match self.index.get(id) {
+                Some(s) => *s,
+                None => {
+                    self.index.insert(id.into(), next);
+                    next
+                }
+            },
+        };
+        if slot == next {
+            self.ids.push(id.map(Into::into));
+        }
+        slot
+    }
+
+    /// Every accumulator sized to the slots.
+    fn grow(&mut self) {
+        let n = self.ids.len();
+        for c in &mut self.cycles {
+            c.rows.resize(n, 0);
+            c.negative.resize(n, 0);
+            for a in &mut c.aggregates {
+                a.resize(n);
+            }
+        }
+    }
+
+    /// The slot of each row's account id. The ids are hashed once per
+    /// dictionary, which Parquet keeps for a whole column chunk.
+    fn slots(&mut self, ids: &arrow_array::DictionaryArray<Int32Type>) -> std::result::Result<Vec<u32>, String> {
+        // The reader hands out each batch's dictionary anew, over the same
+        // buffers while the column chunk lasts (held here, so not reused).
+        let buffers = |a: &ArrayRef| {
+            let data = a.to_data();
+            (
+                data.len(),
+                data.offset(),
+                data.buffers().iter().map(|b| b.as_ptr()).collect::<Vec<_>>(),
+            )
+        };
+        let same = matches!(&self.dictionary, Some((d, _)) if Arc::ptr_eq(d, ids.values()) || buffers(d) == buffers(ids.values()));
+        if !same {
+            let strings = arrow_cast::cast(ids.values(), &ArrowType::Utf8).map_err(|e| e.to_string())?;
+            let strings = strings.as_string::<i32>();
+            let slots = (0..strings.len())
+                .map(|i| self.slot(strings.is_valid(i).then(|| strings.value(i))))
+                .collect();
+            self.dictionary = Some((ids.values().clone(), slots));
+        }
+        let dictionary = &self.dictionary.as_ref().expect("set above").1;
+        let keys = ids.keys();
+        let mut slots: Vec<u32> = keys
+            .values()
+            .iter()
+            .map(|&k| dictionary.get(k as usize).copied().unwrap_or(u32::MAX))
+            .collect();
+        if let Some(nulls) = keys.nulls().filter(|n| n.null_count() > 0) {
+            let null = self.slot(None);
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if nulls.is_null(i) {
+                    *slot = null;
+                }
+            }
+        }
+        if slots.contains(&u32::MAX) {
+            return Err("an account id's dictionary key is out of range".into());
+        }
+        self.grow();
+        Ok(slots)
+    }
+
+    /// Adds a run to the cycles and aggregates whose windows hold its interval.
+    fn add_run(&mut self, run: &Run, folds: &Folds) {
+        let s = run.slot as usize;
+        let holds = |(from, to): (usize, usize)| from <= run.interval && run.interval < to;
+        for (fold, cycle) in folds.cycles.iter().zip(&mut self.cycles) {
+            if !fold.intervals.is_some_and(holds) {
+                continue;
+            }
+            cycle.rows[s] += run.rows;
+            cycle.negative[s] += run.negative;
+            for (acc, spec) in cycle.aggregates.iter_mut().zip(&fold.aggregates) {
+                if holds(spec.intervals) {
+                    match (acc, &run.metrics[spec.metric]) {
+                        (Acc::Int(r), RunStats::Int(stats)) => r.combine(s, stats),
+                        (Acc::Float(r), RunStats::Float(stats)) => r.combine(s, stats),
+                        _ => unreachable!("a run's metrics are typed as the aggregates"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the totals of row groups read after these.
+    pub(super) fn merge(&mut self, other: Totals) {
+        let slots: Vec<u32> = other.ids.iter().map(|id| self.slot(id.as_deref())).collect();
+        self.grow();
+        for (mine, theirs) in self.cycles.iter_mut().zip(other.cycles) {
+            for (from, &to) in slots.iter().enumerate() {
+                mine.rows[to as usize] += theirs.rows[from];
+                mine.negative[to as usize] += theirs.negative[from];
+            }
+            for (a, b) in mine.aggregates.iter_mut().zip(&theirs.aggregates) {
+                a.merge(b, &slots);
+            }
+        }
+    }
+
+    /// The grouped usage of cycle `k`: the ids with a row in its range, in
+    /// the order first met.
+    pub(super) fn frame(&self, k: usize, plan: &Plan) -> Result<DataFrame> {
+        let cycle = &self.cycles[k];
+        let slots: Vec<usize> = (0..self.ids.len()).filter(|&s| cycle.rows[s] > 0).collect();
+        let ids: Vec<Option<&str>> = slots.iter().map(|&s| self.ids[s].as_deref()).collect();
+        let mut columns = vec![Column::new("account_id".into(), ids)];
+        for (a, acc) in plan.aggregates.iter().zip(&cycle.aggregates) {
+            // `per_day` is the sum divided by the window's days.
+            let days = (a.agg == Agg::PerDay).then_some(a.window_days as f64);
+            columns.push(acc.column(a.name.as_str(), &slots, days));
+        }
+        let counter = |name: &str, values: &[i64]| {
+            Column::new(name.into(), slots.iter().map(|&s| values[s]).collect::<Vec<i64>>())
+        };
+        columns.push(counter(ROWS, &cycle.rows));
+        columns.push(counter(NEGATIVE_ROWS, &cycle.negative));
+        DataFrame::new_infer_height(columns).ctx(|| "cannot assemble the usage aggregates".into())
+    }
+}
+
+/// A metric value as the aggregates combine it.
+trait Value: Copy + PartialOrd + Default {
+    fn plus(self, other: Self) -> Self;
+    fn as_f64(self) -> f64;
+    /// Equal for the values `n_unique` counts once.
+    fn key(self) -> u64;
+    fn column(name: &str, values: Vec<Self>) -> Column;
+    fn optional_column(name: &str, values: Vec<Option<Self>>) -> Column;
+}
+
+impl Value for i64 {
+    fn plus(self, other: i64) -> i64 {
+        self.wrapping_add(other)
+    }
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+    fn key(self) -> u64 {
+        self as u64
+    }
+    fn column(name: &str, values: Vec<i64>) -> Column {
+        Column::new(name.into(), values)
+    }
+    fn optional_column(name: &str, values: Vec<Option<i64>>) -> Column {
+        Column::new(name.into(), values)
+    }
+}
+
+impl Value for f64 {
+    fn plus(self, other: f64) -> f64 {
+        self + other
+    }
+    fn as_f64(self) -> f64 {
+        self
+    }
+    fn key(self) -> u64 {
+        match self {
+            0.0 => 0,
+            v if v.is_nan() => f64::NAN.to_bits(),
+            v => v.to_bits(),
+        }
+    }
+    fn column(name: &str, values: Vec<f64>) -> Column {
+        Column::new(name.into(), values)
+    }
+    fn optional_column(name: &str, values: Vec<Option<f64>>) -> Column {
+        Column::new(name.into(), values)
+    }
+}
+
+/// One aggregate's accumulators, by metric type.
+enum Acc {
+    Int(Reduce<i64>),
+    Float(Reduce<f64>),
+}
+
+impl Acc {
+    fn new(agg: Agg, integer: bool) -> Acc {
+        match integer {
+            true => Acc::Int(Reduce::new(agg)),
+            false => Acc::Float(Reduce::new(agg)),
+        }
+    }
+
+    fn resize(&mut self, n: usize) {
+        match self {
+            Acc::Int(r) => r.resize(n),
+            Acc::Float(r) => r.resize(n),
+        }
+    }
+
+    fn merge(&mut self, other: &Acc, slots: &[u32]) {
+        match (self, other) {
+            (Acc::Int(a), Acc::Int(b)) => a.merge(b, slots),
+            (Acc::Float(a), Acc::Float(b)) => a.merge(b, slots),
+            _ => unreachable!("one plan gives every row group the same accumulators"),
+        }
+    }
+
+    /// The column of the slots, sums divided by `per_days` when given.
+    fn column(&self, name: &str, slots: &[usize], per_days: Option<f64>) -> Column {
+        match self {
+            Acc::Int(r) => r.column(name, slots, per_days),
+            Acc::Float(r) => r.column(name, slots, per_days),
+        }
+    }
+}
+
+/// Per slot: what an aggregate keeps of the values in its window.
+enum Reduce<T> {
+    /// `sum` and `per_day` (divided after grouping).
+    Sum(Vec<T>),
+    Count(Vec<i64>),
+    Mean(Vec<f64>, Vec<i64>),
+    Min(Vec<Option<T>>),
+    Max(Vec<Option<T>>),
+    /// The date and value of the latest value; on a tie of dates the largest.
+    Last(Vec<Option<(i32, T)>>),
+    Distinct(Vec<PlHashSet<u64>>),
+}
+
+impl<T: Value> Reduce<T> {
+    fn new(agg: Agg) -> Reduce<T> {
+        match agg {
+            Agg::Sum | Agg::PerDay => Reduce::Sum(Vec::new()),
+            Agg::Count => Reduce::Count(Vec::new()),
+            Agg::Mean => Reduce::Mean(Vec::new(), Vec::new()),
+            Agg::Min => Reduce::Min(Vec::new()),
+            Agg::Max => Reduce::Max(Vec::new()),
+            Agg::Last => Reduce::Last(Vec::new()),
+            Agg::NUnique => Reduce::Distinct(Vec::new()),
+        }
+    }
+
+    fn resize(&mut self, n: usize) {
+        match self {
+            Reduce::Sum(v) => v.resize(n, T::default()),
+            Reduce::Count(v) => v.resize(n, 0),
+            Reduce::Mean(s, c) => {
+                s.resize(n, 0.0);
+                c.resize(n, 0);
+            }
+            Reduce::Min(v) | Reduce::Max(v) => v.resize(n, None),
+            Reduce::Last(v) => v.resize(n, None),
+            Reduce::Distinct(v) => v.resize_with(n, PlHashSet::new),
+        }
+    }
+
+    /// Adds a run's values to slot `s` (`n_unique` takes its values one by
+    /// one instead).
+    fn combine(&mut self, s: usize, run: &Stats<T>) {
+        if run.count == 0 {
+            return;
+        }
+        match self {
+            Reduce::Sum(sum) => sum[s] = sum[s].plus(run.sum),
+            Reduce::Count(count) => count[s] += run.count,
+            Reduce::Mean(sum, count) => {
+                sum[s] += run.float_sum;
+                count[s] += run.count;
+            }
+            Reduce::Min(min) => {
+                if let Some(v) = run.min
+                    && min[s].is_none_or(|m| v < m)
+                {
+                    min[s] = Some(v);
+                }
+            }
+            Reduce::Max(max) => {
+                if let Some(v) = run.max
+                    && max[s].is_none_or(|m| v > m)
+                {
+                    max[s] = Some(v);
+                }
+            }
+            Reduce::Last(last) => {
+                if later(run.last, last[s]) {
+                    last[s] = run.last;
+                }
+            }
+            Reduce::Distinct(_) => {}
+        }
+    }
+
+    /// Adds `other`'s slot `i` into this one's slot `slots[i]`.
+    fn merge(&mut self, other: &Reduce<T>, slots: &[u32]) {
+        let pairs = slots.iter().map(|&s| s as usize).enumerate();
+        match (self, other) {
+            (Reduce::Sum(a), Reduce::Sum(b)) => pairs.for_each(|(f, t)| a[t] = a[t].plus(b[f])),
+            (Reduce::Count(a), Reduce::Count(b)) => pairs.for_each(|(f, t)| a[t] += b[f]),
+            (Reduce::Mean(a, n), Reduce::Mean(b, m)) => pairs.for_each(|(f, t)| {
+                a[t] += b[f];
+                n[t] += m[f];
+            }),
+            (Reduce::Min(a), Reduce::Min(b)) => pairs.for_each(|(f, t)| {
+                if let Some(v) = b[f]
+                    && a[t].is_none_or(|m| v < m)
+                {
+                    a[t] = Some(v);
+                }
+            }),
+            (Reduce::Max(a), Reduce::Max(b)) => pairs.for_each(|(f, t)| {
+                if let Some(v) = b[f]
+                    && a[t].is_none_or(|m| v > m)
+                {
+                    a[t] = Some(v);
+                }
+            }),
+            (Reduce::Last(a), Reduce::Last(b)) => pairs.for_each(|(f, t)| {
+                if later(b[f], a[t]) {
+                    a[t] = b[f];
+                }
+            }),
+            (Reduce::Distinct(a), Reduce::Distinct(b)) => pairs.for_each(|(f, t)| a[t].extend(&b[f])),
+            _ => unreachable!("one plan gives every row group the same accumulators"),
+        }
+    }
+
+    fn column(&self, name: &str, slots: &[usize], per_days: Option<f64>) -> Column {
+        match self {
+            Reduce::Sum(v) => match per_days {
+                Some(days) => f64::column(name, slots.iter().map(|&s| v[s].as_f64() / days).collect()),
+                None => T::column(name, slots.iter().map(|&s| v[s]).collect()),
+            },
+            Reduce::Count(v) => i64::column(name, slots.iter().map(|&s| v[s]).collect()),
+            Reduce::Mean(sum, count) => f64::optional_column(
+                name,
+                slots
+                    .iter()
+                    .map(|&s| (count[s] > 0).then(|| sum[s] / count[s] as f64))
+                    .collect(),
+            ),
+            Reduce::Min(v) | Reduce::Max(v) => T::optional_column(name, slots.iter().map(|&s| v[s]).collect()),
+            Reduce::Last(v) => T::optional_column(name, slots.iter().map(|&s| v[s].map(|(_, x)| x)).collect()),
+            Reduce::Distinct(v) => i64::column(name, slots.iter().map(|&s| v[s].len() as i64).collect()),
+        }
+    }
+}
+
+/// Whether a dated value comes after another as `last` orders them.
+fn later<T: Value>(candidate: Option<(i32, T)>, current: Option<(i32, T)>) -> bool {
+    match (candidate, current) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some((d, v)), Some((e, w))) => d > e || (d == e && v > w),
+    }
+}
+
+impl Totals {
+    /// Folds one batch of usage rows into every cycle's self.
+    pub(super) fn add_batch(
+        &mut self,
+        ids: &DictionaryArray<Int32Type>,
+        dates: &Date32Array,
+        values: &[Values],
+        folds: &Folds,
+    ) -> std::result::Result<(), String> {
+        let slots = self.slots(ids)?;
+
+        // A row is negative when a metric the aggregates read is below zero.
+        let rows = dates.len();
+        let mut negative = vec![false; rows];
+        for v in values {
+            match v {
+                Values::Int(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0),
+                Values::Float(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0.0),
+            }
+        }
+        let days = dates.values();
+        let dates_nulls = dates.nulls().filter(|n| n.null_count() > 0);
+        let metric_nulls: Vec<_> = values
+            .iter()
+            .map(|v| match v {
+                Values::Int(a) => a.nulls(),
+                Values::Float(a) => a.nulls(),
+            })
+            .map(|n| n.filter(|n| n.null_count() > 0))
+            .collect();
+
+        // Consecutive rows of one account in one interval between window
+        // bounds form a run: its values are summed up first, and the run is
+        // added to each cycle and aggregate whose window holds the interval.
+        let mut run: Option<Run> = None;
+        // Windows of no days hold no date.
+        let (first, last) = match folds.bounds.as_slice() {
+            [first, .., last] => (*first, *last),
+            _ => (0, 0),
+        };
+        let mut interval = 0;
+        for i in 0..rows {
+            let day = days[i];
+            if day <= first || day > last || dates_nulls.is_some_and(|n| n.is_null(i)) {
+                continue;
+            }
+            // Mostly the interval of the row before.
+            if !(folds.bounds[interval] < day && day <= folds.bounds[interval + 1]) {
+                interval = folds.interval(day);
+            }
+            let slot = slots[i];
+            let current = match &mut run {
+                Some(r) if r.slot == slot && r.interval == interval => r,
+                _ => {
+                    if let Some(done) = run.take() {
+                        self.add_run(&done, folds);
+                    }
+                    run.insert(Run::new(slot, interval, values))
+                }
+            };
+            current.rows += 1;
+            if negative[i] {
+                current.negative += 1;
+                if folds.drop_negative {
+                    continue;
+                }
+            }
+            for ((stats, v), nulls) in current.metrics.iter_mut().zip(values).zip(&metric_nulls) {
+                if nulls.is_none_or(|n| n.is_valid(i)) {
+                    match (stats, v) {
+                        (RunStats::Int(s), Values::Int(a)) => s.add(days[i], a.value(i)),
+                        (RunStats::Float(s), Values::Float(a)) => s.add(days[i], a.value(i)),
+                        _ => unreachable!("a run's metrics are typed as the batch's"),
+                    }
+                }
+            }
+        }
+        if let Some(done) = run {
+            self.add_run(&done, folds);
+        }
+
+        // `n_unique` does not add up from runs: its values go in one by one.
+        if folds.distinct {
+            for (fold, cycle) in folds.cycles.iter().zip(&mut self.cycles) {
+                for (acc, spec) in cycle.aggregates.iter_mut().zip(&fold.aggregates) {
+                    if spec.agg != Agg::NUnique {
+                        continue;
+                    }
+                    let (after, through) = spec.window;
+                    let nulls = metric_nulls[spec.metric];
+                    let kept = (0..rows).filter(|&i| {
+                        days[i] > after
+                            && days[i] <= through
+                            && dates_nulls.is_none_or(|n| n.is_valid(i))
+                            && nulls.is_none_or(|n| n.is_valid(i))
+                            && !(folds.drop_negative && negative[i])
+                    });
+                    match (acc, &values[spec.metric]) {
+                        (Acc::Int(Reduce::Distinct(seen)), Values::Int(v)) => {
+                            kept.for_each(|i| {
+                                seen[slots[i] as usize].insert(v.value(i).key());
+                            });
+                        }
+                        (Acc::Float(Reduce::Distinct(seen)), Values::Float(v)) => {
+                            kept.for_each(|i| {
+                                seen[slots[i] as usize].insert(v.value(i).key());
+                            });
+                        }
+                        _ => return Err("a metric changed type between batches".into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
