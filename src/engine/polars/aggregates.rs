@@ -235,7 +235,19 @@ impl UsagePass for LocalUsage<'_> {
     }
 
     fn span(&self) -> Result<crate::plan::UsageSpan> {
-        self.scan.span()
+        // The files' statistics give it without reading a row, when every
+        // row group with dates has them.
+        match self.direct.as_ref().and_then(|d| d.span()) {
+            Some(Some((first, last))) => Ok(crate::plan::UsageSpan {
+                first: crate::cycle::from_epoch_days(first),
+                last: crate::cycle::from_epoch_days(last),
+            }),
+            Some(None) => Err(crate::error::SchemaError::NoDatedUsage {
+                uri: self.scan.uri.clone(),
+            }
+            .into()),
+            None => self.scan.span(),
+        }
     }
 
     fn aggregate(&self, plan: &Plan, as_of: NaiveDate, drop_negative: bool) -> Result<DataFrame> {

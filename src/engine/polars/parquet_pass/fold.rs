@@ -62,8 +62,6 @@ enum RunStats {
 #[derive(Default)]
 struct Stats<T> {
     sum: T,
-    /// The values added as floating point, for `mean`.
-    float_sum: f64,
     count: i64,
     min: Option<T>,
     max: Option<T>,
@@ -71,19 +69,34 @@ struct Stats<T> {
 }
 
 impl<T: Value> Stats<T> {
-    fn add(&mut self, day: i32, v: T) {
-        self.sum = self.sum.plus(v);
-        self.float_sum += v.as_f64();
-        self.count += 1;
-        if self.min.is_none_or(|m| v < m) {
-            self.min = Some(v);
+    /// Adds the values of the rows `keep` holds, in locals: the additions
+    /// do not wait on memory.
+    fn add_rows(&mut self, rows: std::ops::Range<usize>, days: &[i32], values: &[T], keep: impl Fn(usize) -> bool) {
+        let (mut sum, mut count, mut min, mut max, mut last) = (self.sum, self.count, self.min, self.max, self.last);
+        for k in rows {
+            if !keep(k) {
+                continue;
+            }
+            let v = values[k];
+            sum = sum.plus(v);
+            count += 1;
+            if min.is_none_or(|m| v < m) {
+                min = Some(v);
+            }
+            if max.is_none_or(|m| v > m) {
+                max = Some(v);
+            }
+            if later(Some((days[k], v)), last) {
+                last = Some((days[k], v));
+            }
         }
-        if self.max.is_none_or(|m| v > m) {
-            self.max = Some(v);
-        }
-        if later(Some((day, v)), self.last) {
-            self.last = Some((day, v));
-        }
+        *self = Stats {
+            sum,
+            count,
+            min,
+            max,
+            last,
+        };
     }
 }
 
@@ -512,7 +525,7 @@ impl<T: Value> Reduce<T> {
             Reduce::Sum(sum) => sum[s] = sum[s].plus(run.sum),
             Reduce::Count(count) => count[s] += run.count,
             Reduce::Mean(sum, count) => {
-                sum[s] += run.float_sum;
+                sum[s] += run.sum.as_f64();
                 count[s] += run.count;
             }
             Reduce::Min(min) => {
@@ -636,51 +649,43 @@ impl Totals {
         // Consecutive rows of one account in one interval between window
         // bounds form a run: its values are summed up first, and the run is
         // added to each cycle and aggregate whose window holds the interval.
-        let mut run: Option<Run> = None;
         // Windows of no days hold no date.
         let (first, last) = match folds.bounds.as_slice() {
             [first, .., last] => (*first, *last),
             _ => (0, 0),
         };
+        let dated = |i: usize| dates_nulls.is_none_or(|n| n.is_valid(i));
         let mut interval = 0;
-        for i in 0..rows {
+        let mut i = 0;
+        while i < rows {
             let day = days[i];
-            if day <= first || day > last || dates_nulls.is_some_and(|n| n.is_null(i)) {
+            if day <= first || day > last || !dated(i) {
+                i += 1;
                 continue;
             }
             // Mostly the interval of the row before.
             if !(folds.bounds[interval] < day && day <= folds.bounds[interval + 1]) {
                 interval = folds.interval(day);
             }
+            let (after, through) = (folds.bounds[interval], folds.bounds[interval + 1]);
             let slot = slots[i];
-            let current = match &mut run {
-                Some(r) if r.slot == slot && r.interval == interval => r,
-                _ => {
-                    if let Some(done) = run.take() {
-                        self.add_run(&done, folds);
-                    }
-                    run.insert(Run::new(slot, interval, values))
-                }
-            };
-            current.rows += 1;
-            if negative[i] {
-                current.negative += 1;
-                if folds.drop_negative {
-                    continue;
+            let mut end = i + 1;
+            while end < rows && slots[end] == slot && days[end] > after && days[end] <= through && dated(end) {
+                end += 1;
+            }
+            let mut run = Run::new(slot, interval, values);
+            run.rows = (end - i) as i64;
+            run.negative = negative[i..end].iter().filter(|n| **n).count() as i64;
+            for ((stats, v), nulls) in run.metrics.iter_mut().zip(values).zip(&metric_nulls) {
+                let keep = |k: usize| nulls.is_none_or(|n| n.is_valid(k)) && !(folds.drop_negative && negative[k]);
+                match (stats, v) {
+                    (RunStats::Int(s), Values::Int(a)) => s.add_rows(i..end, days, a.values(), keep),
+                    (RunStats::Float(s), Values::Float(a)) => s.add_rows(i..end, days, a.values(), keep),
+                    _ => unreachable!("a run's metrics are typed as the batch's"),
                 }
             }
-            for ((stats, v), nulls) in current.metrics.iter_mut().zip(values).zip(&metric_nulls) {
-                if nulls.is_none_or(|n| n.is_valid(i)) {
-                    match (stats, v) {
-                        (RunStats::Int(s), Values::Int(a)) => s.add(days[i], a.value(i)),
-                        (RunStats::Float(s), Values::Float(a)) => s.add(days[i], a.value(i)),
-                        _ => unreachable!("a run's metrics are typed as the batch's"),
-                    }
-                }
-            }
-        }
-        if let Some(done) = run {
-            self.add_run(&done, folds);
+            self.add_run(&run, folds);
+            i = end;
         }
 
         // `n_unique` does not add up from runs: its values go in one by one.

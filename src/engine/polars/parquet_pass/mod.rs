@@ -252,6 +252,31 @@ impl ParquetPass {
         groups
     }
 
+    /// The first and the last usage date by the row groups' statistics, as
+    /// days since the epoch: `None` when a row group with dates has none,
+    /// `Some(None)` when no row has a date.
+    pub fn span(&self) -> Option<Option<(i32, i32)>> {
+        let mut span: Option<(i32, i32)> = None;
+        for file in &self.files {
+            for group in file.metadata.metadata().row_groups() {
+                let Some(Statistics::Int32(s)) = group.column(file.date_leaf).statistics() else {
+                    return None;
+                };
+                if s.null_count_opt() == Some(group.num_rows() as u64) {
+                    continue;
+                }
+                let (Some(lo), Some(hi)) = (s.min_opt(), s.max_opt()) else {
+                    return None;
+                };
+                if !s.min_is_exact() || !s.max_is_exact() {
+                    return None;
+                }
+                span = Some(span.map_or((*lo, *hi), |(a, b)| (a.min(*lo), b.max(*hi))));
+            }
+        }
+        Some(span)
+    }
+
     /// What the pass of a cycle reads, for review.
     pub fn describe(&self, plan: &Plan, as_of: NaiveDate) -> String {
         let groups: usize = self.files.iter().map(|f| f.metadata.metadata().num_row_groups()).sum();
@@ -447,6 +472,9 @@ mod tests {
             let direct = ParquetPass::open(&scan)
                 .unwrap()
                 .expect("plain files are read directly");
+            // The first and last date by the statistics, as a scan finds them.
+            let span = scan.span().ok().map(|s| (epoch_days(s.first), epoch_days(s.last)));
+            assert_eq!(direct.span(), Some(span), "seed {seed}");
             let as_ofs: Vec<NaiveDate> = (0..rng.random_range(1..=4))
                 .map(|_| {
                     NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Duration::days(rng.random_range(0..260))
@@ -467,5 +495,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn usage_without_a_date_has_no_span_and_is_refused_as_a_scan_refuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usage")).unwrap();
+        let mut frame = DataFrame::new_infer_height(vec![
+            Column::new("account_id".into(), ["A1", "A2"]),
+            Column::new("date".into(), [None::<i32>, None])
+                .cast(&DataType::Date)
+                .unwrap(),
+            Column::new("events".into(), [1i64, 2]),
+            Column::new("active_users".into(), [1.0f64, 2.0]),
+        ])
+        .unwrap();
+        let file = File::create(dir.path().join("usage/part-0.parquet")).unwrap();
+        ParquetWriter::new(file).finish(&mut frame).unwrap();
+        let pipeline = Pipeline::from_text(crate::config::DEFAULT_PIPELINE, "default.toml").unwrap();
+        let uri = dir.path().join("usage").to_string_lossy().into_owned();
+        let scan = super::super::scan_usage(&pipeline, &uri).unwrap();
+        let direct = ParquetPass::open(&scan).unwrap().unwrap();
+        assert_eq!(direct.span(), Some(None));
+        let pass = super::super::aggregates::LocalUsage::new(&scan).unwrap();
+        use crate::engine::UsagePass;
+        let (local, scanned) = (pass.span().unwrap_err(), scan.span().unwrap_err());
+        assert_eq!(local.to_string(), scanned.to_string());
     }
 }
