@@ -2,7 +2,7 @@
 //! pass: runs of rows of one account between window bounds, added to each
 //! cycle's and aggregate's accumulators, and row groups' totals merged.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
@@ -219,75 +219,173 @@ pub(super) enum Values {
     Float(arrow_array::Float64Array),
 }
 
-/// The accumulators of the account ids met so far: one slot per id (and
-/// one for the null id), each cycle's counters and aggregates indexed by
-/// slot.
-pub(super) struct Totals {
-    ids: Vec<Option<Box<str>>>,
-    index: PlHashMap<Box<str>, u32>,
-    null_slot: Option<u32>,
-    cycles: Vec<CycleTotals>,
-    /// The last dictionary of ids seen, and the slot of each of its values.
-    dictionary: Option<(ArrayRef, Vec<u32>)>,
+/// The account ids a pass meets, each with a global slot, shared by the
+/// threads of the pass. Each thread keeps the slots it has looked up, so a
+/// thread takes the lock only for an id it meets for the first time.
+pub(super) struct Ids {
+    table: Mutex<IdTable>,
+    scratch: Vec<Mutex<Scratch>>,
 }
 
+#[derive(Default)]
+struct IdTable {
+    index: PlHashMap<Box<str>, u32>,
+    ids: Vec<Option<Box<str>>>,
+    null: Option<u32>,
+}
+
+/// A thread's own: the global slot of each id it met, and the local slot
+/// of each global one in the row group it is folding (`u32::MAX` if none).
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Keyed by ids held inline (up to 24 bytes): a probe reads no other
+    /// memory than the table's.
+    known: PlHashMap<PlSmallStr, u32>,
+    null: Option<u32>,
+    local: Vec<u32>,
+}
+
+impl Ids {
+    pub(super) fn new(threads: usize) -> Ids {
+        Ids {
+            table: Mutex::default(),
+            scratch: (0..threads.max(1)).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The scratch of the calling thread of the pool.
+    pub(super) fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.scratch.len();
+        self.scratch[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn global(&self, scratch: &mut Scratch, id: Option<&str>) -> u32 {
+        let known = match id {
+            None => scratch.null,
+            Some(id) => scratch.known.get(id).copied(),
+        };
+        if let Some(slot) = known {
+            return slot;
+        }
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let next = table.ids.len() as u32;
+        let slot = match id {
+            None => *table.null.get_or_insert(next),
+            Some(id) => *table.index.entry(id.into()).or_insert(next),
+        };
+        if slot == next {
+            table.ids.push(id.map(Into::into));
+        }
+        match id {
+            None => scratch.null = Some(slot),
+            Some(id) => {
+                scratch.known.insert(PlSmallStr::from_str(id), slot);
+            }
+        }
+        slot
+    }
+}
+
+/// One cycle's counters and aggregates, indexed by slot.
 struct CycleTotals {
     rows: Vec<i64>,
     negative: Vec<i64>,
     aggregates: Vec<Acc>,
 }
 
-impl Totals {
-    pub(super) fn new(folds: &[Fold]) -> Totals {
-        Totals {
-            ids: Vec::new(),
-            index: PlHashMap::new(),
-            null_slot: None,
-            cycles: folds
-                .iter()
-                .map(|f| CycleTotals {
-                    rows: Vec::new(),
-                    negative: Vec::new(),
-                    aggregates: f.aggregates.iter().map(|s| Acc::new(s.agg, s.integer)).collect(),
-                })
-                .collect(),
+impl CycleTotals {
+    fn new(fold: &Fold) -> CycleTotals {
+        CycleTotals {
+            rows: Vec::new(),
+            negative: Vec::new(),
+            aggregates: fold.aggregates.iter().map(|s| Acc::new(s.agg, s.integer)).collect(),
+        }
+    }
+
+    fn resize(&mut self, n: usize) {
+        self.rows.resize(n, 0);
+        self.negative.resize(n, 0);
+        for a in &mut self.aggregates {
+            a.resize(n);
+        }
+    }
+}
+
+/// The totals of one row group, over the ids it holds (local slots).
+pub(super) struct Partial {
+    /// The global slot of each local one, in the order first met.
+    globals: Vec<u32>,
+    cycles: Vec<CycleTotals>,
+    /// The last dictionary of ids seen, and the local slot of each value.
+    dictionary: Option<(ArrayRef, Vec<u32>)>,
+}
+
+impl Partial {
+    pub(super) fn new(folds: &Folds) -> Partial {
+        Partial {
+            globals: Vec::new(),
+            cycles: folds.cycles.iter().map(CycleTotals::new).collect(),
             dictionary: None,
         }
     }
 
-    fn slot(&mut self, id: Option<&str>) -> u32 {
-        let next = self.ids.len() as u32;
-        let slot = match id {
-            None => *self.null_slot.get_or_insert(next),
-            Some(id) => match self.index.get(id) {
-                Some(s) => *s,
-                None => {
-                    self.index.insert(id.into(), next);
-                    next
-                }
-            },
-        };
-        if slot == next {
-            self.ids.push(id.map(Into::into));
+    fn slot(&mut self, ids: &Ids, scratch: &mut Scratch, id: Option<&str>) -> u32 {
+        let global = ids.global(scratch, id) as usize;
+        if scratch.local.len() <= global {
+            scratch.local.resize(global + 1, u32::MAX);
         }
-        slot
+        if scratch.local[global] == u32::MAX {
+            scratch.local[global] = self.globals.len() as u32;
+            self.globals.push(global as u32);
+        }
+        scratch.local[global]
     }
 
-    /// Every accumulator sized to the slots.
+    /// Leaves the thread's scratch as it found it.
+    pub(super) fn release(&self, scratch: &mut Scratch) {
+        for &g in &self.globals {
+            scratch.local[g as usize] = u32::MAX;
+        }
+    }
+
     fn grow(&mut self) {
-        let n = self.ids.len();
+        let n = self.globals.len();
         for c in &mut self.cycles {
-            c.rows.resize(n, 0);
-            c.negative.resize(n, 0);
-            for a in &mut c.aggregates {
-                a.resize(n);
-            }
+            c.resize(n);
         }
     }
 
-    /// The slot of each row's account id. The ids are hashed once per
-    /// dictionary, which Parquet keeps for a whole column chunk.
-    fn slots(&mut self, ids: &arrow_array::DictionaryArray<Int32Type>) -> std::result::Result<Vec<u32>, String> {
+    /// The local slot of each row's account id: hashed once per value of a
+    /// dictionary, which Parquet keeps for a column chunk, or once per row
+    /// when the ids are stored plain.
+    fn slots(&mut self, ids: &Ids, scratch: &mut Scratch, column: &ArrayRef) -> std::result::Result<Vec<u32>, String> {
+        let slots = if let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() {
+            self.dictionary_slots(ids, scratch, dictionary)?
+        } else if let Some(strings) = column.as_string_view_opt() {
+            (0..strings.len())
+                .map(|i| self.slot(ids, scratch, strings.is_valid(i).then(|| strings.value(i))))
+                .collect()
+        } else if let Some(strings) = column.as_string_opt::<i32>() {
+            (0..strings.len())
+                .map(|i| self.slot(ids, scratch, strings.is_valid(i).then(|| strings.value(i))))
+                .collect()
+        } else if let Some(strings) = column.as_string_opt::<i64>() {
+            (0..strings.len())
+                .map(|i| self.slot(ids, scratch, strings.is_valid(i).then(|| strings.value(i))))
+                .collect()
+        } else {
+            return Err(format!("the account ids are read as {}", column.data_type()));
+        };
+        self.grow();
+        Ok(slots)
+    }
+
+    fn dictionary_slots(
+        &mut self,
+        ids: &Ids,
+        scratch: &mut Scratch,
+        column: &DictionaryArray<Int32Type>,
+    ) -> std::result::Result<Vec<u32>, String> {
         // The reader hands out each batch's dictionary anew, over the same
         // buffers while the column chunk lasts (held here, so not reused).
         let buffers = |a: &ArrayRef| {
@@ -298,24 +396,24 @@ impl Totals {
                 data.buffers().iter().map(|b| b.as_ptr()).collect::<Vec<_>>(),
             )
         };
-        let same = matches!(&self.dictionary, Some((d, _)) if Arc::ptr_eq(d, ids.values()) || buffers(d) == buffers(ids.values()));
+        let same = matches!(&self.dictionary, Some((d, _)) if Arc::ptr_eq(d, column.values()) || buffers(d) == buffers(column.values()));
         if !same {
-            let strings = arrow_cast::cast(ids.values(), &ArrowType::Utf8).map_err(|e| e.to_string())?;
+            let strings = arrow_cast::cast(column.values(), &ArrowType::Utf8).map_err(|e| e.to_string())?;
             let strings = strings.as_string::<i32>();
             let slots = (0..strings.len())
-                .map(|i| self.slot(strings.is_valid(i).then(|| strings.value(i))))
+                .map(|i| self.slot(ids, scratch, strings.is_valid(i).then(|| strings.value(i))))
                 .collect();
-            self.dictionary = Some((ids.values().clone(), slots));
+            self.dictionary = Some((column.values().clone(), slots));
         }
         let dictionary = &self.dictionary.as_ref().expect("set above").1;
-        let keys = ids.keys();
+        let keys = column.keys();
         let mut slots: Vec<u32> = keys
             .values()
             .iter()
             .map(|&k| dictionary.get(k as usize).copied().unwrap_or(u32::MAX))
             .collect();
         if let Some(nulls) = keys.nulls().filter(|n| n.null_count() > 0) {
-            let null = self.slot(None);
+            let null = self.slot(ids, scratch, None);
             for (i, slot) in slots.iter_mut().enumerate() {
                 if nulls.is_null(i) {
                     *slot = null;
@@ -325,7 +423,6 @@ impl Totals {
         if slots.contains(&u32::MAX) {
             return Err("an account id's dictionary key is out of range".into());
         }
-        self.grow();
         Ok(slots)
     }
 
@@ -350,29 +447,65 @@ impl Totals {
             }
         }
     }
+}
 
-    /// Adds the totals of row groups read after these.
-    pub(super) fn merge(&mut self, other: Totals) {
-        let slots: Vec<u32> = other.ids.iter().map(|id| self.slot(id.as_deref())).collect();
-        self.grow();
+/// The totals of a pass over the global slots, and the order in which the
+/// row groups, merged in file order, first met each.
+pub(super) struct Totals {
+    cycles: Vec<CycleTotals>,
+    order: Vec<u32>,
+    met: Vec<bool>,
+}
+
+impl Totals {
+    pub(super) fn new(folds: &Folds) -> Totals {
+        Totals {
+            cycles: folds.cycles.iter().map(CycleTotals::new).collect(),
+            order: Vec::new(),
+            met: Vec::new(),
+        }
+    }
+
+    /// Adds the totals of a row group read after those merged so far.
+    pub(super) fn merge(&mut self, other: Partial) {
+        let n = other.globals.iter().map(|&g| g as usize + 1).max().unwrap_or(0);
+        if n > self.met.len() {
+            self.met.resize(n, false);
+            for c in &mut self.cycles {
+                c.resize(n);
+            }
+        }
+        for &g in &other.globals {
+            if !self.met[g as usize] {
+                self.met[g as usize] = true;
+                self.order.push(g);
+            }
+        }
+        let slots = &other.globals;
         for (mine, theirs) in self.cycles.iter_mut().zip(other.cycles) {
             for (from, &to) in slots.iter().enumerate() {
                 mine.rows[to as usize] += theirs.rows[from];
                 mine.negative[to as usize] += theirs.negative[from];
             }
             for (a, b) in mine.aggregates.iter_mut().zip(&theirs.aggregates) {
-                a.merge(b, &slots);
+                a.merge(b, slots);
             }
         }
     }
 
     /// The grouped usage of cycle `k`: the ids with a row in its range, in
     /// the order first met.
-    pub(super) fn frame(&self, k: usize, plan: &Plan) -> Result<DataFrame> {
+    pub(super) fn frame(&self, k: usize, plan: &Plan, ids: &Ids) -> Result<DataFrame> {
         let cycle = &self.cycles[k];
-        let slots: Vec<usize> = (0..self.ids.len()).filter(|&s| cycle.rows[s] > 0).collect();
-        let ids: Vec<Option<&str>> = slots.iter().map(|&s| self.ids[s].as_deref()).collect();
-        let mut columns = vec![Column::new("account_id".into(), ids)];
+        let slots: Vec<usize> = self
+            .order
+            .iter()
+            .map(|&s| s as usize)
+            .filter(|&s| cycle.rows[s] > 0)
+            .collect();
+        let table = ids.table.lock().unwrap_or_else(|e| e.into_inner());
+        let names: Vec<Option<&str>> = slots.iter().map(|&s| table.ids[s].as_deref()).collect();
+        let mut columns = vec![Column::new("account_id".into(), names)];
         for (a, acc) in plan.aggregates.iter().zip(&cycle.aggregates) {
             // `per_day` is the sum divided by the window's days.
             let days = (a.agg == Agg::PerDay).then_some(a.window_days as f64);
@@ -615,16 +748,17 @@ fn later<T: Value>(candidate: Option<(i32, T)>, current: Option<(i32, T)>) -> bo
     }
 }
 
-impl Totals {
-    /// Folds one batch of usage rows into every cycle's self.
+impl Partial {
+    /// Folds one batch of usage rows into every cycle's totals.
     pub(super) fn add_batch(
         &mut self,
-        ids: &DictionaryArray<Int32Type>,
+        (ids, scratch): (&Ids, &mut Scratch),
+        account_ids: &ArrayRef,
         dates: &Date32Array,
         values: &[Values],
         folds: &Folds,
     ) -> std::result::Result<(), String> {
-        let slots = self.slots(ids)?;
+        let slots = self.slots(ids, scratch, account_ids)?;
 
         // A row is negative when a metric the aggregates read is below zero.
         let rows = dates.len();

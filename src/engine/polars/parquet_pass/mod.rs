@@ -2,12 +2,13 @@
 //! a run at once.
 //!
 //! polars' group-by decodes each usage row's account id into a string and
-//! hashes it; here the ids stay dictionary-encoded as Parquet stores them,
-//! so an id is hashed once per row group that holds it, and each row only
-//! indexes the accounts' dense accumulators. The windows of every cycle
-//! asked for are folded in the same pass, so a backfill reads the usage
-//! once. Row groups whose dates lie outside every window are skipped by
-//! their statistics.
+//! hashes it. Here, where the files keep the ids dictionary-encoded (as
+//! writers do for ids repeated within a row group), each value of a
+//! dictionary is hashed once and each row only indexes dense accumulators;
+//! ids stored plain are hashed once per row, into a table each thread keeps
+//! of the ids it has met. The windows of every cycle asked for are folded
+//! in the same pass, so a backfill reads the usage once. Row groups whose
+//! dates lie outside every window are skipped by their statistics.
 //!
 //! Each row group is folded on its own, then merged into the totals in file
 //! and row-group order: the sums of floating-point metrics are added in the
@@ -26,7 +27,7 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::types::{Date32Type, Float64Type, Int64Type};
 use arrow_schema::{DataType as ArrowType, Field, Schema as ArrowSchema};
 use chrono::NaiveDate;
 use object_store::path::Path;
@@ -42,7 +43,7 @@ use crate::error::{Result, SchemaError};
 use crate::plan::Plan;
 use crate::storage::Store;
 use fetch::Fetched;
-use fold::{Folds, Metric, Totals, Values, epoch_days};
+use fold::{Folds, Ids, Metric, Partial, Scratch, Totals, Values, epoch_days};
 
 mod fetch;
 mod fold;
@@ -150,26 +151,40 @@ impl ParquetPass {
                 roots.push(i);
             }
 
-            // Ask for the ids as a dictionary: Parquet's own, when the
-            // column chunk is dictionary-encoded.
-            let hinted: Vec<Field> = schema
-                .fields()
+            // Ask for the ids as a dictionary, Parquet's own, when every
+            // column chunk of them has one; else as the strings they are.
+            let id_leaf = metadata
+                .parquet_schema()
+                .columns()
                 .iter()
-                .enumerate()
-                .map(|(i, f)| match i == id_index {
-                    true => {
-                        let dictionary = ArrowType::Dictionary(Box::new(ArrowType::Int32), Box::new(ArrowType::Utf8));
-                        Field::new(f.name(), dictionary, f.is_nullable())
-                    }
-                    false => f.as_ref().clone(),
-                })
-                .collect();
-            let options = ArrowReaderOptions::new().with_schema(Arc::new(ArrowSchema::new(hinted)));
-            let metadata = ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
-                .map_err(|e| unreadable(e.to_string()))?;
-            if !matches!(metadata.schema().field(id_index).data_type(), ArrowType::Dictionary(..)) {
-                return Ok(None);
-            }
+                .position(|c| c.path().parts() == [account_id.source.as_str()]);
+            let dictionary_encoded = id_leaf.is_some_and(|leaf| {
+                metadata
+                    .metadata()
+                    .row_groups()
+                    .iter()
+                    .all(|g| g.column(leaf).dictionary_page_offset().is_some())
+            });
+            let metadata = if dictionary_encoded {
+                let hinted: Vec<Field> = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| match i == id_index {
+                        true => {
+                            let dictionary =
+                                ArrowType::Dictionary(Box::new(ArrowType::Int32), Box::new(ArrowType::Utf8));
+                            Field::new(f.name(), dictionary, f.is_nullable())
+                        }
+                        false => f.as_ref().clone(),
+                    })
+                    .collect();
+                let options = ArrowReaderOptions::new().with_schema(Arc::new(ArrowSchema::new(hinted)));
+                ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)
+                    .map_err(|e| unreadable(e.to_string()))?
+            } else {
+                metadata
+            };
             let parquet_schema = metadata.parquet_schema();
             let leaf = |name: &str| {
                 parquet_schema
@@ -218,20 +233,21 @@ impl ParquetPass {
             .fold((i32::MAX, i32::MIN), |(a, t), (fa, ft)| (a.min(fa), t.max(ft)));
         let tasks = self.row_groups(after, through);
         let pool = &polars_core::runtime::THREAD_POOL;
-        let mut totals = Totals::new(&folds.cycles);
+        let ids = Ids::new(pool.current_num_threads());
+        let mut totals = Totals::new(&folds);
         // A few row groups per thread at a time, merged in order.
         for chunk in tasks.chunks(2 * pool.current_num_threads().max(1)) {
-            let partials: Vec<Result<Totals>> = pool.install(|| {
+            let partials: Vec<Result<Partial>> = pool.install(|| {
                 chunk
                     .par_iter()
-                    .map(|&(f, g)| self.fold_row_group(&self.files[f], g, &folds))
+                    .map(|&(f, g)| self.fold_row_group(&self.files[f], g, &folds, &ids))
                     .collect()
             });
             for partial in partials {
                 totals.merge(partial?);
             }
         }
-        (0..folds.cycles.len()).map(|k| totals.frame(k, plan)).collect()
+        (0..folds.cycles.len()).map(|k| totals.frame(k, plan, &ids)).collect()
     }
 
     /// The row groups, as (file, group), that may hold a date in
@@ -297,7 +313,7 @@ impl ParquetPass {
         )
     }
 
-    fn fold_row_group(&self, file: &UsageFile, group: usize, folds: &Folds) -> Result<Totals> {
+    fn fold_row_group(&self, file: &UsageFile, group: usize, folds: &Folds, ids: &Ids) -> Result<Partial> {
         let unreadable = |cause: String| -> crate::error::Error {
             SchemaError::Unreadable {
                 dataset: self.dataset.clone(),
@@ -306,11 +322,13 @@ impl ParquetPass {
             }
             .into()
         };
-        let mut totals = Totals::new(&folds.cycles);
+        let mut partial = Partial::new(folds);
+        let mut scratch = ids.scratch();
         let mut fold = |reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader| -> Result<()> {
             for batch in reader {
                 let batch = batch.map_err(|e| unreadable(e.to_string()))?;
-                self.add(&mut totals, &batch, folds).map_err(unreadable)?;
+                self.add(&mut partial, (ids, &mut scratch), &batch, folds)
+                    .map_err(unreadable)?;
             }
             Ok(())
         };
@@ -349,19 +367,24 @@ impl ParquetPass {
                 fold(build(fetched, file, group).map_err(|e| unreadable(e.to_string()))?)?;
             }
         }
-        Ok(totals)
+        partial.release(&mut scratch);
+        Ok(partial)
     }
 
     /// Folds one batch of usage rows into every cycle's totals.
-    fn add(&self, totals: &mut Totals, batch: &RecordBatch, folds: &Folds) -> std::result::Result<(), String> {
+    fn add(
+        &self,
+        partial: &mut Partial,
+        ids: (&Ids, &mut Scratch),
+        batch: &RecordBatch,
+        folds: &Folds,
+    ) -> std::result::Result<(), String> {
         let column = |name: &str| {
             batch
                 .column_by_name(name)
                 .ok_or_else(|| format!("column `{name}` is missing"))
         };
-        let ids = column(&self.account_id)?
-            .as_dictionary_opt::<Int32Type>()
-            .ok_or("the account ids are not read as a dictionary")?;
+        let account_ids = column(&self.account_id)?;
         let dates = column(&self.date)?
             .as_primitive_opt::<Date32Type>()
             .ok_or("the dates are not read as dates")?;
@@ -378,7 +401,7 @@ impl ParquetPass {
                 false => Values::Float(cast.as_primitive::<Float64Type>().clone()),
             });
         }
-        totals.add_batch(ids, dates, &values, folds)
+        partial.add_batch(ids, account_ids, dates, &values, folds)
     }
 }
 
@@ -398,12 +421,14 @@ mod tests {
         let start = epoch_days(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap());
         for f in 0..rng.random_range(1..=3) {
             let rows = rng.random_range(0..400);
+            // Few accounts: ids stored dictionary-encoded; many: plain.
+            let accounts = [25, 100_000][rng.random_range(0..2)];
             let mut ids = Vec::new();
             let mut dates = Vec::new();
             let mut ints = Vec::new();
             let mut floats = Vec::new();
             for _ in 0..rows {
-                ids.push((!rng.random_bool(0.04)).then(|| format!("A{:03}", rng.random_range(0..25))));
+                ids.push((!rng.random_bool(0.04)).then(|| format!("A{:03}", rng.random_range(0..accounts))));
                 dates.push((!rng.random_bool(0.04)).then(|| start + rng.random_range(0..200)));
                 ints.push((!rng.random_bool(0.1)).then(|| rng.random_range(-3i64..60)));
                 // Quarters add up exactly in any order.
@@ -452,6 +477,7 @@ mod tests {
             Agg::Last,
             Agg::PerDay,
         ];
+        let (mut dictionary_files, mut plain_files) = (0, 0);
         for seed in 0..40u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let dir = tempfile::tempdir().unwrap();
@@ -472,6 +498,18 @@ mod tests {
             let direct = ParquetPass::open(&scan)
                 .unwrap()
                 .expect("plain files are read directly");
+            for file in &direct.files {
+                match file
+                    .metadata
+                    .schema()
+                    .field_with_name("account_id")
+                    .unwrap()
+                    .data_type()
+                {
+                    ArrowType::Dictionary(..) => dictionary_files += 1,
+                    _ => plain_files += 1,
+                }
+            }
             // The first and last date by the statistics, as a scan finds them.
             let span = scan.span().ok().map(|s| (epoch_days(s.first), epoch_days(s.last)));
             assert_eq!(direct.span(), Some(span), "seed {seed}");
@@ -495,6 +533,10 @@ mod tests {
                 );
             }
         }
+        assert!(
+            dictionary_files > 0 && plain_files > 0,
+            "{dictionary_files} {plain_files}"
+        );
     }
 
     #[test]
