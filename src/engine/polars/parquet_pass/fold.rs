@@ -80,10 +80,10 @@ impl<T: Value> Stats<T> {
             let v = values[k];
             sum = sum.plus(v);
             count += 1;
-            if min.is_none_or(|m| v < m) {
+            if min.is_none_or(|m| v.below(m)) {
                 min = Some(v);
             }
-            if max.is_none_or(|m| v > m) {
+            if max.is_none_or(|m| v.above(m)) {
                 max = Some(v);
             }
             if later(Some((days[k], v)), last) {
@@ -524,6 +524,11 @@ impl Totals {
 trait Value: Copy + PartialOrd + Default {
     fn plus(self, other: Self) -> Self;
     fn as_f64(self) -> f64;
+    /// Whether this value replaces `current` as the minimum; as polars'
+    /// `min`, a NaN is the minimum only of NaNs.
+    fn below(self, current: Self) -> bool;
+    /// The same for the maximum.
+    fn above(self, current: Self) -> bool;
     /// Equal for the values `n_unique` counts once.
     fn key(self) -> u64;
     fn column(name: &str, values: Vec<Self>) -> Column;
@@ -536,6 +541,12 @@ impl Value for i64 {
     }
     fn as_f64(self) -> f64 {
         self as f64
+    }
+    fn below(self, current: i64) -> bool {
+        self < current
+    }
+    fn above(self, current: i64) -> bool {
+        self > current
     }
     fn key(self) -> u64 {
         self as u64
@@ -554,6 +565,12 @@ impl Value for f64 {
     }
     fn as_f64(self) -> f64 {
         self
+    }
+    fn below(self, current: f64) -> bool {
+        !self.is_nan() && (current.is_nan() || self < current)
+    }
+    fn above(self, current: f64) -> bool {
+        !self.is_nan() && (current.is_nan() || self > current)
     }
     fn key(self) -> u64 {
         match self {
@@ -663,14 +680,14 @@ impl<T: Value> Reduce<T> {
             }
             Reduce::Min(min) => {
                 if let Some(v) = run.min
-                    && min[s].is_none_or(|m| v < m)
+                    && min[s].is_none_or(|m| v.below(m))
                 {
                     min[s] = Some(v);
                 }
             }
             Reduce::Max(max) => {
                 if let Some(v) = run.max
-                    && max[s].is_none_or(|m| v > m)
+                    && max[s].is_none_or(|m| v.above(m))
                 {
                     max[s] = Some(v);
                 }
@@ -696,14 +713,14 @@ impl<T: Value> Reduce<T> {
             }),
             (Reduce::Min(a), Reduce::Min(b)) => pairs.for_each(|(f, t)| {
                 if let Some(v) = b[f]
-                    && a[t].is_none_or(|m| v < m)
+                    && a[t].is_none_or(|m| v.below(m))
                 {
                     a[t] = Some(v);
                 }
             }),
             (Reduce::Max(a), Reduce::Max(b)) => pairs.for_each(|(f, t)| {
                 if let Some(v) = b[f]
-                    && a[t].is_none_or(|m| v > m)
+                    && a[t].is_none_or(|m| v.above(m))
                 {
                     a[t] = Some(v);
                 }
@@ -744,7 +761,7 @@ fn later<T: Value>(candidate: Option<(i32, T)>, current: Option<(i32, T)>) -> bo
     match (candidate, current) {
         (None, _) => false,
         (Some(_), None) => true,
-        (Some((d, v)), Some((e, w))) => d > e || (d == e && v > w),
+        (Some((d, v)), Some((e, w))) => d > e || (d == e && v.above(w)),
     }
 }
 

@@ -432,7 +432,10 @@ mod tests {
                 dates.push((!rng.random_bool(0.04)).then(|| start + rng.random_range(0..200)));
                 ints.push((!rng.random_bool(0.1)).then(|| rng.random_range(-3i64..60)));
                 // Quarters add up exactly in any order.
-                floats.push((!rng.random_bool(0.1)).then(|| rng.random_range(-8i32..120) as f64 / 4.0));
+                floats.push((!rng.random_bool(0.1)).then(|| match rng.random_bool(0.05) {
+                    true => f64::NAN,
+                    false => rng.random_range(-8i32..120) as f64 / 4.0,
+                }));
             }
             let ints = Column::new("events".into(), ints);
             let ints = match narrow_ints {
@@ -457,6 +460,28 @@ mod tests {
                 .unwrap();
         }
         usage.to_string_lossy().into_owned()
+    }
+
+    /// The first value that differs, a NaN equal to a NaN.
+    fn first_difference(got: &DataFrame, want: &DataFrame) -> Option<String> {
+        if got.height() != want.height() {
+            return Some(format!("{} rows, want {}", got.height(), want.height()));
+        }
+        for name in want.get_column_names() {
+            let (g, w) = (got.column(name).unwrap(), want.column(name).unwrap());
+            for i in 0..w.len() {
+                let (a, b) = (g.get(i).unwrap(), w.get(i).unwrap());
+                let same = match (&a, &b) {
+                    (AnyValue::Float64(x), AnyValue::Float64(y)) => x == y || (x.is_nan() && y.is_nan()),
+                    _ => a == b,
+                };
+                if !same {
+                    let id = want.column("account_id").unwrap().get(i).unwrap();
+                    return Some(format!("`{name}` of {id}: got {a}, want {b}"));
+                }
+            }
+        }
+        None
     }
 
     fn sorted(frame: DataFrame) -> DataFrame {
@@ -526,11 +551,12 @@ mod tests {
                     .unwrap();
                 let (got, want) = (sorted(got), sorted(want));
                 assert_eq!(got.schema(), want.schema(), "seed {seed}, as of {as_of}");
-                assert!(
-                    got.equals_missing(&want),
-                    "seed {seed}, as of {as_of}, drop {drop_negative}, {:?}\ngot {got}\nwant {want}",
-                    pipeline.aggregates
-                );
+                if let Some(difference) = first_difference(&got, &want) {
+                    panic!(
+                        "seed {seed}, as of {as_of}, drop {drop_negative}: {difference}\n{:?}",
+                        pipeline.aggregates
+                    );
+                }
             }
         }
         assert!(
