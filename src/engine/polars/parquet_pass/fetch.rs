@@ -17,10 +17,10 @@ pub(super) struct Fetched {
 impl Fetched {
     /// An object's Parquet footer: its last 8 bytes give the length of the
     /// metadata before them.
-    pub(super) fn footer(store: &Store, path: &Path, size: u64) -> Result<Fetched> {
+    pub(super) fn footer(dataset: &str, store: &Store, path: &Path, size: u64) -> Result<Fetched> {
         let unreadable = |cause: &str| -> crate::error::Error {
             SchemaError::Unreadable {
-                dataset: "usage".into(),
+                dataset: dataset.to_string(),
                 file: store.uri().to_string(),
                 cause: cause.to_string(),
             }

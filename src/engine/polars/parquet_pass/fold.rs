@@ -447,6 +447,114 @@ impl Partial {
             }
         }
     }
+
+    /// Folds one batch of usage rows into every cycle's totals.
+    pub(super) fn add_batch(
+        &mut self,
+        (ids, scratch): (&Ids, &mut Scratch),
+        account_ids: &ArrayRef,
+        dates: &Date32Array,
+        values: &[Values],
+        folds: &Folds,
+    ) -> std::result::Result<(), String> {
+        let slots = self.slots(ids, scratch, account_ids)?;
+
+        // A row is negative when a metric the aggregates read is below zero.
+        let rows = dates.len();
+        let mut negative = vec![false; rows];
+        for v in values {
+            match v {
+                Values::Int(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0),
+                Values::Float(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0.0),
+            }
+        }
+        let days = dates.values();
+        let dates_nulls = dates.nulls().filter(|n| n.null_count() > 0);
+        let metric_nulls: Vec<_> = values
+            .iter()
+            .map(|v| match v {
+                Values::Int(a) => a.nulls(),
+                Values::Float(a) => a.nulls(),
+            })
+            .map(|n| n.filter(|n| n.null_count() > 0))
+            .collect();
+
+        // Consecutive rows of one account in one interval between window
+        // bounds form a run: its values are summed up first, and the run is
+        // added to each cycle and aggregate whose window holds the interval.
+        // Windows of no days hold no date.
+        let (first, last) = match folds.bounds.as_slice() {
+            [first, .., last] => (*first, *last),
+            _ => (0, 0),
+        };
+        let dated = |i: usize| dates_nulls.is_none_or(|n| n.is_valid(i));
+        let mut interval = 0;
+        let mut i = 0;
+        while i < rows {
+            let day = days[i];
+            if day <= first || day > last || !dated(i) {
+                i += 1;
+                continue;
+            }
+            // Mostly the interval of the row before.
+            if !(folds.bounds[interval] < day && day <= folds.bounds[interval + 1]) {
+                interval = folds.interval(day);
+            }
+            let (after, through) = (folds.bounds[interval], folds.bounds[interval + 1]);
+            let slot = slots[i];
+            let mut end = i + 1;
+            while end < rows && slots[end] == slot && days[end] > after && days[end] <= through && dated(end) {
+                end += 1;
+            }
+            let mut run = Run::new(slot, interval, values);
+            run.rows = (end - i) as i64;
+            run.negative = negative[i..end].iter().filter(|n| **n).count() as i64;
+            for ((stats, v), nulls) in run.metrics.iter_mut().zip(values).zip(&metric_nulls) {
+                let keep = |k: usize| nulls.is_none_or(|n| n.is_valid(k)) && !(folds.drop_negative && negative[k]);
+                match (stats, v) {
+                    (RunStats::Int(s), Values::Int(a)) => s.add_rows(i..end, days, a.values(), keep),
+                    (RunStats::Float(s), Values::Float(a)) => s.add_rows(i..end, days, a.values(), keep),
+                    _ => unreachable!("a run's metrics are typed as the batch's"),
+                }
+            }
+            self.add_run(&run, folds);
+            i = end;
+        }
+
+        // `n_unique` does not add up from runs: its values go in one by one.
+        if folds.distinct {
+            for (fold, cycle) in folds.cycles.iter().zip(&mut self.cycles) {
+                for (acc, spec) in cycle.aggregates.iter_mut().zip(&fold.aggregates) {
+                    if spec.agg != Agg::NUnique {
+                        continue;
+                    }
+                    let (after, through) = spec.window;
+                    let nulls = metric_nulls[spec.metric];
+                    let kept = (0..rows).filter(|&i| {
+                        days[i] > after
+                            && days[i] <= through
+                            && dates_nulls.is_none_or(|n| n.is_valid(i))
+                            && nulls.is_none_or(|n| n.is_valid(i))
+                            && !(folds.drop_negative && negative[i])
+                    });
+                    match (acc, &values[spec.metric]) {
+                        (Acc::Int(Reduce::Distinct(seen)), Values::Int(v)) => {
+                            kept.for_each(|i| {
+                                seen[slots[i] as usize].insert(v.value(i).key());
+                            });
+                        }
+                        (Acc::Float(Reduce::Distinct(seen)), Values::Float(v)) => {
+                            kept.for_each(|i| {
+                                seen[slots[i] as usize].insert(v.value(i).key());
+                            });
+                        }
+                        _ => return Err("a metric changed type between batches".into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The totals of a pass over the global slots, and the order in which the
@@ -762,115 +870,5 @@ fn later<T: Value>(candidate: Option<(i32, T)>, current: Option<(i32, T)>) -> bo
         (None, _) => false,
         (Some(_), None) => true,
         (Some((d, v)), Some((e, w))) => d > e || (d == e && v.above(w)),
-    }
-}
-
-impl Partial {
-    /// Folds one batch of usage rows into every cycle's totals.
-    pub(super) fn add_batch(
-        &mut self,
-        (ids, scratch): (&Ids, &mut Scratch),
-        account_ids: &ArrayRef,
-        dates: &Date32Array,
-        values: &[Values],
-        folds: &Folds,
-    ) -> std::result::Result<(), String> {
-        let slots = self.slots(ids, scratch, account_ids)?;
-
-        // A row is negative when a metric the aggregates read is below zero.
-        let rows = dates.len();
-        let mut negative = vec![false; rows];
-        for v in values {
-            match v {
-                Values::Int(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0),
-                Values::Float(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0.0),
-            }
-        }
-        let days = dates.values();
-        let dates_nulls = dates.nulls().filter(|n| n.null_count() > 0);
-        let metric_nulls: Vec<_> = values
-            .iter()
-            .map(|v| match v {
-                Values::Int(a) => a.nulls(),
-                Values::Float(a) => a.nulls(),
-            })
-            .map(|n| n.filter(|n| n.null_count() > 0))
-            .collect();
-
-        // Consecutive rows of one account in one interval between window
-        // bounds form a run: its values are summed up first, and the run is
-        // added to each cycle and aggregate whose window holds the interval.
-        // Windows of no days hold no date.
-        let (first, last) = match folds.bounds.as_slice() {
-            [first, .., last] => (*first, *last),
-            _ => (0, 0),
-        };
-        let dated = |i: usize| dates_nulls.is_none_or(|n| n.is_valid(i));
-        let mut interval = 0;
-        let mut i = 0;
-        while i < rows {
-            let day = days[i];
-            if day <= first || day > last || !dated(i) {
-                i += 1;
-                continue;
-            }
-            // Mostly the interval of the row before.
-            if !(folds.bounds[interval] < day && day <= folds.bounds[interval + 1]) {
-                interval = folds.interval(day);
-            }
-            let (after, through) = (folds.bounds[interval], folds.bounds[interval + 1]);
-            let slot = slots[i];
-            let mut end = i + 1;
-            while end < rows && slots[end] == slot && days[end] > after && days[end] <= through && dated(end) {
-                end += 1;
-            }
-            let mut run = Run::new(slot, interval, values);
-            run.rows = (end - i) as i64;
-            run.negative = negative[i..end].iter().filter(|n| **n).count() as i64;
-            for ((stats, v), nulls) in run.metrics.iter_mut().zip(values).zip(&metric_nulls) {
-                let keep = |k: usize| nulls.is_none_or(|n| n.is_valid(k)) && !(folds.drop_negative && negative[k]);
-                match (stats, v) {
-                    (RunStats::Int(s), Values::Int(a)) => s.add_rows(i..end, days, a.values(), keep),
-                    (RunStats::Float(s), Values::Float(a)) => s.add_rows(i..end, days, a.values(), keep),
-                    _ => unreachable!("a run's metrics are typed as the batch's"),
-                }
-            }
-            self.add_run(&run, folds);
-            i = end;
-        }
-
-        // `n_unique` does not add up from runs: its values go in one by one.
-        if folds.distinct {
-            for (fold, cycle) in folds.cycles.iter().zip(&mut self.cycles) {
-                for (acc, spec) in cycle.aggregates.iter_mut().zip(&fold.aggregates) {
-                    if spec.agg != Agg::NUnique {
-                        continue;
-                    }
-                    let (after, through) = spec.window;
-                    let nulls = metric_nulls[spec.metric];
-                    let kept = (0..rows).filter(|&i| {
-                        days[i] > after
-                            && days[i] <= through
-                            && dates_nulls.is_none_or(|n| n.is_valid(i))
-                            && nulls.is_none_or(|n| n.is_valid(i))
-                            && !(folds.drop_negative && negative[i])
-                    });
-                    match (acc, &values[spec.metric]) {
-                        (Acc::Int(Reduce::Distinct(seen)), Values::Int(v)) => {
-                            kept.for_each(|i| {
-                                seen[slots[i] as usize].insert(v.value(i).key());
-                            });
-                        }
-                        (Acc::Float(Reduce::Distinct(seen)), Values::Float(v)) => {
-                            kept.for_each(|i| {
-                                seen[slots[i] as usize].insert(v.value(i).key());
-                            });
-                        }
-                        _ => return Err("a metric changed type between batches".into()),
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 }

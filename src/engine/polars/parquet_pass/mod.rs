@@ -117,7 +117,7 @@ impl ParquetPass {
                 (Location::Local(path), metadata)
             } else {
                 let path = store.path("");
-                let footer = Fetched::footer(&store, &path, file.size)?;
+                let footer = Fetched::footer(&scan.dataset.to_string(), &store, &path, file.size)?;
                 let metadata = ArrowReaderMetadata::load(&footer, ArrowReaderOptions::new())
                     .map_err(|e| unreadable(e.to_string()))?;
                 (Location::Remote(store, path, file.size), metadata)
