@@ -55,9 +55,16 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         tracing::warn!(cycle = %m.cycle, "the input files differ from those the committed run read: the diff shows the data's changes as well as the pipeline's");
     }
     let pass = inputs.pass()?;
-    let new = super::evaluate_cycle(&setup, &snapshots, accounts, pass.as_ref(), (cycle, as_of), false)?
-        .0
-        .snapshot;
+    let new = super::evaluate_cycle(
+        &setup,
+        &snapshots,
+        &crate::engine::polars::Accounts::once(accounts),
+        pass.as_ref(),
+        (cycle, as_of),
+        (false, None),
+    )?
+    .0
+    .snapshot;
     let old = snapshots
         .scan_committed(&m)?
         .collect()

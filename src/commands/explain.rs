@@ -200,10 +200,10 @@ fn explained(setup: &Settings, snapshots: &Snapshots, args: &ExplainArgs) -> Res
     let (eval, _) = super::evaluate_cycle(
         setup,
         snapshots,
-        &inputs.accounts,
+        &engine::Accounts::once(&inputs.accounts),
         pass.as_ref(),
         (cycle, cycle.as_of()),
-        false,
+        (false, None),
     )?;
     Ok(Explained {
         plan: setup.plan.clone(),

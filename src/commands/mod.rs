@@ -324,17 +324,19 @@ impl CycleInputs {
 }
 
 /// Evaluates one cycle at `as_of`, the one way every command does: what
-/// it reads of the previous cycle's committed snapshot, then the plan.
-/// Returns the evaluation and the previous run it read.
+/// it reads of the previous cycle's committed snapshot (or of `carried`, that
+/// snapshot as a backfill kept it), then the plan. Returns the evaluation
+/// and the previous run it read.
 pub fn evaluate_cycle(
     setup: &Settings,
     snapshots: &Snapshots,
-    accounts: &crate::engine::polars::Scan,
+    accounts: &crate::engine::polars::Accounts,
     pass: &dyn crate::engine::UsagePass,
     (cycle, as_of): (Cycle, NaiveDate),
-    require_previous: bool,
+    (require_previous, carried): (bool, Option<&crate::engine::polars::history::Carried>),
 ) -> Result<(crate::engine::polars::Evaluation, Option<snapshot::PreviousRun>)> {
-    let (history, previous) = crate::engine::polars::read_history(snapshots, &setup.plan, cycle, require_previous)?;
+    let (history, previous) =
+        crate::engine::polars::read_history(snapshots, &setup.plan, cycle, require_previous, carried)?;
     let evaluation = crate::engine::polars::evaluate(&setup.plan, accounts, pass, as_of, &history)?;
     Ok((evaluation, previous))
 }

@@ -9,11 +9,12 @@ use crate::cli::RunArgs;
 use crate::config::Pipeline;
 use crate::cycle::Cycle;
 use crate::engine::UsagePass;
-use crate::engine::polars::{Evaluation, Scan};
+use crate::engine::polars::history::Carried;
+use crate::engine::polars::{Accounts, Evaluation, Scan};
 use crate::error::{Error, Result};
 use crate::integrations::lineage::{Lineage, LineageRun};
 use crate::plan::{Coverage, UsageSpan};
-use crate::snapshot::{self, Commit, InputInfo, Inputs, Manifest, Snapshots};
+use crate::snapshot::{self, Commit, InputInfo, Inputs, Manifest, PreviousRun, Snapshots};
 use crate::storage::Store;
 use crate::terminal;
 
@@ -249,62 +250,146 @@ pub fn run(args: RunArgs) -> Result<()> {
         .collect();
     let prepared = crate::engine::Prepared::new(pass.as_ref(), &as_ofs);
     let pass: &dyn UsagePass = &prepared;
+    let cycle_accounts = if as_ofs.len() > 1 {
+        Accounts::kept(accounts)
+    } else {
+        Accounts::once(accounts)
+    };
 
     let mut summaries = Vec::new();
-    for cycle in cycles {
-        if let Some(committed) = committed.remove(&cycle) {
-            tracing::info!(%cycle, run_id = %committed.run_id, "already committed: skipped (pass --replace to recompute)");
-            summaries.push(RunSummary {
-                skipped: true,
-                ..RunSummary::of(&committed, snapshots.store(), &cycle)
-            });
-            continue;
-        }
-        // Every log line of this cycle's work names it once, through the span.
-        let cycle_span = tracing::info_span!("cycle", %cycle);
-        let _enter = cycle_span.enter();
-        let as_of = as_of_for(cycle);
-        let lineage_run = lineage
-            .as_ref()
-            .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
-        let done = setup
-            .plan
-            .coverage(as_of, span)
-            .check(&cycle, pass.uri(), args.allow_incomplete_usage)
-            .and_then(|coverage| {
-                super::check_freshness(pipeline, accounts, cycle, as_of, preview)?;
-                let inputs = (accounts, (usage, pass));
-                let when = (cycle, as_of, coverage);
-                if preview {
-                    run_preview(&setup, &snapshots, inputs, when, args.to.as_deref())
-                } else {
-                    run_one(&setup, &snapshots, inputs, when, (args.replace, args.require_previous))
-                }
-            });
-        match done {
-            Ok(summary) => {
-                if let Some(l) = &lineage_run {
-                    l.complete(&summary.snapshot, summary.rows, summary.bytes);
-                }
-                if let (Some(pipes), false) = (crate::integrations::pipes::get(), preview) {
-                    pipes.materialized(&summary.metadata());
-                }
-                summaries.push(summary);
+    // The snapshot this run committed last, which the next cycle reads.
+    let mut carried: Option<Carried> = None;
+    std::thread::scope(|scope| -> Result<()> {
+        // A cycle's commit runs on a thread of its own while the next cycle is
+        // evaluated; the next is committed only once it has succeeded.
+        let mut pending: Option<Pending> = None;
+        for cycle in cycles {
+            if let Some(committed) = committed.remove(&cycle) {
+                settle(&args, pending.take(), &mut summaries)?;
+                tracing::info!(%cycle, run_id = %committed.run_id, "already committed: skipped (pass --replace to recompute)");
+                summaries.push(RunSummary {
+                    skipped: true,
+                    ..RunSummary::of(&committed, snapshots.store(), &cycle)
+                });
+                continue;
             }
-            Err(e) => {
+            // Every log line of this cycle's work names it once, through the span.
+            let cycle_span = tracing::info_span!("cycle", %cycle);
+            let _enter = cycle_span.enter();
+            let as_of = as_of_for(cycle);
+            let lineage_run = lineage
+                .as_ref()
+                .map(|l| LineageRun::start(l, &pipeline.name, &cycle, as_of, &inputs));
+            let evaluated = setup
+                .plan
+                .coverage(as_of, span)
+                .check(&cycle, pass.uri(), args.allow_incomplete_usage)
+                .and_then(|coverage| {
+                    super::check_freshness(pipeline, accounts, cycle, as_of, preview)?;
+                    let inputs = (&cycle_accounts, (usage, pass));
+                    let when = (cycle, as_of, coverage);
+                    if preview {
+                        run_preview(&setup, &snapshots, inputs, when, args.to.as_deref())
+                            .map(|s| Evaluated::Previewed(Box::new(s)))
+                    } else {
+                        let previous = (args.require_previous, carried.as_ref());
+                        evaluate_one(&setup, &snapshots, inputs, when, (args.replace, previous))
+                            .map(|r| Evaluated::Ready(Box::new(r)))
+                    }
+                });
+            // The cycle before ends first: committed, or the cycle the backfill
+            // stops at.
+            if let Err(e) = settle(&args, pending.take(), &mut summaries) {
                 if let Some(l) = &lineage_run {
-                    l.fail(&e.to_string());
-                }
-                if !summaries.is_empty() {
-                    let done: Vec<&str> = summaries.iter().map(|s| s.cycle.as_str()).collect();
-                    tracing::error!(%cycle, committed = %done.join(", "), "the backfill stopped at this cycle; the cycles before it are committed");
-                    report(&args, &summaries, Some((&cycle, &e)))?;
+                    l.fail(&format!("not committed: the cycle before it failed: {e}"));
                 }
                 return Err(e);
             }
+            match evaluated {
+                Ok(Evaluated::Ready(mut ready)) => {
+                    carried = ready.carried.take();
+                    let snapshots = &snapshots;
+                    let span = tracing::Span::current();
+                    pending = Some(Pending {
+                        cycle,
+                        lineage_run,
+                        commit: scope.spawn(move || {
+                            let _enter = span.enter();
+                            commit_one(snapshots, *ready)
+                        }),
+                    });
+                    if carried.is_none() {
+                        // The next cycle reads this one from the store: once
+                        // it is there.
+                        settle(&args, pending.take(), &mut summaries)?;
+                    }
+                }
+                Ok(Evaluated::Previewed(summary)) => {
+                    finish(&args, cycle, lineage_run.as_ref(), Ok(*summary), &mut summaries)?;
+                }
+                Err(e) => finish(&args, cycle, lineage_run.as_ref(), Err(e), &mut summaries)?,
+            }
+        }
+        settle(&args, pending.take(), &mut summaries)
+    })?;
+    report(&args, &summaries, None)
+}
+
+/// A cycle evaluated: ready to commit, or previewed.
+enum Evaluated<'a> {
+    Ready(Box<Ready<'a>>),
+    Previewed(Box<RunSummary>),
+}
+
+/// A cycle's commit under way on its own thread.
+struct Pending<'scope, 'l> {
+    cycle: Cycle,
+    lineage_run: Option<LineageRun<'l>>,
+    commit: std::thread::ScopedJoinHandle<'scope, Result<RunSummary>>,
+}
+
+/// Waits for a cycle's commit to end, and records it.
+fn settle(args: &RunArgs, pending: Option<Pending>, summaries: &mut Vec<RunSummary>) -> Result<()> {
+    let Some(p) = pending else {
+        return Ok(());
+    };
+    let done = p.commit.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    finish(args, p.cycle, p.lineage_run.as_ref(), done, summaries)
+}
+
+/// Records how one cycle's run ended: its summary, or the error the backfill
+/// stops at (the cycles before it stay committed).
+fn finish(
+    args: &RunArgs,
+    cycle: Cycle,
+    lineage_run: Option<&LineageRun>,
+    done: Result<RunSummary>,
+    summaries: &mut Vec<RunSummary>,
+) -> Result<()> {
+    match done {
+        Ok(summary) => {
+            if let Some(l) = lineage_run {
+                l.complete(&summary.snapshot, summary.rows, summary.bytes);
+            }
+            // A preview commits nothing, so materializes nothing.
+            if let (Some(pipes), false) = (crate::integrations::pipes::get(), summary.preview) {
+                pipes.materialized(&summary.metadata());
+            }
+            summaries.push(summary);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(l) = lineage_run {
+                l.fail(&e.to_string());
+            }
+            if !summaries.is_empty() {
+                let done: Vec<&str> = summaries.iter().map(|s| s.cycle.as_str()).collect();
+                tracing::error!(%cycle, committed = %done.join(", "), "the backfill stopped at this cycle; the cycles before it are committed");
+                report(args, summaries, Some((&cycle, &e)))?;
+            }
+            Err(e)
         }
     }
-    report(&args, &summaries, None)
 }
 
 /// Prints the summaries (and writes `--summary-file`): one run as an object,
@@ -407,20 +492,33 @@ fn dependents(snapshots: &Snapshots, cycle: Cycle) -> Result<Vec<(Cycle, NaiveDa
 }
 
 /// What a cycle is evaluated on: the accounts, and the usage with its pass.
-type Sources<'a> = (&'a Scan, (&'a Scan, &'a dyn UsagePass));
+type Sources<'a> = (&'a Accounts<'a>, (&'a Scan, &'a dyn UsagePass));
 
-fn run_one(
-    setup: &Settings,
+/// A cycle evaluated, with what its commit needs.
+struct Ready<'a> {
+    commit: Commit<'a>,
+    timings: Vec<(&'static str, f64)>,
+    /// The span of the cycle's run, which its commit logs in.
+    span: tracing::Span,
+    /// The columns the next cycle reads of this snapshot.
+    carried: Option<Carried>,
+}
+
+/// Evaluates a cycle for its commit. `previous` is whether the previous
+/// cycle must be committed, and that cycle's snapshot when this run has just
+/// committed it (or is committing it: this cycle is committed after it).
+fn evaluate_one<'a>(
+    setup: &'a Settings,
     snapshots: &Snapshots,
     (accounts, (usage, pass)): Sources,
     (cycle, as_of, coverage): (Cycle, NaiveDate, Coverage),
-    (replace, require_previous): (bool, bool),
-) -> Result<RunSummary> {
+    (replace, previous): (bool, (bool, Option<&Carried>)),
+) -> Result<Ready<'a>> {
     let started_at = Utc::now();
-    let store = snapshots.store();
     let run_id = snapshot::new_run_id(started_at);
     let span = tracing::info_span!("run", %run_id);
     let _enter = span.enter();
+    let store = snapshots.store();
     tracing::info!(%as_of, pipeline = %setup.pipeline.name, output = %store.uri(), "evaluating cycle");
     let (
         Evaluation {
@@ -428,14 +526,18 @@ fn run_one(
             quality,
             accounts_rows,
             usage_rows_in_windows,
-            mut timings,
+            timings,
         },
         previous_run,
-    ) = super::evaluate_cycle(setup, snapshots, accounts, pass, (cycle, as_of), require_previous)?;
+    ) = super::evaluate_cycle(setup, snapshots, accounts, pass, (cycle, as_of), previous)?;
     let rejects = quality.rejects()?;
-    crate::progress::started("write_and_commit");
-    let commit_start = std::time::Instant::now();
-    let manifest = snapshots.commit(Commit {
+    let run = PreviousRun {
+        cycle: cycle.to_string(),
+        run_id: run_id.clone(),
+    };
+    // One it cannot keep, the next cycle reads back from the store.
+    let carried = Carried::of(snapshots, &setup.plan, cycle, run, &frame).ok();
+    let commit = Commit {
         pipeline: &setup.pipeline,
         plan: &setup.plan,
         cycle,
@@ -446,9 +548,9 @@ fn run_one(
         rejects,
         inputs: Inputs {
             accounts: InputInfo {
-                uri: accounts.uri.clone(),
+                uri: accounts.scan.uri.clone(),
                 rows: accounts_rows,
-                files: accounts.files.clone(),
+                files: accounts.scan.files.clone(),
                 read_by: None,
             },
             usage: InputInfo {
@@ -462,7 +564,29 @@ fn run_one(
         replace,
         previous: previous_run,
         coverage: Some(coverage),
-    })?;
+    };
+    drop(_enter);
+    Ok(Ready {
+        commit,
+        timings,
+        span,
+        carried,
+    })
+}
+
+/// Writes and commits an evaluated cycle.
+fn commit_one(snapshots: &Snapshots, ready: Ready) -> Result<RunSummary> {
+    let Ready {
+        commit,
+        mut timings,
+        span,
+        ..
+    } = ready;
+    let _enter = span.enter();
+    let cycle = commit.cycle;
+    crate::progress::started("write_and_commit");
+    let commit_start = std::time::Instant::now();
+    let manifest = snapshots.commit(commit)?;
     let commit_seconds = commit_start.elapsed().as_secs_f64();
     crate::progress::stage_done(
         "write_and_commit",
@@ -476,7 +600,7 @@ fn run_one(
             .into_iter()
             .map(|(k, v)| (k.to_string(), (v * 1000.0).round() / 1000.0))
             .collect(),
-        ..RunSummary::of(&manifest, store, &cycle)
+        ..RunSummary::of(&manifest, snapshots.store(), &cycle)
     })
 }
 
@@ -491,7 +615,7 @@ fn run_preview(
     to: Option<&str>,
 ) -> Result<RunSummary> {
     tracing::info!(%as_of, "a preview at a date inside the period: nothing is committed");
-    let (mut evaluation, _) = super::evaluate_cycle(setup, snapshots, accounts, pass, (cycle, as_of), false)?;
+    let (mut evaluation, _) = super::evaluate_cycle(setup, snapshots, accounts, pass, (cycle, as_of), (false, None))?;
     let segmentations = snapshot::manifest::summarize(&setup.plan.segmentations, &evaluation.snapshot)?;
     if let Some(path) = to {
         super::write_rows(&mut evaluation.snapshot, path)?;

@@ -67,10 +67,10 @@ pub fn validate(args: ValidateArgs) -> Result<()> {
         let (eval, _) = super::evaluate_cycle(
             &setup,
             &setup.snapshots()?,
-            &accounts,
+            &engine::Accounts::once(&accounts),
             pass.as_ref(),
             (cycle, cycle.as_of()),
-            false,
+            (false, None),
         )?;
         crate::outln!(
             "cycle {cycle}: {} accounts would be segmented; {} usage rows in the windows",

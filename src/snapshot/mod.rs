@@ -214,6 +214,15 @@ impl Snapshots {
 
     /// The rows of a committed snapshot, read through its manifest: the
     /// data file it names is the committed one in either format.
+    /// A snapshot frame with the types its committed file has: a Delta
+    /// table stores some types as others (unsigned integers as `long`).
+    pub fn as_stored(&self, frame: DataFrame) -> Result<DataFrame> {
+        match self.format {
+            Format::Parquet => Ok(frame),
+            Format::Delta => delta::table::conform(frame),
+        }
+    }
+
     pub fn scan_committed(&self, manifest: &Manifest) -> Result<LazyFrame> {
         let store = &self.store;
         let paths: Vec<PlRefPath> = manifest

@@ -40,9 +40,9 @@ enum Mode {
     /// `percent` of all writes, picked by a fixed sequence (the same for the
     /// same run), alternating lost answers and 503s.
     Rate { percent: usize },
-    /// A store this client may only read: writes are refused with 403 and
-    /// never reach the server.
-    ReadOnly,
+    /// Writes whose request line has `needle` are refused with 403 and
+    /// never reach the server (`""`: a store this client may only read).
+    Refuse { needle: &'static str },
 }
 
 /// A loopback proxy in front of a test store; `failed` holds the request
@@ -105,7 +105,7 @@ fn pick(mode: Mode, request_line: &str, writes: &AtomicUsize, failed: &Mutex<Vec
                 }
             })
         }
-        Mode::ReadOnly => None,
+        Mode::Refuse { .. } => None,
     }?;
     failed.lock().unwrap().push(request_line.trim_end().to_string());
     Some(after)
@@ -123,7 +123,9 @@ fn serve(
         return Ok(());
     };
     let write = ["PUT ", "POST ", "DELETE "].iter().any(|m| lines[0].starts_with(m));
-    if let (Mode::ReadOnly, true) = (mode, write) {
+    if let (Mode::Refuse { needle }, true) = (mode, write)
+        && quadrant::redact::percent_decode(&lines[0]).contains(needle)
+    {
         failed.lock().unwrap().push(lines[0].trim_end().to_string());
         let body = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>read only</Message></Error>";
         let reply = format!(
@@ -459,7 +461,7 @@ fn a_reader_without_write_access_reads_what_is_committed() {
     let committed = strings(&target.glob_rows("2026-Q3").unwrap(), "run_id")[0].clone();
     let before = target.files();
 
-    let proxy = Proxy::start(Store::S3.upstream(), Mode::ReadOnly);
+    let proxy = Proxy::start(Store::S3.upstream(), Mode::Refuse { needle: "" });
     let o = quadrant()
         .args(["cycles", "--output", &out, "--json"])
         .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))
@@ -471,4 +473,53 @@ fn a_reader_without_write_access_reads_what_is_committed() {
     assert!(stderr(&o).contains("could not repair"), "{}", stderr(&o));
     assert!(!proxy.failed().is_empty(), "a write was tried and refused");
     assert_eq!(target.files(), before, "nothing changed");
+}
+
+/// A backfill commits a cycle only after the one before it is committed
+/// (the commit of one cycle runs while the next is evaluated): when the
+/// store refuses the commit of a middle cycle, the backfill stops there, the
+/// cycle before it stays committed, and nothing of the cycle after it is
+/// written.
+#[test]
+fn a_backfill_stops_at_a_refused_commit_and_writes_nothing_after_it() {
+    let target = Target::s3();
+    let out = target.uri();
+    let proxy = Proxy::start(
+        Store::S3.upstream(),
+        Mode::Refuse {
+            needle: "cycle=2026-Q2/",
+        },
+    );
+    let o = quadrant()
+        .args(["run", "--cycles", "2026-Q1..2026-Q3", "--output", &out, "--json"])
+        .env("AWS_ENDPOINT_URL", format!("http://{}", proxy.addr))
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let runs: Vec<&str> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cycle"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["2026-Q1"], "{}", stderr(&o));
+    assert_eq!(summary["stopped_at"]["cycle"], "2026-Q2");
+    assert!(!proxy.failed().is_empty(), "a write was refused");
+    assert!(target.glob_rows("2026-Q1").is_some());
+    let after: Vec<String> = target.files().into_iter().filter(|f| f.contains("2026-Q3")).collect();
+    assert!(after.is_empty(), "written for 2026-Q3: {after:?}");
+    let o = quadrant()
+        .args(["cycles", "--output", &out, "--json"])
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cycles: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["cycle"].as_str().unwrap())
+        .collect();
+    assert_eq!(cycles, ["2026-Q1"]);
 }

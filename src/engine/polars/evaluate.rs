@@ -2,6 +2,8 @@
 //! accounts, data checks, usage aggregates, features and segment labels.
 //! `run` writes what this returns; `explain` reads one account of it.
 
+use std::sync::Mutex;
+
 use chrono::NaiveDate;
 use polars::prelude::*;
 
@@ -50,9 +52,11 @@ pub fn missing_previous(ty: Type, column: &str) -> Expr {
 }
 
 /// Adds the previous cycle's columns to each account (null for an account
-/// that was not in it, or when it is not committed). A column whose type
-/// only the data tells (a passthrough column) that the previous snapshot
-/// does not have takes this cycle's type of the column it stands for.
+/// that was not in it, or when it is not committed). `prev(x)` of an input
+/// column or an aggregate takes this cycle's type of `x`, whether the
+/// previous snapshot has it or not and whichever type its table stored it
+/// as (a Delta table stores a count as `long`): so `prev(x)`, and the
+/// features computed from it, keep one type from cycle to cycle.
 fn with_previous(mut frame: LazyFrame, plan: &Plan, history: &History) -> Result<LazyFrame> {
     let schema = frame
         .collect_schema()
@@ -60,7 +64,6 @@ fn with_previous(mut frame: LazyFrame, plan: &Plan, history: &History) -> Result
     let typed: Vec<Expr> = plan
         .previous_columns()
         .iter()
-        .filter(|c| dtype(c.ty).is_none())
         .filter_map(|c| Some(col(c.column.as_str()).cast(schema.get(&c.source)?.clone())))
         .collect();
     let joined = match &history.previous {
@@ -135,6 +138,75 @@ fn timed<T>(
     Ok(out)
 }
 
+/// The accounts dataset as the cycles of a command read it. Each cycle
+/// selects its accounts from one read of the dataset, sorted by account id
+/// once (stable, so rows of one id keep the data's order); a backfill keeps
+/// that read for the cycles after the first instead of reading and sorting
+/// the dataset again for each.
+pub struct Accounts<'a> {
+    pub scan: &'a Scan,
+    /// The read kept between cycles; `None` when each cycle reads anew.
+    kept: Option<Mutex<Option<AccountBase>>>,
+}
+
+/// Every row of the accounts dataset, sorted by account id.
+#[derive(Clone)]
+struct AccountBase {
+    rows: DataFrame,
+    /// Every account id of the dataset, for the unknown-account check.
+    known_ids: DataFrame,
+}
+
+impl<'a> Accounts<'a> {
+    /// For one cycle: the dataset is read for it and let go after it.
+    pub fn once(scan: &'a Scan) -> Accounts<'a> {
+        Accounts { scan, kept: None }
+    }
+
+    /// For several cycles: the dataset is read once, by the first.
+    pub fn kept(scan: &'a Scan) -> Accounts<'a> {
+        Accounts {
+            scan,
+            kept: Some(Mutex::new(None)),
+        }
+    }
+
+    fn base(&self) -> Result<AccountBase> {
+        let Some(kept) = &self.kept else {
+            return read_base(self.scan);
+        };
+        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(base) = &*kept {
+            return Ok(base.clone());
+        }
+        let base = read_base(self.scan)?;
+        *kept = Some(base.clone());
+        Ok(base)
+    }
+}
+
+/// Reads every row of the accounts dataset and sorts it by account id.
+fn read_base(accounts: &Scan) -> Result<AccountBase> {
+    let all_accounts = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
+    if all_accounts.height() == 0 {
+        return Err(SchemaError::NoRows {
+            dataset: Dataset::Accounts.to_string(),
+            uri: accounts.uri.clone(),
+            files: accounts.files.len(),
+        }
+        .into());
+    }
+    let known_ids = all_accounts
+        .select(["account_id"])
+        .ctx(|| format!("cannot read the account ids of `{}`", accounts.uri))?;
+    // A fixed row order makes base-wide float sums, and so every feature, the
+    // same from run to run; the selections below keep it.
+    let rows = all_accounts
+        .sort(["account_id"], SortMultipleOptions::default().with_maintain_order(true))
+        .ctx(|| format!("cannot sort the accounts of `{}`", accounts.uri))?;
+    Ok(AccountBase { rows, known_ids })
+}
+
 /// The accounts valid for the cycle, after point-in-time selection and the
 /// account checks.
 struct CycleAccounts {
@@ -148,7 +220,7 @@ struct CycleAccounts {
 
 pub fn evaluate(
     plan: &Plan,
-    accounts: &Scan,
+    accounts: &Accounts,
     usage: &dyn UsagePass,
     as_of: NaiveDate,
     history: &History,
@@ -251,30 +323,18 @@ pub fn evaluate(
     })
 }
 
-/// Reads the accounts, selects the rows valid at `as_of` and runs the
-/// account checks.
-fn cycle_accounts(plan: &Plan, accounts: &Scan, as_of: NaiveDate) -> Result<CycleAccounts> {
+/// Selects the accounts' rows valid at `as_of` and runs the account checks.
+fn cycle_accounts(plan: &Plan, accounts: &Accounts, as_of: NaiveDate) -> Result<CycleAccounts> {
     let mut outcome = Outcome::default();
+    let AccountBase {
+        rows: all_accounts,
+        known_ids,
+    } = accounts.base()?;
+    let accounts = accounts.scan;
     let has_snapshot_date = accounts.columns.iter().any(|c| c == "snapshot_date");
+    let rows = all_accounts.height() as u64;
 
     // Point in time: rows dated after as_of do not exist yet for this cycle.
-    let all_accounts = accounts.frame.clone().collect().map_err(|e| accounts.read_error(e))?;
-    let rows = all_accounts.height() as u64;
-    if rows == 0 {
-        return Err(SchemaError::NoRows {
-            dataset: Dataset::Accounts.to_string(),
-            uri: accounts.uri.clone(),
-            files: accounts.files.len(),
-        }
-        .into());
-    }
-    // Every account id of the dataset, for the usage-of-unknown-accounts check.
-    let known_ids = all_accounts
-        .clone()
-        .lazy()
-        .select([col("account_id")])
-        .collect()
-        .ctx(|| format!("cannot read the account ids of `{}`", accounts.uri))?;
     let candidates = if has_snapshot_date {
         all_accounts
             .lazy()
@@ -359,12 +419,7 @@ fn cycle_accounts(plan: &Plan, accounts: &Scan, as_of: NaiveDate) -> Result<Cycl
                 accounts.uri
             )
         })?;
-    frame = quality::account_values(frame, plan, &mut outcome)?;
-    // A fixed row order makes base-wide float sums, and so every feature, the
-    // same from run to run; sorted here, off the usage's critical path.
-    let frame = frame
-        .sort(["account_id"], SortMultipleOptions::default())
-        .ctx(|| format!("cannot sort the accounts of `{}`", accounts.uri))?;
+    let frame = quality::account_values(frame, plan, &mut outcome)?;
     Ok(CycleAccounts {
         frame,
         known_ids,

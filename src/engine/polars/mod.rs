@@ -14,7 +14,7 @@ pub mod quality;
 pub mod rules;
 pub mod source;
 
-pub use evaluate::{Evaluation, History, evaluate, missing_previous};
+pub use evaluate::{Accounts, Evaluation, History, evaluate, missing_previous};
 pub use history::read_history;
 pub use source::{Scan, scan_accounts, scan_usage};
 
