@@ -292,22 +292,25 @@ fn pareto_running_sum(x: Expr) -> Expr {
 /// values. (polars' own quantile counts nulls into the index and always
 /// interpolates from below, so it can be one unit in the last place off.)
 ///
-/// One sort of the non-null values in Rust, the value broadcast to every
-/// row: in polars expressions the sorted column is one expression per use
-/// (the count, both neighbours), and each was sorted again.
+/// The two values found by selection in Rust (no sort: the one at
+/// `floor(h)` in order, then the least of those after it), the value
+/// broadcast to every row: in polars expressions the sorted column is one
+/// expression per use (the count, both neighbours), and each was sorted
+/// again.
 fn quantile_linear(x: Expr, q: f64) -> Expr {
     float(x).apply(
         move |column: Column| {
             let x = column.as_materialized_series().f64()?;
-            let mut sorted: Vec<f64> = x.iter().flatten().collect();
+            let mut values: Vec<f64> = x.iter().flatten().collect();
             // Ascending, NaN last as polars sorts it.
-            sorted.sort_unstable_by(|p, q| descending(*q, *p));
-            let value = (!sorted.is_empty()).then(|| {
-                let h = (sorted.len() as f64 - 1.0) * q;
+            let ascending = |p: &f64, q: &f64| descending(*q, *p);
+            let value = (!values.is_empty()).then(|| {
+                let h = (values.len() as f64 - 1.0) * q;
                 let low = h.floor();
                 let g = h - low;
-                let a = sorted[low as usize];
-                let b = sorted.get(low as usize + 1).copied().unwrap_or(a);
+                let (_, a, above) = values.select_nth_unstable_by(low as usize, ascending);
+                let a = *a;
+                let b = above.iter().copied().min_by(ascending).unwrap_or(a);
                 let diff = b - a;
                 if g >= 0.5 { b - diff * (1.0 - g) } else { a + diff * g }
             });
