@@ -41,22 +41,51 @@ pub struct SegmentationDiff {
 /// The label of an account that only one side has.
 pub const ABSENT: &str = "(absent)";
 
-/// The committed and new label and rule of every account, side by side:
-/// `account_id`, `arr`, `committed_label`, `committed_rule`, `new_label`,
-/// `new_rule`.
-fn side_by_side(committed: &DataFrame, new: &DataFrame, segmentation: &str) -> Result<DataFrame> {
-    let rule = format!("{segmentation}_rule");
-    let pick = |frame: &DataFrame, side: &str| {
-        frame.clone().lazy().select([
-            col("account_id"),
-            col("arr").alias(format!("{side}_arr")),
-            col(segmentation).alias(format!("{side}_label")),
-            col(rule.as_str()).alias(format!("{side}_rule")),
-        ])
-    };
-    pick(committed, "committed")
+/// The name of one side's column of a segmentation in [`side_by_side`].
+fn side_column(side: &str, what: &str, segmentation: &str) -> String {
+    format!("{side}_{what}:{segmentation}")
+}
+
+/// One side's columns of [`side_by_side`]: `account_id`, `<side>_arr`, and
+/// each segmentation's label and rule.
+fn pick(frame: LazyFrame, side: &str, segmentations: &[String]) -> LazyFrame {
+    let mut columns = vec![col("account_id"), col("arr").alias(format!("{side}_arr"))];
+    for s in segmentations {
+        columns.push(col(s.as_str()).alias(side_column(side, "label", s)));
+        columns.push(col(format!("{s}_rule")).alias(side_column(side, "rule", s)));
+    }
+    frame.select(columns)
+}
+
+/// What [`side_by_side`] reads of the committed snapshot: only the columns
+/// it compares.
+pub fn committed_side(committed: LazyFrame, segmentations: &[String]) -> Result<DataFrame> {
+    pick(committed, "committed", segmentations)
+        .collect()
+        .ctx(|| "cannot read the committed snapshot's labels".into())
+}
+
+/// The committed and new label and rule of every account, side by side, for
+/// each of `segmentations`, with one join: `account_id`, `arr`, and per
+/// segmentation its `committed_label`, `committed_rule`, `new_label` and
+/// `new_rule` ([`side_column`]), in account id order. `committed` is
+/// [`committed_side`].
+pub fn side_by_side(committed: DataFrame, new: &DataFrame, segmentations: &[String]) -> Result<DataFrame> {
+    let mut columns = vec![
+        col("account_id"),
+        coalesce(&[col("new_arr"), col("committed_arr")]).alias("arr"),
+    ];
+    for s in segmentations {
+        for side in ["committed", "new"] {
+            for what in ["label", "rule"] {
+                columns.push(col(side_column(side, what, s)).fill_null(lit(ABSENT)));
+            }
+        }
+    }
+    committed
+        .lazy()
         .join(
-            pick(new, "new"),
+            pick(new.clone().lazy(), "new", segmentations),
             [col("account_id")],
             [col("account_id")],
             JoinArgs {
@@ -64,15 +93,24 @@ fn side_by_side(committed: &DataFrame, new: &DataFrame, segmentation: &str) -> R
                 ..JoinArgs::new(JoinType::Full)
             },
         )
-        .select([
-            col("account_id"),
-            coalesce(&[col("new_arr"), col("committed_arr")]).alias("arr"),
-            col("committed_label").fill_null(lit(ABSENT)),
-            col("committed_rule").fill_null(lit(ABSENT)),
-            col("new_label").fill_null(lit(ABSENT)),
-            col("new_rule").fill_null(lit(ABSENT)),
-        ])
+        .select(columns)
         .sort(["account_id"], Default::default())
+        .collect()
+        .ctx(|| "cannot compare the committed snapshot's labels with the new ones".into())
+}
+
+/// One segmentation's columns of [`side_by_side`]: `account_id`, `arr`,
+/// `committed_label`, `committed_rule`, `new_label`, `new_rule`.
+fn one_segmentation(both: &DataFrame, segmentation: &str) -> Result<DataFrame> {
+    let mut columns = vec![col("account_id"), col("arr")];
+    for side in ["committed", "new"] {
+        for what in ["label", "rule"] {
+            columns.push(col(side_column(side, what, segmentation)).alias(format!("{side}_{what}")));
+        }
+    }
+    both.clone()
+        .lazy()
+        .select(columns)
         .collect()
         .ctx(|| format!("cannot compare the labels of segmentation `{segmentation}`"))
 }
@@ -87,10 +125,10 @@ fn strings(frame: &DataFrame, column: &str) -> Result<Vec<String>> {
     Ok(c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
 }
 
-/// Compares one segmentation; returns the summary and the moving accounts
-/// (with a `segmentation` column).
-pub fn segmentation(committed: &DataFrame, new: &DataFrame, name: &str) -> Result<(SegmentationDiff, DataFrame)> {
-    let both = side_by_side(committed, new, name)?;
+/// Compares one segmentation of [`side_by_side`]; returns the summary and
+/// the moving accounts (with a `segmentation` column).
+pub fn segmentation(both: &DataFrame, name: &str) -> Result<(SegmentationDiff, DataFrame)> {
+    let both = one_segmentation(both, name)?;
     let cells = both
         .clone()
         .lazy()

@@ -55,27 +55,39 @@ pub fn diff(args: DiffArgs) -> Result<()> {
         tracing::warn!(cycle = %m.cycle, "the input files differ from those the committed run read: the diff shows the data's changes as well as the pipeline's");
     }
     let pass = inputs.pass()?;
-    let new = super::evaluate_cycle(
-        &setup,
-        &snapshots,
-        &crate::engine::polars::Accounts::once(accounts),
-        pass.as_ref(),
-        (cycle, as_of),
-        (false, None),
-    )?
-    .0
-    .snapshot;
-    let old = snapshots
-        .scan_committed(&m)?
-        .collect()
-        .ctx(|| format!("cannot read the snapshot of cycle {}", m.cycle))?;
-
     let committed_names: Vec<String> = m.segmentations.iter().map(|s| s.name.clone()).collect();
     let new_names: Vec<String> = setup.plan.segmentations.iter().map(|s| s.name.clone()).collect();
+    let both_have: Vec<String> = new_names
+        .iter()
+        .filter(|n| committed_names.contains(n))
+        .cloned()
+        .collect();
+    // The committed labels are read while the cycle is evaluated.
+    let span = tracing::Span::current();
+    let (committed, new) = std::thread::scope(|scope| {
+        let committed = scope.spawn(|| {
+            let _enter = span.enter();
+            diff::committed_side(snapshots.scan_committed(&m)?, &both_have)
+        });
+        let new = super::evaluate_cycle(
+            &setup,
+            &snapshots,
+            &crate::engine::polars::Accounts::once(accounts),
+            pass.as_ref(),
+            (cycle, as_of),
+            (false, None),
+        );
+        let committed = committed
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (committed, new)
+    });
+    let new = new?.0.snapshot;
+    let both = diff::side_by_side(committed?, &new, &both_have)?;
     let mut results: Vec<SegmentationDiff> = Vec::new();
     let mut moving: Vec<LazyFrame> = Vec::new();
-    for name in new_names.iter().filter(|n| committed_names.contains(n)) {
-        let (summary, moves) = diff::segmentation(&old, &new, name)?;
+    for name in &both_have {
+        let (summary, moves) = diff::segmentation(&both, name)?;
         results.push(summary);
         moving.push(moves.lazy());
     }
