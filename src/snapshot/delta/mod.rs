@@ -428,6 +428,9 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     }
     manifest.replaced = previous.as_ref().map(Replaced::of);
     let bytes = encode_with_manifest(&mut snapshot, &manifest)?;
+    // Encoded: only its schema is needed through the puts and the commit.
+    let schema = snapshot.schema().clone();
+    drop(snapshot);
     let size = bytes.len() as u64;
     let data_path = store.path(&data_rel);
     ours.push(data_path.clone());
@@ -448,7 +451,7 @@ pub fn commit(store: &Store, c: Commit) -> Result<Manifest> {
     let committed = tables.segments.replace(
         &partition,
         std::slice::from_ref(&file),
-        snapshot.schema(),
+        &schema,
         &commit_info(&manifest),
         Some(&state.active),
     );
