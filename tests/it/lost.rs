@@ -497,13 +497,7 @@ fn a_backfill_stops_at_a_refused_commit_and_writes_nothing_after_it() {
         .unwrap();
     assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let runs: Vec<&str> = summary["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["cycle"].as_str().unwrap())
-        .collect();
-    assert_eq!(runs, ["2026-Q1"], "{}", stderr(&o));
+    assert_eq!(cycles_of(&summary["runs"]), ["2026-Q1"], "{}", stderr(&o));
     assert_eq!(summary["stopped_at"]["cycle"], "2026-Q2");
     assert!(!proxy.failed().is_empty(), "a write was refused");
     assert!(target.glob_rows("2026-Q1").is_some());
@@ -515,11 +509,5 @@ fn a_backfill_stops_at_a_refused_commit_and_writes_nothing_after_it() {
         .unwrap();
     expect_code(&o, 0);
     let listed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let cycles: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["cycle"].as_str().unwrap())
-        .collect();
-    assert_eq!(cycles, ["2026-Q1"]);
+    assert_eq!(cycles_of(&listed), ["2026-Q1"]);
 }

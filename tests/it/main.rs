@@ -122,6 +122,16 @@ pub fn glob_partition(out: &Path, cycle: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The `cycle` of each object of a JSON array (a backfill's `runs`, the
+/// list `cycles --json` prints).
+pub fn cycles_of(list: &serde_json::Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cycle"].as_str().unwrap())
+        .collect()
+}
+
 pub fn glob_rows(out: &Path, cycle: &str) -> Option<DataFrame> {
     let frames: Vec<LazyFrame> = glob_partition(out, cycle)
         .iter()

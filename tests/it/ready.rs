@@ -60,13 +60,7 @@ fn a_cycle_past_the_end_of_the_usage_is_not_ready() {
     let o = run_in(&out, &["run", "--cycles", "2026-Q2..2026-Q4", "--json"]);
     expect_code(&o, 5);
     let summary = json(&o);
-    let runs: Vec<&str> = summary["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["cycle"].as_str().unwrap())
-        .collect();
-    assert_eq!(runs, ["2026-Q2", "2026-Q3"]);
+    assert_eq!(cycles_of(&summary["runs"]), ["2026-Q2", "2026-Q3"]);
     assert_eq!(summary["stopped_at"]["cycle"], "2026-Q4");
     assert_eq!(summary["stopped_at"]["exit_code"], 5);
     assert!(glob_rows(&out, "2026-Q3").is_some());
