@@ -24,29 +24,37 @@ fn conditions(segmentation: &Segmentation, as_of: NaiveDate) -> Vec<Expr> {
         .collect()
 }
 
-fn first_match(conditions: &[Expr], values: impl Iterator<Item = String>, default: &str) -> Expr {
-    // Nested from the last rule outwards, so the first true condition wins.
-    let pairs: Vec<(Expr, String)> = conditions.iter().cloned().zip(values).collect();
-    pairs.into_iter().rev().fold(lit(default.to_string()), |rest, (c, v)| {
-        when(c).then(lit(v)).otherwise(rest)
+/// The position of the first rule whose condition is true, or the number
+/// of rules on a row where none is: nested from the last rule outwards, so
+/// the first true condition wins. Integers, not strings, go through the
+/// chain.
+fn first_match(conditions: &[Expr]) -> Expr {
+    // On every row even when no condition reads a column.
+    let none = repeat(lit(conditions.len() as IdxSize), len());
+    conditions.iter().enumerate().rev().fold(none, |rest, (i, c)| {
+        when(c.clone()).then(lit(i as IdxSize)).otherwise(rest)
     })
 }
 
-/// The `<name>` and `<name>_rule` columns of one segmentation.
+/// Each row's value of `values` at its first match (`fallback` after the
+/// last rule), gathered from the few distinct strings.
+fn pick(first: Expr, values: impl Iterator<Item = String>, fallback: &str) -> Expr {
+    let values: Vec<String> = values.chain(std::iter::once(fallback.to_string())).collect();
+    lit(Series::new(PlSmallStr::EMPTY, values)).gather(first, false)
+}
+
+/// The `<name>` and `<name>_rule` columns of one segmentation, from one
+/// evaluation of its conditions.
 pub fn segment(segmentation: &Segmentation, as_of: NaiveDate) -> [Expr; 2] {
-    let conditions = conditions(segmentation, as_of);
-    let label = first_match(
-        &conditions,
+    let first = first_match(&conditions(segmentation, as_of));
+    let label = pick(
+        first.clone(),
         segmentation.rules.iter().map(|r| r.label.clone()),
         &segmentation.default,
     )
     .alias(segmentation.name.as_str());
-    let rule = first_match(
-        &conditions,
-        segmentation.rules.iter().map(|r| r.name.clone()),
-        DEFAULT_RULE,
-    )
-    .alias(segmentation.rule_column());
+    let rule =
+        pick(first, segmentation.rules.iter().map(|r| r.name.clone()), DEFAULT_RULE).alias(segmentation.rule_column());
     [label, rule]
 }
 
@@ -209,6 +217,59 @@ mod tests {
                 (inner.clone(), inner).prop_map(|(l, r)| Cond::Or(Box::new(l), Box::new(r))),
             ]
         })
+    }
+
+    #[test]
+    fn rules_that_read_no_column_and_no_rules_label_every_row() {
+        let params = BTreeMap::new();
+        let columns: BTreeMap<String, Type> = [("a".to_string(), Type::Num)].into();
+        let names = Names {
+            params: &params,
+            columns: &columns,
+            previous: None,
+        };
+        let rule = |name: &str, when: &str| Rule {
+            name: name.into(),
+            label: name.to_uppercase(),
+            when: check(&parse(when).unwrap(), &names).unwrap().ast,
+            text: when.into(),
+            description: String::new(),
+        };
+        for (rules, want) in [
+            (
+                vec![rule("never", "1 = 2"), rule("always", "1 = 1")],
+                ("ALWAYS", "always"),
+            ),
+            (vec![rule("never", "1 = 2")], ("D", DEFAULT_RULE)),
+            (vec![], ("D", DEFAULT_RULE)),
+        ] {
+            let segmentation = Segmentation {
+                name: "s".into(),
+                description: String::new(),
+                default: "D".into(),
+                rules,
+                x: None,
+                y: None,
+            };
+            let frame = df! { "a" => [1.0, 2.0, 3.0] }.unwrap();
+            let as_of = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+            let out = frame
+                .lazy()
+                .with_columns(segment(&segmentation, as_of))
+                .collect()
+                .unwrap();
+            let column = |c: &str| -> Vec<Option<String>> {
+                out.column(c)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect()
+            };
+            assert_eq!(column("s"), vec![Some(want.0.to_string()); 3]);
+            assert_eq!(column("s_rule"), vec![Some(want.1.to_string()); 3]);
+        }
     }
 
     fn value() -> impl Strategy<Value = Option<f64>> {
