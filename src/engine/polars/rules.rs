@@ -219,6 +219,18 @@ mod tests {
         })
     }
 
+    /// Segmentation `s` of `rules`, default label `D`.
+    fn segmentation_s(rules: Vec<Rule>) -> Segmentation {
+        Segmentation {
+            name: "s".into(),
+            description: String::new(),
+            default: "D".into(),
+            rules,
+            x: None,
+            y: None,
+        }
+    }
+
     #[test]
     fn rules_that_read_no_column_and_no_rules_label_every_row() {
         let params = BTreeMap::new();
@@ -243,14 +255,7 @@ mod tests {
             (vec![rule("never", "1 = 2")], ("D", DEFAULT_RULE)),
             (vec![], ("D", DEFAULT_RULE)),
         ] {
-            let segmentation = Segmentation {
-                name: "s".into(),
-                description: String::new(),
-                default: "D".into(),
-                rules,
-                x: None,
-                y: None,
-            };
+            let segmentation = segmentation_s(rules);
             let frame = df! { "a" => [1.0, 2.0, 3.0] }.unwrap();
             let as_of = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
             let out = frame
@@ -295,14 +300,7 @@ mod tests {
                 text: c.text(),
                 description: String::new(),
             }).collect();
-            let segmentation = Segmentation {
-                name: "s".into(),
-                description: String::new(),
-                default: "D".into(),
-                rules,
-                x: None,
-                y: None,
-            };
+            let segmentation = segmentation_s(rules);
             let column = |i: usize| Column::new(COLS[i].into(), rows.iter().map(|r| r[i]).collect::<Vec<_>>());
             let frame = DataFrame::new_infer_height(vec![column(0), column(1), column(2)]).unwrap();
             let as_of = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
