@@ -259,6 +259,8 @@ impl Ids {
         self.scratch[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The global slot of an id stored plain: the thread's own table
+    /// first, the shared one for an id the thread meets the first time.
     fn global(&self, scratch: &mut Scratch, id: Option<&str>) -> u32 {
         let known = match id {
             None => scratch.null,
@@ -267,20 +269,43 @@ impl Ids {
         if let Some(slot) = known {
             return slot;
         }
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        let next = table.ids.len() as u32;
-        let slot = match id {
-            None => *table.null.get_or_insert(next),
-            Some(id) => *table.index.entry(id.into()).or_insert(next),
-        };
-        if slot == next {
-            table.ids.push(id.map(Into::into));
-        }
+        let slot = self.table.lock().unwrap_or_else(|e| e.into_inner()).slot(id);
         match id {
             None => scratch.null = Some(slot),
             Some(id) => {
                 scratch.known.insert(PlSmallStr::from_str(id), slot);
             }
+        }
+        slot
+    }
+
+    /// The global slots of a dictionary's values, under one lock: a
+    /// dictionary's ids are distinct, so the thread's own table would only
+    /// hash each of them a second time.
+    fn globals(&self, strings: &arrow_array::StringArray) -> Vec<u32> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        (0..strings.len())
+            .map(|i| table.slot(strings.is_valid(i).then(|| strings.value(i))))
+            .collect()
+    }
+}
+
+impl IdTable {
+    /// The slot of an id, the next one if it is new.
+    fn slot(&mut self, id: Option<&str>) -> u32 {
+        let next = self.ids.len() as u32;
+        let slot = match id {
+            None => *self.null.get_or_insert(next),
+            Some(id) => match self.index.get(id) {
+                Some(&slot) => slot,
+                None => {
+                    self.index.insert(id.into(), next);
+                    next
+                }
+            },
+        };
+        if slot == next {
+            self.ids.push(id.map(Into::into));
         }
         slot
     }
@@ -330,7 +355,14 @@ impl Partial {
     }
 
     fn slot(&mut self, ids: &Ids, scratch: &mut Scratch, id: Option<&str>) -> u32 {
-        let global = ids.global(scratch, id) as usize;
+        let global = ids.global(scratch, id);
+        self.local(scratch, global)
+    }
+
+    /// The local slot of a global one, the next one if the row group had
+    /// not met it.
+    fn local(&mut self, scratch: &mut Scratch, global: u32) -> u32 {
+        let global = global as usize;
         if scratch.local.len() <= global {
             scratch.local.resize(global + 1, u32::MAX);
         }
@@ -400,8 +432,10 @@ impl Partial {
         if !same {
             let strings = arrow_cast::cast(column.values(), &ArrowType::Utf8).map_err(|e| e.to_string())?;
             let strings = strings.as_string::<i32>();
-            let slots = (0..strings.len())
-                .map(|i| self.slot(ids, scratch, strings.is_valid(i).then(|| strings.value(i))))
+            let slots = ids
+                .globals(strings)
+                .into_iter()
+                .map(|global| self.local(scratch, global))
                 .collect();
             self.dictionary = Some((column.values().clone(), slots));
         }
