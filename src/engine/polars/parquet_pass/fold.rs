@@ -35,10 +35,10 @@ struct Run {
 }
 
 impl Run {
-    fn new(slot: u32, interval: usize, values: &[Values]) -> Run {
+    fn new(values: &[Values]) -> Run {
         Run {
-            slot,
-            interval,
+            slot: 0,
+            interval: 0,
             rows: 0,
             negative: 0,
             metrics: values
@@ -48,6 +48,17 @@ impl Run {
                     Values::Float(_) => RunStats::Float(Stats::default()),
                 })
                 .collect(),
+        }
+    }
+
+    /// Starts a run of `slot` in `interval` over this one.
+    fn start(&mut self, slot: u32, interval: usize) {
+        (self.slot, self.interval, self.rows, self.negative) = (slot, interval, 0, 0);
+        for m in &mut self.metrics {
+            match m {
+                RunStats::Int(s) => *s = Stats::default(),
+                RunStats::Float(s) => *s = Stats::default(),
+            }
         }
     }
 }
@@ -70,8 +81,30 @@ struct Stats<T> {
 
 impl<T: Value> Stats<T> {
     /// Adds the values of the rows `keep` holds, in locals: the additions
-    /// do not wait on memory.
-    fn add_rows(&mut self, rows: std::ops::Range<usize>, days: &[i32], values: &[T], keep: impl Fn(usize) -> bool) {
+    /// do not wait on memory. Only what some aggregate reads is kept.
+    fn add_rows(
+        &mut self,
+        rows: std::ops::Range<usize>,
+        days: &[i32],
+        values: &[T],
+        keep: impl Fn(usize) -> bool,
+        needs: Needs,
+    ) {
+        match (needs.extremes, needs.last) {
+            (false, false) => self.fold::<false, false>(rows, days, values, keep),
+            (true, false) => self.fold::<true, false>(rows, days, values, keep),
+            (false, true) => self.fold::<false, true>(rows, days, values, keep),
+            (true, true) => self.fold::<true, true>(rows, days, values, keep),
+        }
+    }
+
+    fn fold<const EXTREMES: bool, const LAST: bool>(
+        &mut self,
+        rows: std::ops::Range<usize>,
+        days: &[i32],
+        values: &[T],
+        keep: impl Fn(usize) -> bool,
+    ) {
         let (mut sum, mut count, mut min, mut max, mut last) = (self.sum, self.count, self.min, self.max, self.last);
         for k in rows {
             if !keep(k) {
@@ -80,13 +113,15 @@ impl<T: Value> Stats<T> {
             let v = values[k];
             sum = sum.plus(v);
             count += 1;
-            if min.is_none_or(|m| v.below(m)) {
-                min = Some(v);
+            if EXTREMES {
+                if min.is_none_or(|m| v.below(m)) {
+                    min = Some(v);
+                }
+                if max.is_none_or(|m| v.above(m)) {
+                    max = Some(v);
+                }
             }
-            if max.is_none_or(|m| v.above(m)) {
-                max = Some(v);
-            }
-            if later(Some((days[k], v)), last) {
+            if LAST && later(Some((days[k], v)), last) {
                 last = Some((days[k], v));
             }
         }
@@ -98,6 +133,15 @@ impl<T: Value> Stats<T> {
             last,
         };
     }
+}
+
+/// What the aggregates of a metric read of its runs beyond the sum and the
+/// count.
+#[derive(Clone, Copy, Default)]
+struct Needs {
+    /// `min` or `max`.
+    extremes: bool,
+    last: bool,
 }
 
 /// Marks the rows whose value is not null and `below` zero.
@@ -126,6 +170,8 @@ pub(super) struct Folds {
     drop_negative: bool,
     /// Whether some aggregate is an `n_unique`.
     distinct: bool,
+    /// By metric, what its aggregates read.
+    needs: Vec<Needs>,
 }
 
 impl Folds {
@@ -152,11 +198,18 @@ impl Folds {
             }
         }
         let distinct = plan.aggregates.iter().any(|a| a.agg == Agg::NUnique);
+        let mut needs = vec![Needs::default(); metrics.len()];
+        for spec in cycles.iter().flat_map(|c| &c.aggregates) {
+            let needs = &mut needs[spec.metric];
+            needs.extremes |= matches!(spec.agg, Agg::Min | Agg::Max);
+            needs.last |= spec.agg == Agg::Last;
+        }
         Ok(Folds {
             cycles,
             bounds,
             drop_negative,
             distinct,
+            needs,
         })
     }
 
@@ -495,13 +548,22 @@ impl Partial {
 
         // A row is negative when a metric the aggregates read is below zero.
         let rows = dates.len();
-        let mut negative = vec![false; rows];
-        for v in values {
-            match v {
-                Values::Int(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0),
-                Values::Float(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0.0),
+        // Mostly none is: the rows are flagged only when a value (null or
+        // not) is below zero, and `negative` is empty otherwise.
+        let below_zero = values.iter().any(|v| match v {
+            Values::Int(a) => a.values().iter().fold(false, |any, &x| any | (x < 0)),
+            Values::Float(a) => a.values().iter().fold(false, |any, &x| any | (x < 0.0)),
+        });
+        let mut negative = vec![false; if below_zero { rows } else { 0 }];
+        if below_zero {
+            for v in values {
+                match v {
+                    Values::Int(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0),
+                    Values::Float(a) => flag_negative(&mut negative, a.values(), a.nulls(), |x| x < 0.0),
+                }
             }
         }
+        let negative_at = |i: usize| below_zero && negative[i];
         let days = dates.values();
         let dates_nulls = dates.nulls().filter(|n| n.null_count() > 0);
         let metric_nulls: Vec<_> = values
@@ -523,6 +585,7 @@ impl Partial {
         };
         let dated = |i: usize| dates_nulls.is_none_or(|n| n.is_valid(i));
         let mut interval = 0;
+        let mut run = Run::new(values);
         let mut i = 0;
         while i < rows {
             let day = days[i];
@@ -540,14 +603,25 @@ impl Partial {
             while end < rows && slots[end] == slot && days[end] > after && days[end] <= through && dated(end) {
                 end += 1;
             }
-            let mut run = Run::new(slot, interval, values);
+            run.start(slot, interval);
             run.rows = (end - i) as i64;
-            run.negative = negative[i..end].iter().filter(|n| **n).count() as i64;
-            for ((stats, v), nulls) in run.metrics.iter_mut().zip(values).zip(&metric_nulls) {
-                let keep = |k: usize| nulls.is_none_or(|n| n.is_valid(k)) && !(folds.drop_negative && negative[k]);
+            if below_zero {
+                run.negative = negative[i..end].iter().filter(|n| **n).count() as i64;
+            }
+            let drop = folds.drop_negative && run.negative > 0;
+            for (((stats, v), nulls), &needs) in run.metrics.iter_mut().zip(values).zip(&metric_nulls).zip(&folds.needs)
+            {
+                let keep = |k: usize| nulls.is_none_or(|n| n.is_valid(k)) && !(drop && negative_at(k));
+                let every = nulls.is_none() && !drop;
                 match (stats, v) {
-                    (RunStats::Int(s), Values::Int(a)) => s.add_rows(i..end, days, a.values(), keep),
-                    (RunStats::Float(s), Values::Float(a)) => s.add_rows(i..end, days, a.values(), keep),
+                    (RunStats::Int(s), Values::Int(a)) if every => {
+                        s.add_rows(i..end, days, a.values(), |_| true, needs)
+                    }
+                    (RunStats::Int(s), Values::Int(a)) => s.add_rows(i..end, days, a.values(), keep, needs),
+                    (RunStats::Float(s), Values::Float(a)) if every => {
+                        s.add_rows(i..end, days, a.values(), |_| true, needs)
+                    }
+                    (RunStats::Float(s), Values::Float(a)) => s.add_rows(i..end, days, a.values(), keep, needs),
                     _ => unreachable!("a run's metrics are typed as the batch's"),
                 }
             }
@@ -569,7 +643,7 @@ impl Partial {
                             && days[i] <= through
                             && dates_nulls.is_none_or(|n| n.is_valid(i))
                             && nulls.is_none_or(|n| n.is_valid(i))
-                            && !(folds.drop_negative && negative[i])
+                            && !(folds.drop_negative && negative_at(i))
                     });
                     match (acc, &values[spec.metric]) {
                         (Acc::Int(Reduce::Distinct(seen)), Values::Int(v)) => {
