@@ -63,14 +63,17 @@ fn cycles_since(c: Expr, as_of: NaiveDate) -> Expr {
     c.apply(
         move |column: Column| {
             let ids = column.as_materialized_series().str()?;
+            // A column of cycle ids holds a few distinct ones: each is
+            // parsed once.
+            let mut parsed: PlHashMap<&str, Option<i64>> = PlHashMap::new();
             let out: Int64Chunked = ids
                 .iter()
                 .map(|id| {
                     let id = id?;
-                    match id.strip_prefix("FY") {
+                    *parsed.entry(id).or_insert_with(|| match id.strip_prefix("FY") {
                         Some(rest) => cycles_between(&rest.chars().take(8).collect::<String>(), fiscal),
                         None => cycles_between(id, calendar),
-                    }
+                    })
                 })
                 .collect();
             Ok(out.with_name(ids.name().clone()).into_column())
