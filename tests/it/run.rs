@@ -843,3 +843,78 @@ fn the_snapshot_is_the_same_at_one_two_and_three_threads() {
         }
     }
 }
+
+/// Float usage sums add up in one order at any thread count: every
+/// account's rows spread over many row groups (usage ordered by date, small
+/// row groups), `events` as floats of many magnitudes, so adding the row
+/// groups' sums in another order changes the last bits.
+#[test]
+fn float_usage_sums_are_the_same_bits_at_one_two_and_three_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    expect_code(
+        &run(&[
+            "generate",
+            "--out",
+            data.to_str().unwrap(),
+            "--accounts",
+            "300",
+            "--seed",
+            "11",
+        ]),
+        0,
+    );
+    let usage = data.join("usage");
+    let mut files: Vec<_> = std::fs::read_dir(&usage).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let all = files
+        .iter()
+        .map(|f| read_parquet(f))
+        .reduce(|a, b| a.vstack(&b).unwrap())
+        .unwrap();
+    // 1e-3 to 1e9 times a row's events, by its position.
+    let factors: Vec<f64> = (0..all.height()).map(|i| 10f64.powi((i % 13) as i32 - 3)).collect();
+    let events = all.column("events").unwrap().cast(&DataType::Float64).unwrap();
+    let events = (events.as_materialized_series() * &Series::new("events".into(), factors)).unwrap();
+    let mut all = all;
+    all.replace("events", events.into_column()).unwrap();
+    let mut rows = all
+        .sort(["date"], SortMultipleOptions::default().with_maintain_order(true))
+        .unwrap();
+    std::fs::remove_dir_all(&usage).unwrap();
+    std::fs::create_dir(&usage).unwrap();
+    ParquetWriter::new(std::fs::File::create(usage.join("part-0.parquet")).unwrap())
+        .with_row_group_size(Some(500))
+        .finish(&mut rows)
+        .unwrap();
+    let committed = |threads: &str| {
+        let out = tmp.path().join(format!("out-{threads}"));
+        let o = quadrant()
+            .env("POLARS_MAX_THREADS", threads)
+            .args(["run", "--cycle", "2026-Q3", "--accounts"])
+            .arg(data.join("accounts.parquet"))
+            .arg("--usage")
+            .arg(&usage)
+            .arg("--output")
+            .arg(&out)
+            .output()
+            .unwrap();
+        expect_code(&o, 0);
+        let rows = glob_rows(&out, "2026-Q3").unwrap();
+        rows.column("events_per_day_90d").unwrap().f64().unwrap().clone()
+    };
+    let one = committed("1");
+    assert!(one.len() >= 250, "{}", one.len());
+    for threads in ["2", "3"] {
+        let other = committed(threads);
+        let differ = one
+            .iter()
+            .zip(other.iter())
+            .filter(|(a, b)| a.map(f64::to_bits) != b.map(f64::to_bits))
+            .count();
+        assert_eq!(
+            differ, 0,
+            "{threads} threads: {differ} accounts' sums differ in their bits"
+        );
+    }
+}

@@ -22,8 +22,10 @@
 //! differ) go through polars' scan ([`super::aggregates::aggregate_usage`]),
 //! which computes the same frame.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
@@ -36,7 +38,6 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 use parquet::file::reader::ChunkReader;
 use parquet::file::statistics::Statistics;
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use super::source::Scan;
 use crate::error::{Result, SchemaError};
@@ -233,21 +234,44 @@ impl ParquetPass {
             .fold((i32::MAX, i32::MIN), |(a, t), (fa, ft)| (a.min(fa), t.max(ft)));
         let tasks = self.row_groups(after, through);
         let pool = &polars_core::runtime::THREAD_POOL;
-        let ids = Ids::new(pool.current_num_threads());
-        let mut totals = Totals::new(&folds);
-        // A few row groups per thread at a time, merged in order.
-        for chunk in tasks.chunks(2 * pool.current_num_threads().max(1)) {
-            let partials: Vec<Result<Partial>> = pool.install(|| {
-                chunk
-                    .par_iter()
-                    .map(|&(f, g)| self.fold_row_group(&self.files[f], g, &folds, &ids))
-                    .collect()
-            });
-            for partial in partials {
-                totals.merge(partial?);
-            }
+        let threads = pool.current_num_threads().max(1);
+        let ids = Ids::new(threads);
+        // Each worker takes the next row group in file order and folds it;
+        // the totals take the row groups in file order as they are folded
+        // (so float sums add up in one order at any thread count), and no
+        // worker waits for another. The first error in file order stops the
+        // taking.
+        let next = AtomicUsize::new(0);
+        let merged = Mutex::new(InOrder {
+            totals: Totals::new(&folds),
+            folded: BTreeMap::new(),
+            merged: 0,
+            error: None,
+        });
+        pool.install(|| {
+            rayon::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|_| {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&(f, g)) = tasks.get(i) else { break };
+                            let partial = self.fold_row_group(&self.files[f], g, &folds, &ids);
+                            let mut merged = merged.lock().unwrap_or_else(|e| e.into_inner());
+                            if merged.add(i, partial).is_err() {
+                                next.store(tasks.len(), Ordering::Relaxed);
+                            }
+                        }
+                    })
+                }
+            })
+        });
+        let merged = merged.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = merged.error {
+            return Err(e);
         }
-        (0..folds.cycles.len()).map(|k| totals.frame(k, plan, &ids)).collect()
+        (0..folds.cycles.len())
+            .map(|k| merged.totals.frame(k, plan, &ids))
+            .collect()
     }
 
     /// The row groups, as (file, group), that may hold a date in
@@ -402,6 +426,40 @@ impl ParquetPass {
             });
         }
         partial.add_batch(ids, account_ids, dates, &values, folds)
+    }
+}
+
+/// Row groups' totals merged in file order as they are folded.
+struct InOrder {
+    totals: Totals,
+    /// Folded, waiting for a row group before them.
+    folded: BTreeMap<usize, Result<Partial>>,
+    /// How many row groups are merged.
+    merged: usize,
+    /// The first error in file order; nothing is merged after it.
+    error: Option<crate::error::Error>,
+}
+
+impl InOrder {
+    /// Takes row group `i`'s partial and merges what is next in order;
+    /// `Err` once an error is reached.
+    fn add(&mut self, i: usize, partial: Result<Partial>) -> std::result::Result<(), ()> {
+        if self.error.is_some() {
+            return Err(());
+        }
+        self.folded.insert(i, partial);
+        while let Some(partial) = self.folded.remove(&self.merged) {
+            self.merged += 1;
+            match partial {
+                Ok(partial) => self.totals.merge(partial),
+                Err(e) => {
+                    self.error = Some(e);
+                    self.folded.clear();
+                    return Err(());
+                }
+            }
+        }
+        Ok(())
     }
 }
 
