@@ -49,6 +49,14 @@ pub fn run(args: &[&str]) -> Output {
     quadrant().args(args).output().expect("quadrant runs")
 }
 
+/// Generates a book of `accounts` accounts into `out` (`quadrant generate`,
+/// with `more` arguments), and expects it to succeed.
+pub fn generate(out: &Path, accounts: &str, more: &[&str]) {
+    let out = out.to_str().expect("a UTF-8 path");
+    let args = ["generate", "--out", out, "--accounts", accounts];
+    expect_code(&run(&[&args[..], more].concat()), 0);
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

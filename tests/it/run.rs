@@ -806,19 +806,7 @@ fn peak_memory_does_not_grow_with_the_usage_history() {
 fn the_snapshot_is_the_same_at_one_two_and_three_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    expect_code(
-        &run(&[
-            "generate",
-            "--out",
-            data.to_str().unwrap(),
-            "--accounts",
-            "3000",
-            "--seed",
-            "7",
-            "--history",
-        ]),
-        0,
-    );
+    generate(&data, "3000", &["--seed", "7", "--history"]);
     let committed = |threads: &str| {
         let out = tmp.path().join(format!("out-{threads}"));
         let o = quadrant()
@@ -852,18 +840,7 @@ fn the_snapshot_is_the_same_at_one_two_and_three_threads() {
 fn float_usage_sums_are_the_same_bits_at_one_two_and_three_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    expect_code(
-        &run(&[
-            "generate",
-            "--out",
-            data.to_str().unwrap(),
-            "--accounts",
-            "300",
-            "--seed",
-            "11",
-        ]),
-        0,
-    );
+    generate(&data, "300", &["--seed", "11"]);
     let usage = data.join("usage");
     let mut files: Vec<_> = std::fs::read_dir(&usage).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
