@@ -798,6 +798,25 @@ fn peak_memory_does_not_grow_with_the_usage_history() {
     );
 }
 
+/// Runs the cycles `cycles` names on polars' pool of `threads` threads, on
+/// the accounts of book `data` and the usage at `usage`, into `out`; it must
+/// commit.
+fn run_at_threads(threads: &str, cycles: &[&str], data: &Path, usage: &Path, out: &Path) {
+    let o = quadrant()
+        .env("POLARS_MAX_THREADS", threads)
+        .arg("run")
+        .args(cycles)
+        .arg("--accounts")
+        .arg(data.join("accounts.parquet"))
+        .arg("--usage")
+        .arg(usage)
+        .arg("--output")
+        .arg(out)
+        .output()
+        .unwrap();
+    expect_code(&o, 0);
+}
+
 /// The snapshot does not depend on the number of threads polars runs on:
 /// the same rows in the same order, value for value (run_id aside), at 1, 2
 /// and 3 threads, for a backfill of two quarters on a generated book large
@@ -809,17 +828,13 @@ fn the_snapshot_is_the_same_at_one_two_and_three_threads() {
     generate(&data, "3000", &["--seed", "7", "--history"]);
     let committed = |threads: &str| {
         let out = tmp.path().join(format!("out-{threads}"));
-        let o = quadrant()
-            .env("POLARS_MAX_THREADS", threads)
-            .args(["run", "--cycles", "2026-Q2..2026-Q3", "--accounts"])
-            .arg(data.join("accounts.parquet"))
-            .arg("--usage")
-            .arg(data.join("usage"))
-            .arg("--output")
-            .arg(&out)
-            .output()
-            .unwrap();
-        expect_code(&o, 0);
+        run_at_threads(
+            threads,
+            &["--cycles", "2026-Q2..2026-Q3"],
+            &data,
+            &data.join("usage"),
+            &out,
+        );
         ["2026-Q2", "2026-Q3"].map(|c| glob_rows(&out, c).unwrap().drop("run_id").unwrap())
     };
     let one = committed("1");
@@ -866,17 +881,7 @@ fn float_usage_sums_are_the_same_bits_at_one_two_and_three_threads() {
         .unwrap();
     let committed = |threads: &str| {
         let out = tmp.path().join(format!("out-{threads}"));
-        let o = quadrant()
-            .env("POLARS_MAX_THREADS", threads)
-            .args(["run", "--cycle", "2026-Q3", "--accounts"])
-            .arg(data.join("accounts.parquet"))
-            .arg("--usage")
-            .arg(&usage)
-            .arg("--output")
-            .arg(&out)
-            .output()
-            .unwrap();
-        expect_code(&o, 0);
+        run_at_threads(threads, &["--cycle", "2026-Q3"], &data, &usage, &out);
         let rows = glob_rows(&out, "2026-Q3").unwrap();
         rows.column("events_per_day_90d").unwrap().f64().unwrap().clone()
     };
