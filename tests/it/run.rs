@@ -817,6 +817,39 @@ fn run_at_threads(threads: &str, cycles: &[&str], data: &Path, usage: &Path, out
     expect_code(&o, 0);
 }
 
+/// The order of the accounts' rows does not change the snapshot: a book
+/// whose accounts come sorted by id (read as they are) commits the same rows,
+/// value for value (run_id aside), as the same rows in reverse order (sorted
+/// first), with one row per account and with several dated rows each.
+#[test]
+fn the_snapshot_does_not_depend_on_the_order_of_the_accounts_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (book, more) in [
+        ("one-row", &["--seed", "5"][..]),
+        ("history", &["--seed", "5", "--history"]),
+    ] {
+        let data = tmp.path().join(book);
+        generate(&data, "1500", more);
+        let sorted = read_parquet(&data.join("accounts.parquet"));
+        let ids = sorted.column("account_id").unwrap().as_materialized_series();
+        assert!(ids.is_sorted(SortOptions::default()).unwrap(), "{book}");
+        assert_eq!(ids.n_unique().unwrap() == ids.len(), book == "one-row", "{book}");
+        let reversed = tmp.path().join(format!("{book}-reversed"));
+        write_parquet(&mut sorted.reverse(), &reversed.join("accounts.parquet"));
+        let committed = |accounts: &Path, out: &str| {
+            let out = tmp.path().join(format!("{book}-{out}"));
+            let cycles = ["--cycles", "2026-Q2..2026-Q3"];
+            run_at_threads("2", &cycles, accounts, &data.join("usage"), &out);
+            ["2026-Q2", "2026-Q3"].map(|c| glob_rows(&out, c).unwrap().drop("run_id").unwrap())
+        };
+        let (a, b) = (committed(&data, "out"), committed(&reversed, "out-reversed"));
+        assert!(a[1].height() >= 1000, "{book}: {}", a[1].height());
+        for (a, b) in a.iter().zip(&b) {
+            assert!(a.equals_missing(b), "{book}: {a:?}\n{b:?}");
+        }
+    }
+}
+
 /// The snapshot does not depend on the number of threads polars runs on:
 /// the same rows in the same order, value for value (run_id aside), at 1, 2
 /// and 3 threads, for a backfill of two quarters on a generated book large
