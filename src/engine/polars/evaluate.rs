@@ -454,3 +454,22 @@ fn repeats_a_neighbour(frame: &DataFrame) -> PolarsResult<bool> {
     let pairs = ids.len() - 1;
     Ok(ids.slice(0, pairs).equal_missing(&ids.slice(1, pairs))?.any())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(values: &[Option<&str>]) -> DataFrame {
+        DataFrame::new_infer_height(vec![Column::new("account_id".into(), values)]).unwrap()
+    }
+
+    #[test]
+    fn neighbours_repeat_when_two_rows_share_an_id_or_both_have_none() {
+        assert!(!repeats_a_neighbour(&ids(&[])).unwrap());
+        assert!(!repeats_a_neighbour(&ids(&[Some("A")])).unwrap());
+        assert!(!repeats_a_neighbour(&ids(&[None, Some("A"), Some("B")])).unwrap());
+        assert!(repeats_a_neighbour(&ids(&[Some("A"), Some("B"), Some("B")])).unwrap());
+        // Two null ids are one group to the windows, so a repeat here too.
+        assert!(repeats_a_neighbour(&ids(&[None, None, Some("A")])).unwrap());
+    }
+}
